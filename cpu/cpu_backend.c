@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cpu_backend.c - the golden reference: the contract of fp8kv.h on the host,
+ * with OpenMP across rows.
+ *
+ * Duplicate slots are written in token order even with several threads:
+ * work is dealt out by (slot group, head), so every write to one cache row
+ * falls to one thread, which walks the tokens in order.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <inttypes.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backend.h"
+#include "fp8_convert.h"
+
+#ifdef _OPENMP
+#define THREAD_COUNT() omp_get_num_threads()
+#define THREAD_INDEX() omp_get_thread_num()
+#define MAX_THREADS() omp_get_max_threads()
+#else
+#define THREAD_COUNT() 1
+#define THREAD_INDEX() 0
+#define MAX_THREADS() 1
+#endif
+
+/* Below this many elements a call runs on one thread: waking a team costs
+ * more than the conversion. */
+#define PARALLEL_MIN_ELEMENTS 32768
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+typedef struct row_stats {
+	uint64_t overflows;
+	uint64_t nans;
+} row_stats;
+
+/*
+ * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype and scaled as
+ * constants, so each combination becomes its own branch-free loop.  The
+ * overflow count includes finite x whose quotient is already infinite.
+ */
+static ALWAYS_INLINE void quantize_row_generic(uint8_t *restrict dst, const void *restrict src,
+					       int64_t n, int dtype, int scaled, float s,
+					       fp8kv_fp8_format f, int saturate,
+					       row_stats *stats)
+{
+	uint64_t overflows = 0, nans = 0;
+	for (int64_t i = 0; i < n; i++) {
+		const float x = fp8kv_load_f32(src, i, dtype);
+		const float y = scaled ? x / s : x;
+		const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
+		const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
+		uint32_t ovf;
+		dst[i] = (uint8_t)fp8kv_encode(y, f, saturate, &ovf);
+		overflows += ovf | ((xmag < 0x7F800000u) & (ymag == 0x7F800000u));
+		nans += xmag > 0x7F800000u;
+	}
+	stats->overflows += overflows;
+	stats->nans += nans;
+}
+
+static void quantize_row(uint8_t *dst, const void *src, int64_t n, int dtype, int scaled,
+			 float s, fp8kv_fp8_format f, int saturate, row_stats *stats)
+{
+#define ROW(DT, SC) quantize_row_generic(dst, src, n, DT, SC, s, f, saturate, stats)
+	switch (dtype * 2 + !!scaled) {
+	case FP8KV_CV_F32 * 2: ROW(FP8KV_CV_F32, 0); break;
+	case FP8KV_CV_F32 * 2 + 1: ROW(FP8KV_CV_F32, 1); break;
+	case FP8KV_CV_F16 * 2: ROW(FP8KV_CV_F16, 0); break;
+	case FP8KV_CV_F16 * 2 + 1: ROW(FP8KV_CV_F16, 1); break;
+	case FP8KV_CV_BF16 * 2: ROW(FP8KV_CV_BF16, 0); break;
+	default: ROW(FP8KV_CV_BF16, 1); break;
+	}
+#undef ROW
+}
+
+/* max |x| over the finite elements of a row */
+static float row_amax(const void *src, int64_t n, int dtype)
+{
+	float amax = 0.0f;
+	for (int64_t i = 0; i < n; i++) {
+		const float a = fp8kv_finite_abs(fp8kv_load_f32(src, i, dtype));
+		amax = a > amax ? a : amax;
+	}
+	return amax;
+}
+
+/* ---- the cache write ---- */
+
+enum slot_kind { SLOT_WRITE, SLOT_PADDING, SLOT_OUT_OF_RANGE };
+
+static int64_t load_index(const void *base, int64_t i, fp8kv_index_type type)
+{
+	return type == FP8KV_INDEX_INT32 ? ((const int32_t *)base)[i]
+					 : ((const int64_t *)base)[i];
+}
+
+static enum slot_kind resolve_slot(const fp8kv_cache_write *d, int64_t t, int64_t num_slots,
+				   int64_t *slot)
+{
+	int64_t s = load_index(d->slot_mapping, t, d->slot_type);
+	if (s < 0)
+		return SLOT_PADDING;
+	if (d->swa_mapping) {
+		if (s >= d->swa_mapping_len) {
+			*slot = s;
+			return SLOT_OUT_OF_RANGE;
+		}
+		s = load_index(d->swa_mapping, s, d->swa_type);
+		if (s < 0)
+			return SLOT_PADDING;
+	}
+	*slot = s;
+	return s < num_slots ? SLOT_WRITE : SLOT_OUT_OF_RANGE;
+}
+
+typedef struct side {
+	const uint8_t *input;
+	uint8_t *cache;
+	int64_t head_dim, stride_token, stride_head;
+	int64_t cache_block, cache_slot, cache_head;
+	const float *scale;
+	float *scale_cache;
+	float *amax; /* this thread's per-head amax, or NULL */
+} side;
+
+static void write_row(const fp8kv_cache_write *d, const side *sd, int64_t t, int64_t h,
+		      int64_t block, int64_t offset, row_stats *stats)
+{
+	const size_t in_size = d->input_dtype == FP8KV_F32 ? 4 : 2;
+	const size_t cache_size = fp8kv_dtype_is_fp8(d->cache_dtype) ? 1 : in_size;
+	const uint8_t *src =
+		sd->input + (size_t)(t * sd->stride_token + h * sd->stride_head) * in_size;
+	uint8_t *dst = sd->cache + (size_t)(block * sd->cache_block + offset * sd->cache_slot +
+					    h * sd->cache_head) * cache_size;
+	const int64_t n = sd->head_dim;
+
+	if (sd->amax) {
+		const float a = row_amax(src, n, d->input_dtype);
+		sd->amax[h] = a > sd->amax[h] ? a : sd->amax[h];
+	}
+	if (!fp8kv_dtype_is_fp8(d->cache_dtype)) {
+		memcpy(dst, src, (size_t)n * in_size);
+		return;
+	}
+
+	const fp8kv_fp8_format f = fp8kv_format_of(d->cache_dtype);
+	float s = 1.0f;
+	switch (d->scale_mode) {
+	case FP8KV_SCALE_ONE: break;
+	case FP8KV_SCALE_TENSOR: s = sd->scale[0]; break;
+	case FP8KV_SCALE_HEAD: s = sd->scale[h]; break;
+	case FP8KV_SCALE_TOKEN_HEAD:
+		s = fp8kv_dynamic_scale(row_amax(src, n, d->input_dtype), fp8kv_format_max(f));
+		sd->scale_cache[block * d->scale_cache_stride_block +
+				offset * d->scale_cache_stride_slot +
+				h * d->scale_cache_stride_head] = s;
+		break;
+	}
+	quantize_row(dst, src, n, d->input_dtype, d->scale_mode != FP8KV_SCALE_ONE, s, f,
+		     d->overflow == FP8KV_SATURATE, stats);
+}
+
+static fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_cache_write *d, void *stream)
+{
+	(void)ctx;
+	(void)stream;
+	const int64_t num_slots = d->num_blocks * d->block_size;
+	const int64_t H = d->num_heads;
+	int64_t first_bad = -1, bad_slot = 0, slot;
+
+	for (int64_t t = 0; t < d->num_tokens && first_bad < 0; t++)
+		if (resolve_slot(d, t, num_slots, &slot) == SLOT_OUT_OF_RANGE) {
+			first_bad = t;
+			bad_slot = slot;
+		}
+
+	const int want_amax = d->k_amax || d->v_amax;
+	const int64_t work = d->num_tokens * H * (d->head_dim_k + d->head_dim_v);
+	const int threads = work >= PARALLEL_MIN_ELEMENTS ? MAX_THREADS() : 1;
+	float *amax_scratch = NULL;
+	if (want_amax) {
+		amax_scratch = calloc((size_t)threads * 2 * (size_t)H, sizeof(float));
+		if (!amax_scratch)
+			return fp8kv_set_error(FP8KV_ENOMEM, "cpu: no memory for amax scratch");
+	}
+	row_stats total = {0, 0};
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+	{
+		const int nthreads = THREAD_COUNT(), me = THREAD_INDEX();
+		float *my_amax = want_amax ? amax_scratch + (size_t)me * 2 * (size_t)H : NULL;
+		const side k = {d->key, d->key_cache, d->head_dim_k, d->key_stride_token,
+				d->key_stride_head, d->key_cache_stride_block,
+				d->key_cache_stride_slot, d->key_cache_stride_head, d->k_scale,
+				d->k_scale_cache, my_amax};
+		const side v = {d->value, d->value_cache, d->head_dim_v, d->value_stride_token,
+				d->value_stride_head, d->value_cache_stride_block,
+				d->value_cache_stride_slot, d->value_cache_stride_head, d->v_scale,
+				d->v_scale_cache, my_amax ? my_amax + H : NULL};
+		row_stats mine = {0, 0};
+		int64_t s;
+
+		for (int64_t t = 0; t < d->num_tokens; t++) {
+			if (resolve_slot(d, t, num_slots, &s) != SLOT_WRITE)
+				continue;
+			const int64_t block = s / d->block_size, offset = s % d->block_size;
+			/* groups of 16 slots keep neighbouring small rows on one thread */
+			const int64_t group = s >> 4;
+			for (int64_t h = 0; h < H; h++) {
+				if ((group + h) % nthreads != me)
+					continue;
+				write_row(d, &k, t, h, block, offset, &mine);
+				write_row(d, &v, t, h, block, offset, &mine);
+			}
+		}
+#pragma omp critical(fp8kv_cpu_stats)
+		{
+			total.overflows += mine.overflows;
+			total.nans += mine.nans;
+		}
+	}
+
+	if (d->overflow_count)
+		*d->overflow_count += total.overflows;
+	if (d->nan_count)
+		*d->nan_count += total.nans;
+	if (want_amax) {
+		for (int i = 0; i < threads; i++)
+			for (int64_t h = 0; h < H; h++) {
+				const float *a = amax_scratch + (size_t)i * 2 * (size_t)H;
+				if (d->k_amax && a[h] > d->k_amax[h])
+					d->k_amax[h] = a[h];
+				if (d->v_amax && a[H + h] > d->v_amax[h])
+					d->v_amax[h] = a[H + h];
+			}
+		free(amax_scratch);
+	}
+	if (first_bad >= 0)
+		return fp8kv_set_error(FP8KV_ERANGE,
+				       "token %" PRId64 ": slot %" PRId64 " is out of range "
+				       "(%" PRId64 " slots%s); such tokens were skipped",
+				       first_bad, bad_slot, d->swa_mapping ? d->swa_mapping_len : num_slots,
+				       d->swa_mapping ? " in swa_mapping" : "");
+	return FP8KV_OK;
+}
+
+/* ---- flat conversions ---- */
+
+#define CHUNK 4096
+
+static fp8kv_status cpu_quantize(void *ctx, const fp8kv_convert_args *a, void *stream)
+{
+	(void)ctx;
+	(void)stream;
+	const int64_t n = (int64_t)a->count;
+	const int scaled = a->scale_mode == FP8KV_SCALE_TENSOR;
+	const float s = scaled ? a->scale[0] : 1.0f;
+	const fp8kv_fp8_format f = fp8kv_format_of(a->dst_dtype);
+	const size_t in_size = fp8kv_dtype_size(a->src_dtype);
+	uint64_t overflows = 0;
+
+#pragma omp parallel for schedule(static) reduction(+ : overflows) if (n >= PARALLEL_MIN_ELEMENTS)
+	for (int64_t c = 0; c < (n + CHUNK - 1) / CHUNK; c++) {
+		const int64_t begin = c * CHUNK, len = n - begin < CHUNK ? n - begin : CHUNK;
+		row_stats st = {0, 0};
+		quantize_row((uint8_t *)a->dst + begin, (const uint8_t *)a->src + begin * in_size,
+			     len, a->src_dtype, scaled, s, f, a->overflow == FP8KV_SATURATE, &st);
+		overflows += st.overflows;
+	}
+	if (a->overflow_count)
+		*a->overflow_count += overflows;
+	return FP8KV_OK;
+}
+
+static fp8kv_status cpu_dequantize(void *ctx, const fp8kv_convert_args *a, void *stream)
+{
+	(void)ctx;
+	(void)stream;
+	const int64_t n = (int64_t)a->count;
+	const int scaled = a->scale_mode == FP8KV_SCALE_TENSOR;
+	const float s = scaled ? a->scale[0] : 1.0f;
+	const fp8kv_fp8_format f = fp8kv_format_of(a->src_dtype);
+	const uint8_t *src = a->src;
+
+#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+	for (int64_t i = 0; i < n; i++) {
+		const float x = fp8kv_bits_f32(fp8kv_decode_bits(src[i], f));
+		const float y = scaled ? x * s : x;
+		switch (a->dst_dtype) {
+		case FP8KV_F32: ((float *)a->dst)[i] = y; break;
+		case FP8KV_F16: ((uint16_t *)a->dst)[i] = fp8kv_f32_to_f16(y); break;
+		default: ((uint16_t *)a->dst)[i] = fp8kv_f32_to_bf16(y); break;
+		}
+	}
+	return FP8KV_OK;
+}
+
+static fp8kv_status cpu_amax(void *ctx, const void *src, fp8kv_dtype dtype, size_t count,
+			     float *out)
+{
+	(void)ctx;
+	const int64_t n = (int64_t)count;
+	float amax = 0.0f;
+#pragma omp parallel for schedule(static) reduction(max : amax) if (n >= PARALLEL_MIN_ELEMENTS)
+	for (int64_t i = 0; i < n; i++) {
+		const float a = fp8kv_finite_abs(fp8kv_load_f32(src, i, dtype));
+		amax = a > amax ? a : amax;
+	}
+	*out = amax;
+	return FP8KV_OK;
+}
+
+static fp8kv_status cpu_check_slots(void *ctx, const void *slots, int64_t count,
+				    fp8kv_index_type type, int64_t num_slots,
+				    fp8kv_slot_report *r)
+{
+	(void)ctx;
+	uint64_t *seen = calloc((size_t)(num_slots / 64 + 1), sizeof *seen);
+	if (!seen)
+		return fp8kv_set_error(FP8KV_ENOMEM, "cpu: no memory for a %" PRId64 "-slot bitmap",
+				       num_slots);
+	for (int64_t t = 0; t < count; t++) {
+		const int64_t s = load_index(slots, t, type);
+		if (s < 0) {
+			if (r->padding++ == 0)
+				r->first_padding = t;
+		} else if (s >= num_slots) {
+			if (r->out_of_range++ == 0)
+				r->first_out_of_range = t;
+		} else if (seen[s / 64] & (1ull << (s % 64))) {
+			if (r->duplicates++ == 0)
+				r->first_duplicate = t;
+		} else {
+			seen[s / 64] |= 1ull << (s % 64);
+		}
+	}
+	free(seen);
+	return FP8KV_OK;
+}
+
+/* ---- lifetime and buffers ---- */
+
+typedef struct cpu_context {
+	char description[64];
+} cpu_context;
+
+static fp8kv_status cpu_open(int device, void **ctx)
+{
+	(void)device;
+	cpu_context *c = malloc(sizeof *c);
+	if (!c)
+		return fp8kv_set_error(FP8KV_ENOMEM, "cpu: no memory for the backend");
+	snprintf(c->description, sizeof c->description, "host CPU, %d OpenMP thread%s",
+		 MAX_THREADS(), MAX_THREADS() == 1 ? "" : "s");
+	*ctx = c;
+	return FP8KV_OK;
+}
+
+static void cpu_close(void *ctx) { free(ctx); }
+static const char *cpu_name(void *ctx) { (void)ctx; return "cpu"; }
+static const char *cpu_device(void *ctx) { return ((cpu_context *)ctx)->description; }
+static fp8kv_status cpu_synchronize(void *ctx, void *stream)
+{
+	(void)ctx;
+	(void)stream;
+	return FP8KV_OK;
+}
+
+static fp8kv_status cpu_alloc(void *ctx, size_t bytes, void **ptr)
+{
+	(void)ctx;
+	const size_t rounded = (bytes + 255) & ~(size_t)255;
+	if (rounded < bytes || !(*ptr = aligned_alloc(256, rounded)))
+		return fp8kv_set_error(FP8KV_ENOMEM, "cpu: cannot allocate %zu bytes", bytes);
+	return FP8KV_OK;
+}
+
+static void cpu_free(void *ctx, void *ptr) { (void)ctx; free(ptr); }
+
+static fp8kv_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
+{
+	(void)ctx;
+	memmove(dst, src, bytes);
+	return FP8KV_OK;
+}
+
+static fp8kv_status cpu_fill(void *ctx, void *dst, uint8_t byte, size_t bytes)
+{
+	(void)ctx;
+	memset(dst, byte, bytes);
+	return FP8KV_OK;
+}
+
+const fp8kv_backend_ops fp8kv_cpu_backend = {
+	.abi = FP8KV_MODULE_ABI,
+	.name = "cpu",
+	.open = cpu_open,
+	.close = cpu_close,
+	.canonical_name = cpu_name,
+	.device = cpu_device,
+	.synchronize = cpu_synchronize,
+	.alloc = cpu_alloc,
+	.free = cpu_free,
+	.upload = cpu_copy,
+	.download = cpu_copy,
+	.fill = cpu_fill,
+	.reshape_and_cache = cpu_reshape_and_cache,
+	.quantize = cpu_quantize,
+	.dequantize = cpu_dequantize,
+	.amax = cpu_amax,
+	.check_slots = cpu_check_slots,
+};

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend.h - what a backend implements, and what a loadable module exports.
+ *
+ * The front end (lib/fp8kv.c) validates every argument, then calls a
+ * backend through this table; a backend computes and never re-validates.
+ * The CPU backend is linked into the library; others are modules
+ * (fp8kv_NAME.so) that export one symbol, FP8KV_MODULE_ENTRY, returning
+ * their table.  A module built against another FP8KV_MODULE_ABI is refused.
+ * Bump FP8KV_MODULE_ABI whenever this file or fp8kv_cache_write changes.
+ */
+#ifndef FP8KV_BACKEND_H
+#define FP8KV_BACKEND_H
+
+#include <stdarg.h>
+#include "fp8kv.h"
+
+#define FP8KV_MODULE_ABI 1
+#define FP8KV_MODULE_ENTRY "fp8kv_module_entry"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Services the library lends a module (so that a module needs no link to
+ * libfp8kv and its messages land in the caller's thread). */
+typedef struct fp8kv_host_services {
+	/* Records the detailed message of the current failure; returns status. */
+	fp8kv_status (*set_error)(fp8kv_status status, const char *fmt, ...)
+#ifdef __GNUC__
+		__attribute__((format(printf, 2, 3)))
+#endif
+		;
+} fp8kv_host_services;
+
+/* A flat conversion, validated: count elements, scale as in fp8kv_quantize. */
+typedef struct fp8kv_convert_args {
+	void *dst;
+	fp8kv_dtype dst_dtype;
+	const void *src;
+	fp8kv_dtype src_dtype;
+	size_t count;
+	fp8kv_scale_mode scale_mode; /* ONE or TENSOR */
+	const float *scale;
+	fp8kv_overflow overflow;
+	uint64_t *overflow_count;
+} fp8kv_convert_args;
+
+typedef struct fp8kv_backend_ops {
+	unsigned abi;        /* FP8KV_MODULE_ABI */
+	const char *name;    /* "cpu", "hip", ... */
+
+	/* device < 0: the default device.  *ctx is the backend's own state. */
+	fp8kv_status (*open)(int device, void **ctx);
+	void (*close)(void *ctx);
+	/* "NAME" or "NAME:N", and a description of the device */
+	const char *(*canonical_name)(void *ctx);
+	const char *(*device)(void *ctx);
+	fp8kv_status (*synchronize)(void *ctx, void *stream);
+
+	fp8kv_status (*alloc)(void *ctx, size_t bytes, void **ptr);
+	void (*free)(void *ctx, void *ptr);
+	fp8kv_status (*upload)(void *ctx, void *dst, const void *src, size_t bytes);
+	fp8kv_status (*download)(void *ctx, void *dst, const void *src, size_t bytes);
+	fp8kv_status (*fill)(void *ctx, void *dst, uint8_t byte, size_t bytes);
+
+	fp8kv_status (*reshape_and_cache)(void *ctx, const fp8kv_cache_write *desc,
+					  void *stream);
+	fp8kv_status (*quantize)(void *ctx, const fp8kv_convert_args *args, void *stream);
+	fp8kv_status (*dequantize)(void *ctx, const fp8kv_convert_args *args, void *stream);
+	fp8kv_status (*amax)(void *ctx, const void *src, fp8kv_dtype dtype, size_t count,
+			     float *amax);
+	fp8kv_status (*check_slots)(void *ctx, const void *slots, int64_t count,
+				    fp8kv_index_type type, int64_t num_slots,
+				    fp8kv_slot_report *report);
+} fp8kv_backend_ops;
+
+/* The one symbol a module exports. */
+typedef const fp8kv_backend_ops *(*fp8kv_module_entry_fn)(const fp8kv_host_services *host);
+
+/* The CPU backend, linked in. */
+extern const fp8kv_backend_ops fp8kv_cpu_backend;
+
+/* The library's error recorder, for linked-in backends. */
+fp8kv_status fp8kv_set_error(fp8kv_status status, const char *fmt, ...)
+#ifdef __GNUC__
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FP8KV_BACKEND_H */

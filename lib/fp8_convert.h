@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fp8_convert.h - the conversion contract of fp8kv.h section 5, in one place.
+ *
+ * Every backend compiles this file: the C compiler for the CPU, hipcc or nvcc
+ * for the GPU, so the bytes cannot drift.  Hence: plain C, static inline,
+ * integer arithmetic only (no libc, no floating-point tricks that depend on
+ * the rounding or denormal mode), and FP8KV_HD for the device qualifiers.
+ * The code is branch-free where it matters, so that loops over it vectorise.
+ * Build with -ffp-contract=off and without -ffast-math.
+ */
+#ifndef FP8KV_FP8_CONVERT_H
+#define FP8KV_FP8_CONVERT_H
+
+#include <stdint.h>
+
+#if defined(__HIPCC__) || defined(__CUDACC__)
+#define FP8KV_HD __host__ __device__ __forceinline__
+#else
+#define FP8KV_HD static inline
+#endif
+
+/* The numbers must match enum fp8kv_dtype / fp8kv_overflow in fp8kv.h; the
+ * kernels include only this file. */
+enum {
+	FP8KV_CV_F32 = 0, FP8KV_CV_F16 = 1, FP8KV_CV_BF16 = 2,
+	FP8KV_CV_E4M3FN = 3, FP8KV_CV_E4M3FNUZ = 4,
+	FP8KV_CV_E5M2 = 5, FP8KV_CV_E5M2FNUZ = 6
+};
+
+/* Everything the encoder needs about a format, as integers. */
+typedef struct fp8kv_fp8_format {
+	uint32_t mant_bits;  /* 3 or 2 */
+	uint32_t bias;       /* 7, 8, 15, 16 */
+	uint32_t max_code;   /* largest finite magnitude code */
+	uint32_t nan_code;   /* code of NaN (sign added for OCP formats) */
+	uint32_t inf_code;   /* what non-saturating overflow gives (sign added for OCP) */
+	uint32_t fnuz;       /* 1: no negative zero, one unsigned NaN 0x80 */
+} fp8kv_fp8_format;
+
+FP8KV_HD fp8kv_fp8_format fp8kv_format_of(int format)
+{
+	fp8kv_fp8_format f;
+	switch (format) {
+	case FP8KV_CV_E4M3FNUZ:
+		f.mant_bits = 3; f.bias = 8; f.max_code = 0x7F;
+		f.nan_code = 0x80; f.inf_code = 0x80; f.fnuz = 1;
+		break;
+	case FP8KV_CV_E5M2:
+		f.mant_bits = 2; f.bias = 15; f.max_code = 0x7B;
+		f.nan_code = 0x7F; f.inf_code = 0x7C; f.fnuz = 0;
+		break;
+	case FP8KV_CV_E5M2FNUZ:
+		f.mant_bits = 2; f.bias = 16; f.max_code = 0x7F;
+		f.nan_code = 0x80; f.inf_code = 0x80; f.fnuz = 1;
+		break;
+	default: /* FP8KV_CV_E4M3FN */
+		f.mant_bits = 3; f.bias = 7; f.max_code = 0x7E;
+		f.nan_code = 0x7F; f.inf_code = 0x7F; f.fnuz = 0;
+		break;
+	}
+	return f;
+}
+
+FP8KV_HD uint32_t fp8kv_f32_bits(float x)
+{
+	union { float f; uint32_t u; } v;
+	v.f = x;
+	return v.u;
+}
+
+FP8KV_HD float fp8kv_bits_f32(uint32_t u)
+{
+	union { float f; uint32_t u; } v;
+	v.u = u;
+	return v.f;
+}
+
+/*
+ * Encodes fp32 bits u (steps 2-4 of the contract).  *overflowed is set to 1
+ * for a finite u that overflows, 0 otherwise.
+ *
+ * The magnitude is rounded as an integer: with the implicit bit made
+ * explicit, the significand is shifted right by the number of bits the
+ * format drops at u's exponent (more below the format's normal range, which
+ * yields subnormal codes), rounding to nearest even.  Adding the biased
+ * exponent then carries a rounded-up significand into the next binade.
+ */
+FP8KV_HD uint32_t fp8kv_encode_bits(uint32_t u, fp8kv_fp8_format f, int saturate,
+				    uint32_t *overflowed)
+{
+	const uint32_t sign = u >> 31;
+	const uint32_t mag = u & 0x7FFFFFFFu;
+	const uint32_t exp_field = mag >> 23;
+	const uint32_t is_nan = mag > 0x7F800000u;
+	const uint32_t is_inf = mag == 0x7F800000u;
+
+	/* fp32 subnormals have no implicit bit and the exponent of field 1 */
+	const uint32_t eff_exp = exp_field ? exp_field : 1u;
+	const uint32_t signif = (mag & 0x7FFFFFu) | (exp_field ? 0x800000u : 0u);
+
+	/* biased exponent in the format; below 1 the value is subnormal there */
+	const int32_t fexp = (int32_t)eff_exp - 127 + (int32_t)f.bias;
+	const int32_t denorm = fexp < 1 ? 1 - fexp : 0;
+	int32_t shift = (int32_t)(23u - f.mant_bits) + denorm;
+	shift = shift > 31 ? 31 : shift; /* signif < 2^24: any shift >= 25 gives 0 */
+
+	const uint32_t half = 1u << (shift - 1);
+	const uint32_t rem = signif & ((1u << shift) - 1u);
+	uint32_t r = signif >> shift;
+	r += (rem > half) | ((rem == half) & (r & 1u));
+
+	/* subnormal results use exponent 1 with the implicit bit absent, which the
+	 * same formula covers: (1 << m) + r - (1 << m) == r */
+	const uint32_t code_exp = (uint32_t)(fexp + denorm);
+	const uint32_t code = (code_exp << f.mant_bits) + r - (1u << f.mant_bits);
+
+	const uint32_t ovf = (!is_nan & !is_inf) & (code > f.max_code);
+	*overflowed = ovf;
+
+	uint32_t out;
+	if (is_nan)
+		out = f.nan_code;
+	else if (ovf | is_inf)
+		out = saturate ? f.max_code : f.inf_code;
+	else
+		out = code;
+
+	/* OCP formats carry the sign on every code, NaN and zero included; fnuz
+	 * formats have no -0 and one unsigned NaN/overflow code 0x80 */
+	const uint32_t signed_ok = f.fnuz ? (out != 0u && out != 0x80u) : 1u;
+	return out | ((sign & signed_ok) << 7);
+}
+
+FP8KV_HD uint32_t fp8kv_encode(float y, fp8kv_fp8_format f, int saturate,
+			       uint32_t *overflowed)
+{
+	return fp8kv_encode_bits(fp8kv_f32_bits(y), f, saturate, overflowed);
+}
+
+/* The exact fp32 bits of code; NaN codes give a quiet NaN. */
+FP8KV_HD uint32_t fp8kv_decode_bits(uint32_t code, fp8kv_fp8_format f)
+{
+	const uint32_t m = f.mant_bits;
+	const uint32_t sign = (code >> 7) << 31;
+	const uint32_t mag = code & 0x7Fu;
+	const uint32_t exp = mag >> m;
+	const uint32_t man = mag & ((1u << m) - 1u);
+
+	const uint32_t is_inf = !f.fnuz && m == 2 && mag == 0x7Cu; /* e5m2 only */
+	const uint32_t is_nan = f.fnuz ? code == 0x80u : (mag > f.max_code && !is_inf);
+	if (is_nan)
+		return sign | 0x7FC00000u;
+	if (is_inf)
+		return sign | 0x7F800000u;
+	if (exp != 0)
+		return sign | ((exp - f.bias + 127u) << 23) | (man << (23 - m));
+	/* zero or subnormal man * 2^(1 - bias - m): an exact product, normal in fp32 */
+	const uint32_t quantum = (128u - f.bias - m) << 23; /* 2^(1-bias-m) as fp32 bits */
+	return sign | fp8kv_f32_bits((float)man * fp8kv_bits_f32(quantum));
+}
+
+/* ---- 16-bit floats ---- */
+
+FP8KV_HD float fp8kv_bf16_to_f32(uint16_t h)
+{
+	return fp8kv_bits_f32((uint32_t)h << 16);
+}
+
+/* fp16 to fp32, exact.  A subnormal man * 2^-24 is formed as a product
+ * that is exact in any rounding mode and normal in fp32, so no loop and no
+ * branch: the loops over it vectorise. */
+FP8KV_HD float fp8kv_f16_to_f32(uint16_t h)
+{
+	const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+	const uint32_t exp = (h >> 10) & 0x1Fu;
+	const uint32_t man = h & 0x3FFu;
+	const uint32_t normal = ((exp + 112u) << 23) | (man << 13);
+	const uint32_t special = 0x7F800000u | (man << 13);
+	const uint32_t subnormal = fp8kv_f32_bits((float)man * 0x1p-24f);
+	const uint32_t mag = exp == 0x1Fu ? special : exp != 0 ? normal : subnormal;
+	return fp8kv_bits_f32(sign | mag);
+}
+
+/* fp32 to bf16, round to nearest even; NaN stays a quiet NaN. */
+FP8KV_HD uint16_t fp8kv_f32_to_bf16(float x)
+{
+	const uint32_t u = fp8kv_f32_bits(x);
+	if ((u & 0x7FFFFFFFu) > 0x7F800000u)
+		return (uint16_t)((u >> 16) | 0x40u);
+	const uint32_t rounded = u + 0x7FFFu + ((u >> 16) & 1u);
+	return (uint16_t)(rounded >> 16);
+}
+
+/* fp32 to fp16, round to nearest even, subnormals and overflow to Inf. */
+FP8KV_HD uint16_t fp8kv_f32_to_f16(float x)
+{
+	const uint32_t u = fp8kv_f32_bits(x);
+	const uint32_t sign = (u >> 16) & 0x8000u;
+	const uint32_t mag = u & 0x7FFFFFFFu;
+	if (mag > 0x7F800000u)
+		return (uint16_t)(sign | 0x7E00u);
+	if (mag >= 0x47800000u) /* >= 65536: Inf after any rounding */
+		return (uint16_t)(sign | 0x7C00u);
+	const uint32_t exp_field = mag >> 23;
+	const int32_t hexp = (int32_t)exp_field - 127 + 15;
+	const uint32_t signif = (mag & 0x7FFFFFu) | (exp_field ? 0x800000u : 0u);
+	const int32_t denorm = hexp < 1 ? 1 - hexp : 0;
+	int32_t shift = 13 + denorm;
+	shift = shift > 31 ? 31 : shift;
+	const uint32_t half = 1u << (shift - 1);
+	const uint32_t rem = signif & ((1u << shift) - 1u);
+	uint32_t r = signif >> shift;
+	r += (rem > half) | ((rem == half) & (r & 1u));
+	const uint32_t code = ((uint32_t)(hexp + denorm) << 10) + r - 0x400u;
+	return (uint16_t)(sign | code); /* a carry past 0x7BFF lands on 0x7C00, Inf */
+}
+
+/* An input element, widened exactly. */
+FP8KV_HD float fp8kv_load_f32(const void *base, int64_t index, int dtype)
+{
+	if (dtype == FP8KV_CV_F32)
+		return ((const float *)base)[index];
+	const uint16_t h = ((const uint16_t *)base)[index];
+	return dtype == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32(h) : fp8kv_f16_to_f32(h);
+}
+
+/* |x| for the amax of finite values: 0 for NaN and +-Inf. */
+FP8KV_HD float fp8kv_finite_abs(float x)
+{
+	const uint32_t mag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
+	return fp8kv_bits_f32(mag >= 0x7F800000u ? 0u : mag);
+}
+
+/* The dynamic per-row scale of fp8kv.h section 7, from the row's amax. */
+FP8KV_HD float fp8kv_dynamic_scale(float amax, float fmax)
+{
+	if (!(amax > 0.0f))
+		return 1.0f;
+	const float s = amax / fmax;
+	const float floor_normal = fp8kv_bits_f32(0x00800000u); /* 2^-126 */
+	return s < floor_normal ? floor_normal : s;
+}
+
+/* fmax of a format as fp32, from its max code. */
+FP8KV_HD float fp8kv_format_max(fp8kv_fp8_format f)
+{
+	return fp8kv_bits_f32(fp8kv_decode_bits(f.max_code, f));
+}
+
+#endif /* FP8KV_FP8_CONVERT_H */

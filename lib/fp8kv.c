@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fp8kv.c - the public entry points: check the arguments, then hand the
+ * work to the backend's table.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <inttypes.h>
+
+#include "internal.h"
+#include "fp8_convert.h"
+
+#define CHECK_BACKEND(b)                                                         \
+	do {                                                                     \
+		fp8kv_clear_error();                                             \
+		if (!(b))                                                        \
+			return fp8kv_set_error(FP8KV_EINVAL, "backend is NULL"); \
+	} while (0)
+
+FP8KV_API const char *fp8kv_version(void)
+{
+	return PACKAGE_VERSION;
+}
+
+/* ---- data types ---- */
+
+static const struct {
+	const char *name;
+	size_t size;
+} dtype_info[] = {
+	[FP8KV_F32] = {"f32", 4},	  [FP8KV_F16] = {"f16", 2},
+	[FP8KV_BF16] = {"bf16", 2},	  [FP8KV_E4M3FN] = {"e4m3fn", 1},
+	[FP8KV_E4M3FNUZ] = {"e4m3fnuz", 1}, [FP8KV_E5M2] = {"e5m2", 1},
+	[FP8KV_E5M2FNUZ] = {"e5m2fnuz", 1},
+};
+
+#define NUM_DTYPES (sizeof dtype_info / sizeof dtype_info[0])
+
+FP8KV_API size_t fp8kv_dtype_size(fp8kv_dtype dtype)
+{
+	return (unsigned)dtype < NUM_DTYPES ? dtype_info[dtype].size : 0;
+}
+
+FP8KV_API const char *fp8kv_dtype_name(fp8kv_dtype dtype)
+{
+	return (unsigned)dtype < NUM_DTYPES ? dtype_info[dtype].name : NULL;
+}
+
+FP8KV_API fp8kv_status fp8kv_dtype_from_name(const char *name, fp8kv_dtype *dtype)
+{
+	fp8kv_clear_error();
+	if (!name || !dtype)
+		return fp8kv_set_error(FP8KV_EINVAL, "%s is NULL", name ? "dtype" : "name");
+	for (unsigned i = 0; i < NUM_DTYPES; i++)
+		if (!strcmp(name, dtype_info[i].name)) {
+			*dtype = (fp8kv_dtype)i;
+			return FP8KV_OK;
+		}
+	return fp8kv_set_error(FP8KV_EINVAL, "unknown dtype name '%s'", name);
+}
+
+FP8KV_API int fp8kv_dtype_is_fp8(fp8kv_dtype dtype)
+{
+	return dtype >= FP8KV_E4M3FN && dtype <= FP8KV_E5M2FNUZ;
+}
+
+FP8KV_API float fp8kv_fp8_max(fp8kv_dtype format)
+{
+	return fp8kv_dtype_is_fp8(format) ? fp8kv_format_max(fp8kv_format_of(format)) : 0.0f;
+}
+
+/* ---- scalar conversion ---- */
+
+FP8KV_API uint8_t fp8kv_from_float(float y, fp8kv_dtype format, fp8kv_overflow overflow)
+{
+	uint32_t overflowed;
+	if (!fp8kv_dtype_is_fp8(format))
+		return 0;
+	return (uint8_t)fp8kv_encode(y, fp8kv_format_of(format), overflow == FP8KV_SATURATE,
+				     &overflowed);
+}
+
+FP8KV_API float fp8kv_to_float(uint8_t code, fp8kv_dtype format)
+{
+	if (!fp8kv_dtype_is_fp8(format))
+		return fp8kv_bits_f32(0x7FC00000u);
+	return fp8kv_bits_f32(fp8kv_decode_bits(code, fp8kv_format_of(format)));
+}
+
+FP8KV_API float fp8kv_suggest_scale(float amax, fp8kv_dtype format)
+{
+	if (!fp8kv_dtype_is_fp8(format) || !(amax > 0.0f) || fp8kv_finite_abs(amax) != amax)
+		return 1.0f;
+	return fp8kv_dynamic_scale(amax, fp8kv_fp8_max(format));
+}
+
+/* ---- backends ---- */
+
+static int parse_device(const char *s, int *device)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v < 0 || v > 1 << 20)
+		return -1;
+	*device = (int)v;
+	return 0;
+}
+
+static fp8kv_status open_named(const char *name, fp8kv_backend **out)
+{
+	char module[64];
+	int device = -1;
+	const fp8kv_backend_ops *ops;
+	void *handle = NULL, *ctx = NULL;
+	fp8kv_status st;
+
+	/* NAME or NAME:N */
+	const char *colon = strchr(name, ':');
+	size_t len = colon ? (size_t)(colon - name) : strlen(name);
+	if (len == 0 || len >= sizeof module)
+		return fp8kv_set_error(FP8KV_EINVAL, "backend name '%s' is malformed", name);
+	memcpy(module, name, len);
+	module[len] = '\0';
+	for (size_t i = 0; i < len; i++)
+		if (!((module[i] >= 'a' && module[i] <= 'z') ||
+		      (module[i] >= '0' && module[i] <= '9') || module[i] == '_'))
+			return fp8kv_set_error(FP8KV_EINVAL, "backend name '%s' is malformed",
+					       name);
+	if (colon && parse_device(colon + 1, &device))
+		return fp8kv_set_error(FP8KV_EINVAL, "backend '%s': bad device number", name);
+
+	if (!strcmp(module, "cpu")) {
+		if (device > 0)
+			return fp8kv_set_error(FP8KV_ENODEV, "backend 'cpu' has only device 0");
+		ops = &fp8kv_cpu_backend;
+	} else if ((st = fp8kv_module_load(module, &ops, &handle)) != FP8KV_OK) {
+		return st;
+	}
+
+	if ((st = ops->open(device, &ctx)) != FP8KV_OK) {
+		fp8kv_module_unload(handle);
+		return st;
+	}
+	fp8kv_backend *b = calloc(1, sizeof *b);
+	if (!b) {
+		ops->close(ctx);
+		fp8kv_module_unload(handle);
+		return fp8kv_set_error(FP8KV_ENOMEM, "no memory for the backend handle");
+	}
+	b->ops = ops;
+	b->ctx = ctx;
+	b->module = handle;
+	*out = b;
+	return FP8KV_OK;
+}
+
+FP8KV_API fp8kv_status fp8kv_backend_open(const char *name, fp8kv_backend **backend)
+{
+	fp8kv_clear_error();
+	if (!backend)
+		return fp8kv_set_error(FP8KV_EINVAL, "backend is NULL");
+	*backend = NULL;
+	if (!name || !strcmp(name, "auto")) {
+		const char *env = getenv("FP8KV_BACKEND");
+		if (env && *env && strcmp(env, "auto"))
+			return open_named(env, backend);
+		if (open_named("hip", backend) == FP8KV_OK)
+			return FP8KV_OK;
+		fp8kv_clear_error();
+		return open_named("cpu", backend);
+	}
+	return open_named(name, backend);
+}
+
+FP8KV_API void fp8kv_backend_close(fp8kv_backend *b)
+{
+	if (!b)
+		return;
+	b->ops->close(b->ctx);
+	fp8kv_module_unload(b->module);
+	free(b);
+}
+
+FP8KV_API const char *fp8kv_backend_name(const fp8kv_backend *b)
+{
+	return b ? b->ops->canonical_name(b->ctx) : NULL;
+}
+
+FP8KV_API const char *fp8kv_backend_device(const fp8kv_backend *b)
+{
+	return b ? b->ops->device(b->ctx) : NULL;
+}
+
+FP8KV_API fp8kv_status fp8kv_backend_synchronize(fp8kv_backend *b, void *stream)
+{
+	CHECK_BACKEND(b);
+	return b->ops->synchronize(b->ctx, stream);
+}
+
+/* ---- buffers ---- */
+
+FP8KV_API fp8kv_status fp8kv_buffer_alloc(fp8kv_backend *b, size_t bytes, void **ptr)
+{
+	CHECK_BACKEND(b);
+	if (!ptr)
+		return fp8kv_set_error(FP8KV_EINVAL, "ptr is NULL");
+	*ptr = NULL;
+	if (bytes == 0)
+		return fp8kv_set_error(FP8KV_EINVAL, "bytes is 0");
+	return b->ops->alloc(b->ctx, bytes, ptr);
+}
+
+FP8KV_API void fp8kv_buffer_free(fp8kv_backend *b, void *ptr)
+{
+	if (b && ptr)
+		b->ops->free(b->ctx, ptr);
+}
+
+FP8KV_API fp8kv_status fp8kv_buffer_upload(fp8kv_backend *b, void *dst, const void *src,
+					   size_t bytes)
+{
+	CHECK_BACKEND(b);
+	if (bytes && (!dst || !src))
+		return fp8kv_set_error(FP8KV_EINVAL, "%s is NULL", dst ? "host_src" : "dst");
+	return bytes ? b->ops->upload(b->ctx, dst, src, bytes) : FP8KV_OK;
+}
+
+FP8KV_API fp8kv_status fp8kv_buffer_download(fp8kv_backend *b, void *dst, const void *src,
+					     size_t bytes)
+{
+	CHECK_BACKEND(b);
+	if (bytes && (!dst || !src))
+		return fp8kv_set_error(FP8KV_EINVAL, "%s is NULL", dst ? "src" : "host_dst");
+	return bytes ? b->ops->download(b->ctx, dst, src, bytes) : FP8KV_OK;
+}
+
+FP8KV_API fp8kv_status fp8kv_buffer_fill(fp8kv_backend *b, void *dst, uint8_t byte,
+					 size_t bytes)
+{
+	CHECK_BACKEND(b);
+	if (bytes && !dst)
+		return fp8kv_set_error(FP8KV_EINVAL, "dst is NULL");
+	return bytes ? b->ops->fill(b->ctx, dst, byte, bytes) : FP8KV_OK;
+}
+
+/* ---- conversions ---- */
+
+FP8KV_API fp8kv_status fp8kv_quantize(fp8kv_backend *b, void *dst, fp8kv_dtype format,
+				      const void *src, fp8kv_dtype src_dtype, size_t count,
+				      fp8kv_scale_mode scale_mode, const float *scale,
+				      fp8kv_overflow overflow, uint64_t *overflow_count,
+				      void *stream)
+{
+	fp8kv_status st;
+	const fp8kv_convert_args args = {dst, format, src, src_dtype, count,
+					 scale_mode, scale, overflow, overflow_count};
+	CHECK_BACKEND(b);
+	if ((st = fp8kv_validate_convert(&args, 1)) != FP8KV_OK || count == 0)
+		return st;
+	return b->ops->quantize(b->ctx, &args, stream);
+}
+
+FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *b, void *dst, fp8kv_dtype dst_dtype,
+					const void *src, fp8kv_dtype format, size_t count,
+					fp8kv_scale_mode scale_mode, const float *scale,
+					void *stream)
+{
+	fp8kv_status st;
+	const fp8kv_convert_args args = {dst, dst_dtype, src, format, count,
+					 scale_mode, scale, FP8KV_SATURATE, NULL};
+	CHECK_BACKEND(b);
+	if ((st = fp8kv_validate_convert(&args, 0)) != FP8KV_OK || count == 0)
+		return st;
+	return b->ops->dequantize(b->ctx, &args, stream);
+}
+
+/* ---- the cache write ---- */
+
+FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *d, int64_t num_tokens,
+				      int64_t num_heads, int64_t head_dim_k, int64_t head_dim_v,
+				      int64_t num_blocks, int64_t block_size,
+				      fp8kv_cache_layout layout)
+{
+	if (!d)
+		return;
+	memset(d, 0, sizeof *d);
+	d->num_tokens = num_tokens;
+	d->num_heads = num_heads;
+	d->head_dim_k = head_dim_k;
+	d->head_dim_v = head_dim_v;
+	d->num_blocks = num_blocks;
+	d->block_size = block_size;
+	d->key_stride_head = head_dim_k;
+	d->key_stride_token = num_heads * head_dim_k;
+	d->value_stride_head = head_dim_v;
+	d->value_stride_token = num_heads * head_dim_v;
+	if (layout == FP8KV_LAYOUT_HND) {
+		d->key_cache_stride_slot = head_dim_k;
+		d->key_cache_stride_head = block_size * head_dim_k;
+		d->value_cache_stride_slot = head_dim_v;
+		d->value_cache_stride_head = block_size * head_dim_v;
+		d->scale_cache_stride_slot = 1;
+		d->scale_cache_stride_head = block_size;
+	} else {
+		d->key_cache_stride_head = head_dim_k;
+		d->key_cache_stride_slot = num_heads * head_dim_k;
+		d->value_cache_stride_head = head_dim_v;
+		d->value_cache_stride_slot = num_heads * head_dim_v;
+		d->scale_cache_stride_head = 1;
+		d->scale_cache_stride_slot = num_heads;
+	}
+	d->key_cache_stride_block = block_size * num_heads * head_dim_k;
+	d->value_cache_stride_block = block_size * num_heads * head_dim_v;
+	d->scale_cache_stride_block = block_size * num_heads;
+	d->input_dtype = FP8KV_BF16;
+	d->cache_dtype = FP8KV_E4M3FN;
+	d->slot_type = FP8KV_INDEX_INT64;
+	d->swa_type = FP8KV_INDEX_INT64;
+	d->scale_mode = FP8KV_SCALE_ONE;
+	d->overflow = FP8KV_SATURATE;
+}
+
+FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *b, const fp8kv_cache_write *desc,
+					       void *stream)
+{
+	fp8kv_status st;
+	CHECK_BACKEND(b);
+	if ((st = fp8kv_validate_cache_write(desc)) != FP8KV_OK)
+		return st;
+	if (desc->num_tokens == 0)
+		return FP8KV_OK;
+	return b->ops->reshape_and_cache(b->ctx, desc, stream);
+}
+
+/* ---- helpers ---- */
+
+FP8KV_API fp8kv_status fp8kv_amax(fp8kv_backend *b, const void *src, fp8kv_dtype dtype,
+				  size_t count, float *amax)
+{
+	CHECK_BACKEND(b);
+	if (!amax)
+		return fp8kv_set_error(FP8KV_EINVAL, "amax is NULL");
+	if (dtype != FP8KV_F32 && dtype != FP8KV_F16 && dtype != FP8KV_BF16)
+		return fp8kv_set_error((unsigned)dtype <= FP8KV_E5M2FNUZ ? FP8KV_ENOTSUP
+									 : FP8KV_EINVAL,
+				       "amax: dtype %d must be f32, f16 or bf16", (int)dtype);
+	*amax = 0.0f;
+	if (count == 0)
+		return FP8KV_OK;
+	if (!src)
+		return fp8kv_set_error(FP8KV_EINVAL, "src is NULL");
+	if ((uintptr_t)src % fp8kv_dtype_size(dtype))
+		return fp8kv_set_error(FP8KV_EINVAL, "src is not aligned to its element size");
+	return b->ops->amax(b->ctx, src, dtype, count, amax);
+}
+
+FP8KV_API fp8kv_status fp8kv_check_slots(fp8kv_backend *b, const void *slots, int64_t count,
+					 fp8kv_index_type type, int64_t num_slots,
+					 fp8kv_slot_report *report)
+{
+	CHECK_BACKEND(b);
+	if (!report)
+		return fp8kv_set_error(FP8KV_EINVAL, "report is NULL");
+	if ((unsigned)type > FP8KV_INDEX_INT32)
+		return fp8kv_set_error(FP8KV_EINVAL, "type %d is not an fp8kv_index_type", (int)type);
+	if (count < 0 || num_slots < 0)
+		return fp8kv_set_error(FP8KV_EINVAL,
+				       "count (%" PRId64 ") and num_slots (%" PRId64 ") must be >= 0",
+				       count, num_slots);
+	memset(report, 0, sizeof *report);
+	report->first_padding = report->first_out_of_range = report->first_duplicate = -1;
+	if (count == 0)
+		return FP8KV_OK;
+	if (!slots)
+		return fp8kv_set_error(FP8KV_EINVAL, "slot_mapping is NULL");
+	if ((uintptr_t)slots % (type == FP8KV_INDEX_INT32 ? 4 : 8))
+		return fp8kv_set_error(FP8KV_EINVAL, "slot_mapping is not aligned");
+	return b->ops->check_slots(b->ctx, slots, count, type, num_slots, report);
+}

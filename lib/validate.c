@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * validate.c - every check a descriptor must pass before anything is
+ * written, so that backends can trust what they are given.  Each failure
+ * names the field and its value.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+
+#include "internal.h"
+
+#define FAIL(status, ...) return fp8kv_set_error((status), __VA_ARGS__)
+
+static int is_input_dtype(fp8kv_dtype t)
+{
+	return t == FP8KV_F32 || t == FP8KV_F16 || t == FP8KV_BF16;
+}
+
+static int is_known_dtype(fp8kv_dtype t)
+{
+	return (unsigned)t <= (unsigned)FP8KV_E5M2FNUZ;
+}
+
+static size_t index_size(fp8kv_index_type t)
+{
+	return t == FP8KV_INDEX_INT32 ? 4 : 8;
+}
+
+static int misaligned(const void *p, size_t align)
+{
+	return ((uintptr_t)p & (align - 1)) != 0;
+}
+
+/* A strided array: extent[i] elements along dimension i, stride[i] apart. */
+typedef struct layout {
+	int rank;
+	int64_t extent[4];
+	int64_t stride[4];
+	const char *name[4];
+} layout;
+
+/*
+ * Largest element offset, with overflow of int64 (and of the byte count)
+ * reported as failure.  Checked arithmetic rather than a bound on the
+ * inputs, since any single size may be huge when the others are 1.
+ */
+static int layout_span(const layout *l, size_t elem_size, int64_t *max_offset)
+{
+	int64_t off = 0, term, bytes;
+	for (int i = 0; i < l->rank; i++) {
+		if (__builtin_mul_overflow(l->extent[i] - 1, l->stride[i], &term) ||
+		    __builtin_add_overflow(off, term, &off))
+			return -1;
+	}
+	if (__builtin_add_overflow(off, 1, &bytes) ||
+	    __builtin_mul_overflow(bytes, (int64_t)elem_size, &bytes))
+		return -1;
+	*max_offset = off;
+	return 0;
+}
+
+/*
+ * Distinct indices map to distinct offsets when, visiting the dimensions of
+ * extent > 1 from the smallest stride up, each stride is at least the span
+ * of the dimensions before it.  That covers every dense layout and its
+ * paddings and permutations; a layout outside it is rejected as possibly
+ * overlapping rather than searched for a collision.
+ */
+static fp8kv_status check_no_overlap(const layout *l, const char *what)
+{
+	int order[4], n = 0;
+	for (int i = 0; i < l->rank; i++)
+		if (l->extent[i] > 1)
+			order[n++] = i;
+	for (int i = 1; i < n; i++) /* insertion sort by stride */
+		for (int j = i; j > 0 && l->stride[order[j]] < l->stride[order[j - 1]]; j--) {
+			int t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	int64_t span = 1; /* elements covered by the dimensions visited so far */
+	for (int k = 0; k < n; k++) {
+		const int i = order[k];
+		if (l->stride[i] < span)
+			FAIL(FP8KV_EINVAL,
+			     "%s: stride %" PRId64 " of dimension '%s' makes elements overlap "
+			     "(the smaller dimensions span %" PRId64 " elements)",
+			     what, l->stride[i], l->name[i], span);
+		span = l->stride[i] * l->extent[i]; /* no overflow: layout_span passed */
+	}
+	return FP8KV_OK;
+}
+
+static fp8kv_status check_layout(const layout *l, size_t elem_size, const char *what,
+				 int must_not_overlap)
+{
+	int64_t max_offset;
+	for (int i = 0; i < l->rank; i++)
+		if (l->stride[i] < 0)
+			FAIL(FP8KV_EINVAL, "%s: stride of '%s' is negative (%" PRId64 ")",
+			     what, l->name[i], l->stride[i]);
+	if (layout_span(l, elem_size, &max_offset))
+		FAIL(FP8KV_EINVAL, "%s: sizes and strides overflow 64-bit byte offsets", what);
+	return must_not_overlap ? check_no_overlap(l, what) : FP8KV_OK;
+}
+
+#define REQUIRE_POSITIVE(field)                                                  \
+	do {                                                                     \
+		if (d->field < 1)                                                \
+			FAIL(FP8KV_EINVAL, #field " must be >= 1 (got %" PRId64 ")", \
+			     d->field);                                          \
+	} while (0)
+
+#define REQUIRE_PTR(field)                                                       \
+	do {                                                                     \
+		if (!d->field)                                                   \
+			FAIL(FP8KV_EINVAL, #field " is NULL");                   \
+	} while (0)
+
+#define REQUIRE_ALIGNED(field, align)                                            \
+	do {                                                                     \
+		if (d->field && misaligned(d->field, (align)))                   \
+			FAIL(FP8KV_EINVAL, #field " (%p) is not aligned to %zu bytes", \
+			     (const void *)d->field, (size_t)(align));           \
+	} while (0)
+
+static fp8kv_status check_dtypes(const fp8kv_cache_write *d)
+{
+	if (!is_known_dtype(d->input_dtype))
+		FAIL(FP8KV_EINVAL, "input_dtype %d is not an fp8kv_dtype", (int)d->input_dtype);
+	if (!is_known_dtype(d->cache_dtype))
+		FAIL(FP8KV_EINVAL, "cache_dtype %d is not an fp8kv_dtype", (int)d->cache_dtype);
+	if (!is_input_dtype(d->input_dtype))
+		FAIL(FP8KV_ENOTSUP, "input_dtype %s: inputs must be f32, f16 or bf16",
+		     fp8kv_dtype_name(d->input_dtype));
+	if (d->cache_dtype != d->input_dtype && !fp8kv_dtype_is_fp8(d->cache_dtype))
+		FAIL(FP8KV_ENOTSUP,
+		     "cache_dtype %s with input_dtype %s: the cache must be the input dtype or FP8",
+		     fp8kv_dtype_name(d->cache_dtype), fp8kv_dtype_name(d->input_dtype));
+	if ((unsigned)d->overflow > (unsigned)FP8KV_NONSATURATING)
+		FAIL(FP8KV_EINVAL, "overflow %d is not an fp8kv_overflow", (int)d->overflow);
+	if ((unsigned)d->scale_mode > (unsigned)FP8KV_SCALE_TOKEN_HEAD)
+		FAIL(FP8KV_EINVAL, "scale_mode %d is not an fp8kv_scale_mode", (int)d->scale_mode);
+	if (d->scale_mode != FP8KV_SCALE_ONE && !fp8kv_dtype_is_fp8(d->cache_dtype))
+		FAIL(FP8KV_ENOTSUP, "scale_mode %d needs an FP8 cache (cache_dtype is %s)",
+		     (int)d->scale_mode, fp8kv_dtype_name(d->cache_dtype));
+	if ((unsigned)d->slot_type > (unsigned)FP8KV_INDEX_INT32)
+		FAIL(FP8KV_EINVAL, "slot_type %d is not an fp8kv_index_type", (int)d->slot_type);
+	if (d->swa_mapping && (unsigned)d->swa_type > (unsigned)FP8KV_INDEX_INT32)
+		FAIL(FP8KV_EINVAL, "swa_type %d is not an fp8kv_index_type", (int)d->swa_type);
+	return FP8KV_OK;
+}
+
+static fp8kv_status check_pointers(const fp8kv_cache_write *d)
+{
+	const size_t in_size = fp8kv_dtype_size(d->input_dtype);
+	const size_t cache_size = fp8kv_dtype_size(d->cache_dtype);
+
+	REQUIRE_PTR(key_cache);
+	REQUIRE_PTR(value_cache);
+	if (d->num_tokens > 0) {
+		REQUIRE_PTR(key);
+		REQUIRE_PTR(value);
+		REQUIRE_PTR(slot_mapping);
+	}
+	if (d->scale_mode == FP8KV_SCALE_TENSOR || d->scale_mode == FP8KV_SCALE_HEAD) {
+		REQUIRE_PTR(k_scale);
+		REQUIRE_PTR(v_scale);
+	}
+	if (d->scale_mode == FP8KV_SCALE_TOKEN_HEAD) {
+		REQUIRE_PTR(k_scale_cache);
+		REQUIRE_PTR(v_scale_cache);
+	}
+	REQUIRE_ALIGNED(key, in_size);
+	REQUIRE_ALIGNED(value, in_size);
+	REQUIRE_ALIGNED(key_cache, cache_size);
+	REQUIRE_ALIGNED(value_cache, cache_size);
+	REQUIRE_ALIGNED(slot_mapping, index_size(d->slot_type));
+	REQUIRE_ALIGNED(swa_mapping, index_size(d->swa_type));
+	REQUIRE_ALIGNED(k_scale, 4);
+	REQUIRE_ALIGNED(v_scale, 4);
+	REQUIRE_ALIGNED(k_scale_cache, 4);
+	REQUIRE_ALIGNED(v_scale_cache, 4);
+	REQUIRE_ALIGNED(overflow_count, 8);
+	REQUIRE_ALIGNED(nan_count, 8);
+	REQUIRE_ALIGNED(k_amax, 4);
+	REQUIRE_ALIGNED(v_amax, 4);
+	return FP8KV_OK;
+}
+
+fp8kv_status fp8kv_validate_cache_write(const fp8kv_cache_write *d)
+{
+	fp8kv_status st;
+	int64_t num_slots;
+
+	if (!d)
+		FAIL(FP8KV_EINVAL, "desc is NULL");
+	if ((st = check_dtypes(d)) != FP8KV_OK)
+		return st;
+	if (d->num_tokens < 0)
+		FAIL(FP8KV_EINVAL, "num_tokens must be >= 0 (got %" PRId64 ")", d->num_tokens);
+	REQUIRE_POSITIVE(num_heads);
+	REQUIRE_POSITIVE(head_dim_k);
+	REQUIRE_POSITIVE(head_dim_v);
+	REQUIRE_POSITIVE(num_blocks);
+	REQUIRE_POSITIVE(block_size);
+	if (__builtin_mul_overflow(d->num_blocks, d->block_size, &num_slots))
+		FAIL(FP8KV_EINVAL, "num_blocks * block_size overflows 64 bits");
+	if (d->swa_mapping && d->swa_mapping_len < 1)
+		FAIL(FP8KV_EINVAL, "swa_mapping_len must be >= 1 with a swa_mapping (got %" PRId64 ")",
+		     d->swa_mapping_len);
+	if ((st = check_pointers(d)) != FP8KV_OK)
+		return st;
+
+	const size_t in_size = fp8kv_dtype_size(d->input_dtype);
+	const size_t cache_size = fp8kv_dtype_size(d->cache_dtype);
+	const int64_t tokens = d->num_tokens > 0 ? d->num_tokens : 1;
+	const layout key_in = {3, {tokens, d->num_heads, d->head_dim_k},
+			       {d->key_stride_token, d->key_stride_head, 1},
+			       {"token", "head", "dim"}};
+	const layout value_in = {3, {tokens, d->num_heads, d->head_dim_v},
+				 {d->value_stride_token, d->value_stride_head, 1},
+				 {"token", "head", "dim"}};
+	const layout key_cache = {4, {d->num_blocks, d->block_size, d->num_heads, d->head_dim_k},
+				  {d->key_cache_stride_block, d->key_cache_stride_slot,
+				   d->key_cache_stride_head, 1},
+				  {"block", "slot", "head", "dim"}};
+	const layout value_cache = {4, {d->num_blocks, d->block_size, d->num_heads, d->head_dim_v},
+				    {d->value_cache_stride_block, d->value_cache_stride_slot,
+				     d->value_cache_stride_head, 1},
+				    {"block", "slot", "head", "dim"}};
+	/* inputs are only read, so overlapping (broadcast) rows are allowed */
+	if ((st = check_layout(&key_in, in_size, "key", 0)) != FP8KV_OK ||
+	    (st = check_layout(&value_in, in_size, "value", 0)) != FP8KV_OK ||
+	    (st = check_layout(&key_cache, cache_size, "key_cache", 1)) != FP8KV_OK ||
+	    (st = check_layout(&value_cache, cache_size, "value_cache", 1)) != FP8KV_OK)
+		return st;
+	if (d->scale_mode == FP8KV_SCALE_TOKEN_HEAD) {
+		const layout scales = {3, {d->num_blocks, d->block_size, d->num_heads},
+				       {d->scale_cache_stride_block, d->scale_cache_stride_slot,
+					d->scale_cache_stride_head},
+				       {"block", "slot", "head"}};
+		if ((st = check_layout(&scales, 4, "scale_cache", 1)) != FP8KV_OK)
+			return st;
+	}
+	return FP8KV_OK;
+}
+
+fp8kv_status fp8kv_validate_convert(const fp8kv_convert_args *a, int quantize)
+{
+	const fp8kv_dtype fmt = quantize ? a->dst_dtype : a->src_dtype;
+	const fp8kv_dtype wide = quantize ? a->src_dtype : a->dst_dtype;
+
+	if (!is_known_dtype(fmt) || !is_known_dtype(wide))
+		FAIL(FP8KV_EINVAL, "dtype %d / %d is not an fp8kv_dtype", (int)a->dst_dtype,
+		     (int)a->src_dtype);
+	if (!fp8kv_dtype_is_fp8(fmt))
+		FAIL(FP8KV_ENOTSUP, "%s: the %s must be an FP8 format (got %s)",
+		     quantize ? "quantize" : "dequantize",
+		     quantize ? "destination" : "source", fp8kv_dtype_name(fmt));
+	if (!is_input_dtype(wide))
+		FAIL(FP8KV_ENOTSUP, "%s: the %s must be f32, f16 or bf16 (got %s)",
+		     quantize ? "quantize" : "dequantize",
+		     quantize ? "source" : "destination", fp8kv_dtype_name(wide));
+	if ((unsigned)a->overflow > (unsigned)FP8KV_NONSATURATING)
+		FAIL(FP8KV_EINVAL, "overflow %d is not an fp8kv_overflow", (int)a->overflow);
+	if (a->scale_mode != FP8KV_SCALE_ONE && a->scale_mode != FP8KV_SCALE_TENSOR)
+		FAIL((unsigned)a->scale_mode <= FP8KV_SCALE_TOKEN_HEAD ? FP8KV_ENOTSUP : FP8KV_EINVAL,
+		     "scale_mode %d: flat conversions take FP8KV_SCALE_ONE or FP8KV_SCALE_TENSOR",
+		     (int)a->scale_mode);
+	if (a->count == 0)
+		return FP8KV_OK;
+	if (!a->src || !a->dst)
+		FAIL(FP8KV_EINVAL, "%s is NULL", a->src ? "dst" : "src");
+	if (a->scale_mode == FP8KV_SCALE_TENSOR && !a->scale)
+		FAIL(FP8KV_EINVAL, "scale is NULL with FP8KV_SCALE_TENSOR");
+	if (a->count > (size_t)INT64_MAX / 4)
+		FAIL(FP8KV_EINVAL, "count %zu is too large", a->count);
+	if (misaligned(a->src, fp8kv_dtype_size(a->src_dtype)) ||
+	    misaligned(a->dst, fp8kv_dtype_size(a->dst_dtype)))
+		FAIL(FP8KV_EINVAL, "src or dst is not aligned to its element size");
+	if (a->scale_mode == FP8KV_SCALE_TENSOR && misaligned(a->scale, 4))
+		FAIL(FP8KV_EINVAL, "scale (%p) is not aligned to 4 bytes", (const void *)a->scale);
+	if (a->overflow_count && misaligned(a->overflow_count, 8))
+		FAIL(FP8KV_EINVAL, "overflow_count (%p) is not aligned to 8 bytes",
+		     (void *)a->overflow_count);
+	return FP8KV_OK;
+}

@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: MIT
+# Included from the top Makefile.am.  Tests find uninstalled modules through
+# FP8KV_MODULE_PATH, never the installed ones.
+AM_TESTS_ENVIRONMENT = \
+	FP8KV_MODULE_PATH='$(abs_top_builddir)/hip/.libs:$(abs_top_builddir)/tests/.libs'; \
+	export FP8KV_MODULE_PATH; \
+	unset FP8KV_BACKEND;
+
+TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+TEST_LIBS = lib/libfp8kv.la $(CHECK_LIBS)
+ORACLE_SOURCES = tests/oracle.c tests/oracle.h
+
+if HAVE_CHECK
+check_PROGRAMS += tests/test_convert tests/test_cache_write tests/test_errors
+TESTS += tests/test_convert tests/test_cache_write tests/test_errors
+endif
+
+tests_test_convert_SOURCES = tests/test_convert.c $(ORACLE_SOURCES)
+tests_test_convert_CFLAGS = $(TEST_CFLAGS)
+tests_test_convert_LDADD = $(TEST_LIBS)
+
+tests_test_cache_write_SOURCES = tests/test_cache_write.c tests/cache_case.c \
+	tests/cache_case.h $(ORACLE_SOURCES)
+tests_test_cache_write_CFLAGS = $(TEST_CFLAGS)
+tests_test_cache_write_LDADD = $(TEST_LIBS)
+
+tests_test_errors_SOURCES = tests/test_errors.c
+tests_test_errors_CFLAGS = $(TEST_CFLAGS)
+tests_test_errors_LDADD = $(TEST_LIBS)
+
+# All 2^32 fp32 inputs: minutes, so not part of make check.
+EXTRA_PROGRAMS = tests/exhaustive
+tests_exhaustive_SOURCES = tests/exhaustive.c $(ORACLE_SOURCES)
+tests_exhaustive_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
+tests_exhaustive_LDADD = lib/libfp8kv.la
+tests_exhaustive_LDFLAGS = $(OPENMP_CFLAGS)
+CLEANFILES += tests/exhaustive
+
+check-exhaustive: tests/exhaustive$(EXEEXT)
+	$(AM_V_at)$(AM_TESTS_ENVIRONMENT) time -p ./tests/exhaustive$(EXEEXT)
+.PHONY: check-exhaustive
