@@ -4,8 +4,8 @@
  * with OpenMP across rows.
  *
  * Duplicate slots are written in token order even with several threads:
- * work is dealt out by (slot group, head), so every write to one cache row
- * falls to one thread, which walks the tokens in order.
+ * work is dealt out by slot group, so every write to one cache slot falls to
+ * one thread, which walks the tokens in order.
  */
 #include "config.h"
 
@@ -36,48 +36,93 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* The row loops are compiled for AVX2 and AVX-512 too, picked at load time;
+ * the result is the same on every path (integer code and IEEE division). */
+#if defined(HAVE_TARGET_CLONES) && defined(__x86_64__)
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 typedef struct row_stats {
 	uint64_t overflows;
 	uint64_t nans;
 } row_stats;
 
 /*
- * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype and scaled as
- * constants, so each combination becomes its own branch-free loop.  The
- * overflow count includes finite x whose quotient is already infinite.
+ * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype, scaled and
+ * counting as constants, so each combination becomes its own branch-free
+ * loop.  The overflow count includes finite x whose quotient is already
+ * infinite.
  */
 static ALWAYS_INLINE void quantize_row_generic(uint8_t *restrict dst, const void *restrict src,
-					       int64_t n, int dtype, int scaled, float s,
-					       fp8kv_fp8_format f, int saturate,
+					       int64_t n, int dtype, int scaled, int counting,
+					       float s, fp8kv_fp8_format f, int saturate,
 					       row_stats *stats)
 {
-	uint64_t overflows = 0, nans = 0;
-	for (int64_t i = 0; i < n; i++) {
-		const float x = fp8kv_load_f32(src, i, dtype);
-		const float y = scaled ? x / s : x;
-		const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
-		const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
-		uint32_t ovf;
-		dst[i] = (uint8_t)fp8kv_encode(y, f, saturate, &ovf);
-		overflows += ovf | ((xmag < 0x7F800000u) & (ymag == 0x7F800000u));
-		nans += xmag > 0x7F800000u;
+	/* 32-bit counts per chunk: a 64-bit lane would halve the vector width */
+	for (int64_t begin = 0; begin < n; begin += 1 << 20) {
+		const int64_t end = n - begin < 1 << 20 ? n : begin + (1 << 20);
+		uint32_t overflows = 0, nans = 0;
+		for (int64_t i = begin; i < end; i++) {
+			const float x = fp8kv_load_f32(src, i, dtype);
+			const float y = scaled ? x / s : x;
+			const uint32_t q = fp8kv_encode(y, f, saturate);
+			dst[i] = (uint8_t)q;
+			if (counting) {
+				const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
+				const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
+				overflows += (q >> 8) |
+					     ((xmag < 0x7F800000u ? 1u : 0u) &
+					      (ymag == 0x7F800000u ? 1u : 0u));
+				nans += xmag > 0x7F800000u ? 1u : 0u;
+			}
+		}
+		stats->overflows += overflows;
+		stats->nans += nans;
 	}
-	stats->overflows += overflows;
-	stats->nans += nans;
 }
 
-static void quantize_row(uint8_t *dst, const void *src, int64_t n, int dtype, int scaled,
-			 float s, fp8kv_fp8_format f, int saturate, row_stats *stats)
+/*
+ * rows rows of n elements, row r at src + r * src_stride bytes and dst +
+ * r * dst_stride, divided by scale[r * scale_stride] when scale is not NULL.
+ * The loop over rows lives here, under the dispatch, so the format constants
+ * are set up once per call and not once per short row.  stats == NULL:
+ * nothing is counted, and the loop is lighter for it.
+ */
+VECTOR_CLONES
+static void quantize_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src,
+			  int64_t src_stride, int64_t rows, int64_t n, int dtype,
+			  const float *scale, int64_t scale_stride, fp8kv_fp8_format f,
+			  int saturate, row_stats *stats)
 {
-#define ROW(DT, SC) quantize_row_generic(dst, src, n, DT, SC, s, f, saturate, stats)
-	switch (dtype * 2 + !!scaled) {
-	case FP8KV_CV_F32 * 2: ROW(FP8KV_CV_F32, 0); break;
-	case FP8KV_CV_F32 * 2 + 1: ROW(FP8KV_CV_F32, 1); break;
-	case FP8KV_CV_F16 * 2: ROW(FP8KV_CV_F16, 0); break;
-	case FP8KV_CV_F16 * 2 + 1: ROW(FP8KV_CV_F16, 1); break;
-	case FP8KV_CV_BF16 * 2: ROW(FP8KV_CV_BF16, 0); break;
-	default: ROW(FP8KV_CV_BF16, 1); break;
+	row_stats unused;
+	const size_t in_size = dtype == FP8KV_CV_F32 ? 4 : 2;
+	if (rows > 1 && src_stride == n * (int64_t)in_size && dst_stride == n && !scale_stride) {
+		n *= rows; /* back to back with one scale: one long row */
+		rows = 1;
 	}
+#define ROW(DT, SC, CT)                                                                   \
+	for (int64_t r = 0; r < rows; r++)                                                 \
+	quantize_row_generic(dst + r * dst_stride, src + r * src_stride, n, DT, SC, CT,    \
+			     SC ? scale[r * scale_stride] : 1.0f, f, saturate,             \
+			     CT ? stats : &unused)
+#define ROWS(DT, SC)                                                                      \
+	do {                                                                              \
+		if (stats)                                                                \
+			ROW(DT, SC, 1);                                                   \
+		else                                                                      \
+			ROW(DT, SC, 0);                                                   \
+	} while (0)
+	switch (dtype * 2 + (scale != NULL)) {
+	case FP8KV_CV_F32 * 2: ROWS(FP8KV_CV_F32, 0); break;
+	case FP8KV_CV_F32 * 2 + 1: ROWS(FP8KV_CV_F32, 1); break;
+	case FP8KV_CV_F16 * 2: ROWS(FP8KV_CV_F16, 0); break;
+	case FP8KV_CV_F16 * 2 + 1: ROWS(FP8KV_CV_F16, 1); break;
+	case FP8KV_CV_BF16 * 2: ROWS(FP8KV_CV_BF16, 0); break;
+	default: ROWS(FP8KV_CV_BF16, 1); break;
+	}
+#undef ROWS
 #undef ROW
 }
 
@@ -131,41 +176,57 @@ typedef struct side {
 	float *amax; /* this thread's per-head amax, or NULL */
 } side;
 
-static void write_row(const fp8kv_cache_write *d, const side *sd, int64_t t, int64_t h,
-		      int64_t block, int64_t offset, row_stats *stats)
+/* Every head of token t on one side, to block/offset. */
+static void write_token(const fp8kv_cache_write *d, const side *sd, int64_t t, int64_t block,
+			int64_t offset, row_stats *stats)
 {
 	const size_t in_size = d->input_dtype == FP8KV_F32 ? 4 : 2;
 	const size_t cache_size = fp8kv_dtype_is_fp8(d->cache_dtype) ? 1 : in_size;
-	const uint8_t *src =
-		sd->input + (size_t)(t * sd->stride_token + h * sd->stride_head) * in_size;
-	uint8_t *dst = sd->cache + (size_t)(block * sd->cache_block + offset * sd->cache_slot +
-					    h * sd->cache_head) * cache_size;
-	const int64_t n = sd->head_dim;
+	const uint8_t *src = sd->input + (size_t)(t * sd->stride_token) * in_size;
+	uint8_t *dst = sd->cache + (size_t)(block * sd->cache_block + offset * sd->cache_slot) *
+					   cache_size;
+	const int64_t H = d->num_heads, n = sd->head_dim;
+	const int64_t src_stride = sd->stride_head * (int64_t)in_size;
+	const int64_t dst_stride = sd->cache_head * (int64_t)cache_size;
 
-	if (sd->amax) {
-		const float a = row_amax(src, n, d->input_dtype);
-		sd->amax[h] = a > sd->amax[h] ? a : sd->amax[h];
-	}
+	if (sd->amax)
+		for (int64_t h = 0; h < H; h++) {
+			const float a = row_amax(src + h * src_stride, n, d->input_dtype);
+			sd->amax[h] = a > sd->amax[h] ? a : sd->amax[h];
+		}
 	if (!fp8kv_dtype_is_fp8(d->cache_dtype)) {
-		memcpy(dst, src, (size_t)n * in_size);
+		for (int64_t h = 0; h < H; h++)
+			memcpy(dst + h * dst_stride, src + h * src_stride, (size_t)n * in_size);
 		return;
 	}
 
 	const fp8kv_fp8_format f = fp8kv_format_of(d->cache_dtype);
-	float s = 1.0f;
+	const int saturate = d->overflow == FP8KV_SATURATE;
 	switch (d->scale_mode) {
-	case FP8KV_SCALE_ONE: break;
-	case FP8KV_SCALE_TENSOR: s = sd->scale[0]; break;
-	case FP8KV_SCALE_HEAD: s = sd->scale[h]; break;
-	case FP8KV_SCALE_TOKEN_HEAD:
-		s = fp8kv_dynamic_scale(row_amax(src, n, d->input_dtype), fp8kv_format_max(f));
-		sd->scale_cache[block * d->scale_cache_stride_block +
-				offset * d->scale_cache_stride_slot +
-				h * d->scale_cache_stride_head] = s;
+	case FP8KV_SCALE_ONE:
+		quantize_rows(dst, dst_stride, src, src_stride, H, n, d->input_dtype, NULL, 0, f,
+			      saturate, stats);
+		break;
+	case FP8KV_SCALE_TENSOR:
+	case FP8KV_SCALE_HEAD:
+		quantize_rows(dst, dst_stride, src, src_stride, H, n, d->input_dtype, sd->scale,
+			      d->scale_mode == FP8KV_SCALE_HEAD, f, saturate, stats);
+		break;
+	case FP8KV_SCALE_TOKEN_HEAD: {
+		const float fmax = fp8kv_format_max(f);
+		for (int64_t h = 0; h < H; h++) {
+			const float s =
+				fp8kv_dynamic_scale(row_amax(src + h * src_stride, n, d->input_dtype),
+						    fmax);
+			sd->scale_cache[block * d->scale_cache_stride_block +
+					offset * d->scale_cache_stride_slot +
+					h * d->scale_cache_stride_head] = s;
+			quantize_rows(dst + h * dst_stride, 0, src + h * src_stride, 0, 1, n,
+				      d->input_dtype, &s, 0, f, saturate, stats);
+		}
 		break;
 	}
-	quantize_row(dst, src, n, d->input_dtype, d->scale_mode != FP8KV_SCALE_ONE, s, f,
-		     d->overflow == FP8KV_SATURATE, stats);
+	}
 }
 
 static fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_cache_write *d, void *stream)
@@ -206,20 +267,18 @@ static fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 				d->value_cache_stride_slot, d->value_cache_stride_head, d->v_scale,
 				d->v_scale_cache, my_amax ? my_amax + H : NULL};
 		row_stats mine = {0, 0};
+		row_stats *stats = d->overflow_count || d->nan_count ? &mine : NULL;
 		int64_t s;
 
 		for (int64_t t = 0; t < d->num_tokens; t++) {
 			if (resolve_slot(d, t, num_slots, &s) != SLOT_WRITE)
 				continue;
-			const int64_t block = s / d->block_size, offset = s % d->block_size;
 			/* groups of 16 slots keep neighbouring small rows on one thread */
-			const int64_t group = s >> 4;
-			for (int64_t h = 0; h < H; h++) {
-				if ((group + h) % nthreads != me)
-					continue;
-				write_row(d, &k, t, h, block, offset, &mine);
-				write_row(d, &v, t, h, block, offset, &mine);
-			}
+			if ((s >> 4) % nthreads != me)
+				continue;
+			const int64_t block = s / d->block_size, offset = s % d->block_size;
+			write_token(d, &k, t, block, offset, stats);
+			write_token(d, &v, t, block, offset, stats);
 		}
 #pragma omp critical(fp8kv_cpu_stats)
 		{
@@ -271,8 +330,9 @@ static fp8kv_status cpu_quantize(void *ctx, const fp8kv_convert_args *a, void *s
 	for (int64_t c = 0; c < (n + CHUNK - 1) / CHUNK; c++) {
 		const int64_t begin = c * CHUNK, len = n - begin < CHUNK ? n - begin : CHUNK;
 		row_stats st = {0, 0};
-		quantize_row((uint8_t *)a->dst + begin, (const uint8_t *)a->src + begin * in_size,
-			     len, a->src_dtype, scaled, s, f, a->overflow == FP8KV_SATURATE, &st);
+		quantize_rows((uint8_t *)a->dst + begin, 0, (const uint8_t *)a->src + begin * in_size,
+			      0, 1, len, a->src_dtype, scaled ? &s : NULL, 0, f,
+			      a->overflow == FP8KV_SATURATE, a->overflow_count ? &st : NULL);
 		overflows += st.overflows;
 	}
 	if (a->overflow_count)

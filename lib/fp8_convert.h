@@ -3,9 +3,9 @@
  * fp8_convert.h - the conversion contract of fp8kv.h section 5, in one place.
  *
  * Every backend compiles this file: the C compiler for the CPU, hipcc or nvcc
- * for the GPU, so the bytes cannot drift.  Hence: plain C, static inline,
- * integer arithmetic only (no libc, no floating-point tricks that depend on
- * the rounding or denormal mode), and FP8KV_HD for the device qualifiers.
+ * for the GPU, so the bytes cannot drift.  Hence: plain C, static inline, no
+ * libc, no floating-point operation whose result depends on the denormal
+ * mode, and FP8KV_HD for the device qualifiers.
  * The code is branch-free where it matters, so that loops over it vectorise.
  * Build with -ffp-contract=off and without -ffast-math.
  */
@@ -62,80 +62,77 @@ FP8KV_HD fp8kv_fp8_format fp8kv_format_of(int format)
 	return f;
 }
 
+/* Bit casts.  memcpy through the builtin (no libc call) rather than a union,
+ * which would keep GCC from vectorising the loops that use them. */
 FP8KV_HD uint32_t fp8kv_f32_bits(float x)
 {
-	union { float f; uint32_t u; } v;
-	v.f = x;
-	return v.u;
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+	return __float_as_uint(x);
+#else
+	uint32_t u;
+	__builtin_memcpy(&u, &x, sizeof u);
+	return u;
+#endif
 }
 
 FP8KV_HD float fp8kv_bits_f32(uint32_t u)
 {
-	union { float f; uint32_t u; } v;
-	v.u = u;
-	return v.f;
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+	return __uint_as_float(u);
+#else
+	float x;
+	__builtin_memcpy(&x, &u, sizeof x);
+	return x;
+#endif
 }
 
 /*
- * Encodes fp32 bits u (steps 2-4 of the contract).  *overflowed is set to 1
- * for a finite u that overflows, 0 otherwise.
+ * Encodes fp32 bits u (steps 2-4 of the contract).  The code is in the low
+ * 8 bits; FP8KV_ENCODE_OVERFLOW is set when u is finite and overflows.  (One
+ * return value rather than an out-parameter keeps the loops vectorisable.)
  *
- * The magnitude is rounded as an integer: with the implicit bit made
- * explicit, the significand is shifted right by the number of bits the
- * format drops at u's exponent (more below the format's normal range, which
- * yields subnormal codes), rounding to nearest even.  Adding the biased
- * exponent then carries a rounded-up significand into the next binade.
+ * For |y| in the format's normal range, rounding to nearest even is an
+ * integer add on the fp32 bits, (a + 2^(k-1) - 1 + lsb) >> k with k the
+ * mantissa bits dropped; a carry runs into the exponent, which is then
+ * rebiased by a subtraction.  Below that range the codes are multiples of
+ * the subnormal quantum q, and |y| + C with C = q * 2^23 makes the fp32 adder
+ * do the rounding: the sum lies in C's binade, whose ulp is q, so its low
+ * bits are round(|y| / q), ties to even.  The sum is exact in any IEEE
+ * implementation with round-to-nearest (the default everywhere) and is
+ * normal, so denormal flushing of the result cannot touch it; a flushed
+ * subnormal |y| is below q/2 and rounds to 0 either way.
  */
-FP8KV_HD uint32_t fp8kv_encode_bits(uint32_t u, fp8kv_fp8_format f, int saturate,
-				    uint32_t *overflowed)
+#define FP8KV_ENCODE_OVERFLOW 0x100u
+
+FP8KV_HD uint32_t fp8kv_encode_bits(uint32_t u, fp8kv_fp8_format f, int saturate)
 {
+	/* Every condition is a select between two uint32 values: GCC does not
+	 * vectorise arithmetic on comparison results (1-bit booleans). */
+	const uint32_t k = 23u - f.mant_bits;
 	const uint32_t sign = u >> 31;
-	const uint32_t mag = u & 0x7FFFFFFFu;
-	const uint32_t exp_field = mag >> 23;
-	const uint32_t is_nan = mag > 0x7F800000u;
-	const uint32_t is_inf = mag == 0x7F800000u;
+	const uint32_t a = u & 0x7FFFFFFFu;
 
-	/* fp32 subnormals have no implicit bit and the exponent of field 1 */
-	const uint32_t eff_exp = exp_field ? exp_field : 1u;
-	const uint32_t signif = (mag & 0x7FFFFFu) | (exp_field ? 0x800000u : 0u);
+	const uint32_t rounded = a + ((1u << (k - 1)) - 1u) + ((a >> k) & 1u);
+	const uint32_t normal = (rounded >> k) - ((127u - f.bias) << f.mant_bits);
+	const uint32_t magic = (128u - f.bias - f.mant_bits + 23u) << 23; /* C = q * 2^23 */
+	const uint32_t subnormal =
+		fp8kv_f32_bits(fp8kv_bits_f32(a) + fp8kv_bits_f32(magic)) - magic;
+	const uint32_t code = a < ((128u - f.bias) << 23) ? subnormal : normal;
 
-	/* biased exponent in the format; below 1 the value is subnormal there */
-	const int32_t fexp = (int32_t)eff_exp - 127 + (int32_t)f.bias;
-	const int32_t denorm = fexp < 1 ? 1 - fexp : 0;
-	int32_t shift = (int32_t)(23u - f.mant_bits) + denorm;
-	shift = shift > 31 ? 31 : shift; /* signif < 2^24: any shift >= 25 gives 0 */
-
-	const uint32_t half = 1u << (shift - 1);
-	const uint32_t rem = signif & ((1u << shift) - 1u);
-	uint32_t r = signif >> shift;
-	r += (rem > half) | ((rem == half) & (r & 1u));
-
-	/* subnormal results use exponent 1 with the implicit bit absent, which the
-	 * same formula covers: (1 << m) + r - (1 << m) == r */
-	const uint32_t code_exp = (uint32_t)(fexp + denorm);
-	const uint32_t code = (code_exp << f.mant_bits) + r - (1u << f.mant_bits);
-
-	const uint32_t ovf = (!is_nan & !is_inf) & (code > f.max_code);
-	*overflowed = ovf;
-
-	uint32_t out;
-	if (is_nan)
-		out = f.nan_code;
-	else if (ovf | is_inf)
-		out = saturate ? f.max_code : f.inf_code;
-	else
-		out = code;
+	const uint32_t ovf = code > f.max_code ? (a < 0x7F800000u ? 1u : 0u) : 0u;
+	const uint32_t too_big = saturate ? f.max_code : f.inf_code;
+	uint32_t out = code > f.max_code ? too_big : code; /* overflow, and +-Inf */
+	out = a > 0x7F800000u ? f.nan_code : out;
 
 	/* OCP formats carry the sign on every code, NaN and zero included; fnuz
 	 * formats have no -0 and one unsigned NaN/overflow code 0x80 */
-	const uint32_t signed_ok = f.fnuz ? (out != 0u && out != 0x80u) : 1u;
-	return out | ((sign & signed_ok) << 7);
+	const uint32_t signed_ok = f.fnuz ? ((out & 0x7Fu) ? 1u : 0u) : 1u;
+	return out | ((sign & signed_ok) << 7) | (ovf << 8);
 }
 
-FP8KV_HD uint32_t fp8kv_encode(float y, fp8kv_fp8_format f, int saturate,
-			       uint32_t *overflowed)
+FP8KV_HD uint32_t fp8kv_encode(float y, fp8kv_fp8_format f, int saturate)
 {
-	return fp8kv_encode_bits(fp8kv_f32_bits(y), f, saturate, overflowed);
+	return fp8kv_encode_bits(fp8kv_f32_bits(y), f, saturate);
 }
 
 /* The exact fp32 bits of code; NaN codes give a quiet NaN. */

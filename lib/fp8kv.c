@@ -75,11 +75,9 @@ FP8KV_API float fp8kv_fp8_max(fp8kv_dtype format)
 
 FP8KV_API uint8_t fp8kv_from_float(float y, fp8kv_dtype format, fp8kv_overflow overflow)
 {
-	uint32_t overflowed;
 	if (!fp8kv_dtype_is_fp8(format))
 		return 0;
-	return (uint8_t)fp8kv_encode(y, fp8kv_format_of(format), overflow == FP8KV_SATURATE,
-				     &overflowed);
+	return (uint8_t)fp8kv_encode(y, fp8kv_format_of(format), overflow == FP8KV_SATURATE);
 }
 
 FP8KV_API float fp8kv_to_float(uint8_t code, fp8kv_dtype format)

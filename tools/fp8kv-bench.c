@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fp8kv-bench - how close fp8kv_reshape_and_cache runs to memory speed.
+ *
+ * For each shape it times the fused write (median of repeats after a
+ * warm-up), counts the fewest bytes the write must move, and divides by a
+ * ceiling measured in the same run: a streaming pass that reads 2 bytes and
+ * writes 1 byte per element, contiguous, with no conversion.  It also times
+ * the unfused path the fusion replaces (quantize K, quantize V into a
+ * staging buffer, then scatter).  Correctness is the test suite's business;
+ * this program only measures.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fp8kv.h"
+#include "bench_device.h"
+
+typedef struct shape {
+	int64_t tokens, heads, dim, block_size;
+} shape;
+
+static const shape default_shapes[] = {
+	{1, 8, 128, 16},     {64, 8, 128, 16},   {256, 8, 128, 16},  {16384, 8, 128, 16},
+	{32768, 8, 128, 16}, {32768, 1, 128, 64}, {8192, 32, 128, 16}, {4096, 8, 256, 16},
+};
+
+typedef struct options {
+	const char *backend;
+	fp8kv_dtype input, format;
+	int scale_modes[4], num_scale_modes;
+	int samples;
+	const char *json;
+	shape shapes[64];
+	int num_shapes;
+} options;
+
+/* ---- the host as a bench device ---- */
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	const double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static void *host_stream_create(void) { return NULL; }
+static void host_stream_destroy(void *s) { (void)s; }
+
+static int host_time(bench_work_fn work, void *arg, void *stream, int per_sample,
+		     int samples, int graph, double *seconds)
+{
+	double t[256];
+	(void)graph;
+	if (samples > 256)
+		samples = 256;
+	for (int i = 0; i < 3; i++) /* warm-up: page faults, thread team */
+		if (work(arg, stream))
+			return -1;
+	for (int s = 0; s < samples; s++) {
+		const double t0 = now();
+		for (int i = 0; i < per_sample; i++)
+			if (work(arg, stream))
+				return -1;
+		t[s] = (now() - t0) / per_sample;
+	}
+	qsort(t, (size_t)samples, sizeof t[0], cmp_double);
+	*seconds = t[samples / 2];
+	return 0;
+}
+
+static int host_stream_ceiling(uint8_t *dst, const uint16_t *src, size_t count, void *stream)
+{
+	(void)stream;
+	const int64_t n = (int64_t)count;
+#pragma omp parallel for schedule(static)
+	for (int64_t i = 0; i < n; i++)
+		dst[i] = (uint8_t)(src[i] >> 8);
+	return 0;
+}
+
+static const bench_device host_device = {
+	"host", host_stream_create, host_stream_destroy, host_time, host_stream_ceiling,
+};
+
+/* ---- one shape ---- */
+
+typedef struct run {
+	fp8kv_backend *b;
+	const bench_device *dev;
+	fp8kv_cache_write desc;
+	/* unfused path */
+	uint8_t *staging;
+	fp8kv_cache_write scatter;
+	const float *k_scale, *v_scale;
+	fp8kv_scale_mode flat_mode;
+	/* ceiling */
+	uint8_t *ceiling_dst;
+	const uint16_t *ceiling_src;
+	size_t elements;
+} run;
+
+static int do_fused(void *arg, void *stream)
+{
+	run *r = arg;
+	return fp8kv_reshape_and_cache(r->b, &r->desc, stream) != FP8KV_OK;
+}
+
+static int do_unfused(void *arg, void *stream)
+{
+	run *r = arg;
+	const size_t half = r->elements / 2;
+	const fp8kv_cache_write *d = &r->desc;
+	return fp8kv_quantize(r->b, r->staging, d->cache_dtype, d->key, d->input_dtype, half,
+			      r->flat_mode, r->k_scale, d->overflow, NULL, stream) != FP8KV_OK ||
+	       fp8kv_quantize(r->b, r->staging + half, d->cache_dtype, d->value, d->input_dtype,
+			      half, r->flat_mode, r->v_scale, d->overflow, NULL, stream) != FP8KV_OK ||
+	       fp8kv_reshape_and_cache(r->b, &r->scatter, stream) != FP8KV_OK;
+}
+
+static int do_ceiling(void *arg, void *stream)
+{
+	run *r = arg;
+	return r->dev->stream_ceiling(r->ceiling_dst, r->ceiling_src, r->elements, stream);
+}
+
+/* Deterministic, never-zero bf16 values spread over several binades. */
+static void fill_bf16(uint16_t *p, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* exponent 2^-6 .. 2^3, random sign and mantissa */
+		const uint16_t exp = (uint16_t)(121 + (x >> 40) % 10);
+		p[i] = (uint16_t)(((x >> 63) << 15) | (exp << 7) | ((x >> 20) & 0x7F));
+	}
+}
+
+static const char *mode_name(int m)
+{
+	static const char *names[] = {"one", "tensor", "head", "dynamic"};
+	return names[m];
+}
+
+typedef struct result {
+	shape s;
+	int mode;
+	double fused_s, unfused_s, ceiling_s;
+	double bytes, ceiling_bytes;
+} result;
+
+#define CHECK(call)                                                                       \
+	do {                                                                              \
+		if ((call) != FP8KV_OK) {                                                 \
+			fprintf(stderr, "fp8kv-bench: %s: %s\n", #call, fp8kv_last_error()); \
+			goto fail;                                                        \
+		}                                                                         \
+	} while (0)
+
+static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options *o,
+		       const shape *s, int mode, result *res)
+{
+	const int64_t T = s->tokens, H = s->heads, D = s->dim, BS = s->block_size;
+	const int64_t nb = (T + BS - 1) / BS + 1;
+	const size_t per_side = (size_t)(T * H * D), slots_per_cache = (size_t)(nb * BS);
+	const size_t in_size = fp8kv_dtype_size(o->input);
+	const size_t cache_side = slots_per_cache * (size_t)(H * D);
+	void *input = NULL, *cache = NULL, *slots = NULL, *scales = NULL, *staging = NULL,
+	     *scale_cache = NULL, *ceiling_dst = NULL;
+	uint16_t *host_in = malloc(2 * per_side * in_size);
+	int64_t *host_slots = malloc((size_t)T * sizeof(int64_t));
+	int64_t *perm = malloc((size_t)nb * sizeof(int64_t));
+	float host_scales[2 * 64];
+	void *stream = dev->stream_create();
+	int rc = -1;
+	run r;
+
+	if (!host_in || !host_slots || !perm)
+		goto fail;
+	fill_bf16(host_in, 2 * per_side * in_size / 2, (uint64_t)(T * 31 + H * 7 + D));
+	for (int64_t i = 0; i < nb; i++)
+		perm[i] = i;
+	for (int64_t i = nb - 1; i > 0; i--) { /* blocks in random order, as a pool hands them out */
+		const int64_t j = (i * 7919 + 13) % (i + 1), t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (int64_t t = 0; t < T; t++)
+		host_slots[t] = perm[t / BS] * BS + t % BS;
+	for (int i = 0; i < 2 * 64; i++)
+		host_scales[i] = 0.0125f + 0.001f * (float)(i % 64);
+
+	CHECK(fp8kv_buffer_alloc(b, 2 * per_side * in_size, &input));
+	CHECK(fp8kv_buffer_alloc(b, 2 * cache_side, &cache));
+	CHECK(fp8kv_buffer_alloc(b, 2 * per_side, &staging));
+	CHECK(fp8kv_buffer_alloc(b, 2 * per_side, &ceiling_dst));
+	CHECK(fp8kv_buffer_alloc(b, (size_t)T * sizeof(int64_t), &slots));
+	CHECK(fp8kv_buffer_alloc(b, sizeof host_scales, &scales));
+	CHECK(fp8kv_buffer_alloc(b, 2 * slots_per_cache * (size_t)H * sizeof(float), &scale_cache));
+	CHECK(fp8kv_buffer_upload(b, input, host_in, 2 * per_side * in_size));
+	CHECK(fp8kv_buffer_upload(b, slots, host_slots, (size_t)T * sizeof(int64_t)));
+	CHECK(fp8kv_buffer_upload(b, scales, host_scales, sizeof host_scales));
+	CHECK(fp8kv_buffer_fill(b, cache, 0x5A, 2 * cache_side));
+
+	memset(&r, 0, sizeof r);
+	r.b = b;
+	r.dev = dev;
+	r.elements = 2 * per_side;
+	fp8kv_cache_write *d = &r.desc;
+	fp8kv_cache_write_init(d, T, H, D, D, nb, BS, FP8KV_LAYOUT_NHD);
+	d->input_dtype = o->input;
+	d->cache_dtype = o->format;
+	d->key = input;
+	d->value = (uint8_t *)input + per_side * in_size;
+	d->key_cache = cache;
+	d->value_cache = (uint8_t *)cache + cache_side;
+	d->slot_mapping = slots;
+	d->scale_mode = (fp8kv_scale_mode)mode;
+	d->k_scale = scales;
+	d->v_scale = (const float *)scales + 64;
+	d->k_scale_cache = scale_cache;
+	d->v_scale_cache = (float *)scale_cache + slots_per_cache * (size_t)H;
+
+	/* unfused: quantize both sides to staging, then scatter the FP8 rows as
+	 * a plain copy (each pair of FP8 bytes viewed as one 16-bit element) */
+	r.staging = staging;
+	r.k_scale = d->k_scale;
+	r.v_scale = d->v_scale;
+	r.flat_mode = mode == FP8KV_SCALE_ONE ? FP8KV_SCALE_ONE : FP8KV_SCALE_TENSOR;
+	fp8kv_cache_write_init(&r.scatter, T, H, D / 2, D / 2, nb, BS, FP8KV_LAYOUT_NHD);
+	r.scatter.input_dtype = r.scatter.cache_dtype = FP8KV_BF16;
+	r.scatter.key = staging;
+	r.scatter.value = (uint8_t *)staging + per_side;
+	r.scatter.key_cache = cache;
+	r.scatter.value_cache = (uint8_t *)cache + cache_side;
+	r.scatter.slot_mapping = slots;
+	r.ceiling_src = input;
+	r.ceiling_dst = ceiling_dst;
+
+	/* small shapes: many calls per sample, captured in a graph on a GPU */
+	const double fused_bytes = 3.0 * (double)r.elements;
+	const int graph = fused_bytes < 64e6;
+	const int per_sample = graph ? 64 : 1;
+	if (dev->time(do_fused, &r, stream, per_sample, o->samples, graph, &res->fused_s) ||
+	    (D % 2 == 0 && o->input != FP8KV_F32 &&
+	     dev->time(do_unfused, &r, stream, per_sample, o->samples, graph, &res->unfused_s)) ||
+	    dev->time(do_ceiling, &r, stream, per_sample, o->samples, graph, &res->ceiling_s)) {
+		fprintf(stderr, "fp8kv-bench: timing failed: %s\n", fp8kv_last_error());
+		goto fail;
+	}
+	CHECK(fp8kv_backend_synchronize(b, stream));
+	res->s = *s;
+	res->mode = mode;
+	/* minimal bytes: inputs read once, codes written once, slots read once,
+	 * computed scales written once */
+	res->bytes = (double)r.elements * (double)(in_size + 1) + 8.0 * (double)T +
+		     (mode == FP8KV_SCALE_TOKEN_HEAD ? 8.0 * (double)(T * H) : 0.0);
+	res->ceiling_bytes = (double)r.elements * 3.0;
+	rc = 0;
+fail:
+	fp8kv_buffer_free(b, input);
+	fp8kv_buffer_free(b, cache);
+	fp8kv_buffer_free(b, staging);
+	fp8kv_buffer_free(b, ceiling_dst);
+	fp8kv_buffer_free(b, slots);
+	fp8kv_buffer_free(b, scales);
+	fp8kv_buffer_free(b, scale_cache);
+	dev->stream_destroy(stream);
+	free(host_in);
+	free(host_slots);
+	free(perm);
+	return rc;
+}
+
+/* ---- conversion alone, one core ---- */
+
+static double conversion_rate(fp8kv_backend *b, fp8kv_dtype input, fp8kv_dtype format,
+			      int scaled)
+{
+	/* below the library's parallel threshold, so this runs on one thread,
+	 * and small enough to stay in cache: the conversion, not memory */
+	enum { N = 16384 };
+	static uint16_t src[2 * N];
+	static uint8_t dst[N];
+	const float s = 0.05f;
+	fill_bf16(src, 2 * N, 7);
+	const double t0 = now();
+	int reps = 0;
+	do {
+		for (int i = 0; i < 64; i++)
+			if (fp8kv_quantize(b, dst, format, src, input, N,
+					   scaled ? FP8KV_SCALE_TENSOR : FP8KV_SCALE_ONE, &s,
+					   FP8KV_SATURATE, NULL, NULL) != FP8KV_OK)
+				return -1;
+		reps += 64;
+	} while (now() - t0 < 0.3);
+	return (double)reps * N / (now() - t0);
+}
+
+/* ---- output ---- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: fp8kv-bench [OPTIONS]\n"
+		"Times fp8kv_reshape_and_cache against a streaming ceiling measured in the same run.\n\n"
+		"  --backend NAME     backend to time (default: auto)\n"
+		"  --input DTYPE      bf16 (default), f16 or f32\n"
+		"  --format FMT       e4m3fn (default), e4m3fnuz, e5m2, e5m2fnuz\n"
+		"  --scale MODES      comma list of one,tensor,head,dynamic, or all (default one,tensor)\n"
+		"  --shape TxHxD[/BS] a shape (repeatable; default: the standard set)\n"
+		"  --samples N        timed samples per measurement, median taken (default 21)\n"
+		"  --json FILE        also write the results as JSON\n"
+		"  --help, --version\n");
+}
+
+static int parse_modes(const char *s, options *o)
+{
+	o->num_scale_modes = 0;
+	if (!strcmp(s, "all"))
+		s = "one,tensor,head,dynamic";
+	char buf[128];
+	snprintf(buf, sizeof buf, "%s", s);
+	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+		int m = -1;
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(tok, mode_name(i)))
+				m = i;
+		if (m < 0 || o->num_scale_modes == 4)
+			return -1;
+		o->scale_modes[o->num_scale_modes++] = m;
+	}
+	return o->num_scale_modes ? 0 : -1;
+}
+
+static int parse_args(int argc, char **argv, options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->backend = "auto";
+	o->input = FP8KV_BF16;
+	o->format = FP8KV_E4M3FN;
+	o->samples = 21;
+	parse_modes("one,tensor", o);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		} else if (!strcmp(a, "--version")) {
+			printf("fp8kv-bench %s\n", fp8kv_version());
+			exit(0);
+		} else if (!v) {
+			return -1;
+		} else if (!strcmp(a, "--backend")) {
+			o->backend = v;
+		} else if (!strcmp(a, "--input")) {
+			if (fp8kv_dtype_from_name(v, &o->input) || fp8kv_dtype_is_fp8(o->input))
+				return -1;
+		} else if (!strcmp(a, "--format")) {
+			if (fp8kv_dtype_from_name(v, &o->format) || !fp8kv_dtype_is_fp8(o->format))
+				return -1;
+		} else if (!strcmp(a, "--scale")) {
+			if (parse_modes(v, o))
+				return -1;
+		} else if (!strcmp(a, "--shape")) {
+			shape s = {0, 0, 0, 16};
+			long long t, h, d, bs = 16;
+			int n = sscanf(v, "%lldx%lldx%lld/%lld", &t, &h, &d, &bs);
+			if (n < 3 || t < 1 || h < 1 || h > 64 || d < 1 || bs < 1 || o->num_shapes == 64)
+				return -1;
+			s.tokens = t, s.heads = h, s.dim = d, s.block_size = bs;
+			o->shapes[o->num_shapes++] = s;
+		} else if (!strcmp(a, "--samples")) {
+			o->samples = atoi(v);
+			if (o->samples < 1 || o->samples > 256)
+				return -1;
+		} else if (!strcmp(a, "--json")) {
+			o->json = v;
+		} else {
+			return -1;
+		}
+		i++;
+	}
+	if (!o->num_shapes) {
+		o->num_shapes = (int)(sizeof default_shapes / sizeof default_shapes[0]);
+		memcpy(o->shapes, default_shapes, sizeof default_shapes);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	options o;
+	fp8kv_backend *b;
+	if (parse_args(argc, argv, &o)) {
+		usage(stderr);
+		return 2;
+	}
+	fp8kv_status st = fp8kv_backend_open(o.backend, &b);
+	if (st != FP8KV_OK) {
+		fprintf(stderr, "fp8kv-bench: %s\n", fp8kv_last_error());
+		return st == FP8KV_ENODEV ? 77 : 3;
+	}
+	const int on_host = !strcmp(fp8kv_backend_name(b), "cpu");
+	const bench_device *dev = on_host ? &host_device : bench_gpu_device();
+	if (!dev) {
+		fprintf(stderr, "fp8kv-bench: no timing support for backend %s in this build\n",
+			fp8kv_backend_name(b));
+		fp8kv_backend_close(b);
+		return 3;
+	}
+
+	printf("fp8kv-bench %s: backend %s (%s), %s -> %s\n", fp8kv_version(),
+	       fp8kv_backend_name(b), fp8kv_backend_device(b), fp8kv_dtype_name(o.input),
+	       fp8kv_dtype_name(o.format));
+	printf("bytes = minimal traffic (inputs read, codes written, 8 B/token slots, computed scales);\n"
+	       "ceiling = same-run stream reading 2 B and writing 1 B per element, no conversion\n\n");
+	printf("%-22s %-8s %10s %9s %10s %9s %7s %11s %8s\n", "tokens x heads x dim/bs", "scale",
+	       "fused us", "GB/s", "ceiling us", "GB/s", "ratio", "unfused us", "speedup");
+
+	result results[64 * 4];
+	int nres = 0, failed = 0;
+	for (int i = 0; i < o.num_shapes; i++)
+		for (int m = 0; m < o.num_scale_modes; m++) {
+			result *r = &results[nres];
+			memset(r, 0, sizeof *r);
+			if (bench_shape(b, dev, &o, &o.shapes[i], o.scale_modes[m], r)) {
+				failed = 1;
+				continue;
+			}
+			nres++;
+			char label[64];
+			snprintf(label, sizeof label, "%lld x %lld x %lld/%lld",
+				 (long long)r->s.tokens, (long long)r->s.heads, (long long)r->s.dim,
+				 (long long)r->s.block_size);
+			const double gbs = r->bytes / r->fused_s * 1e-9;
+			const double cgbs = r->ceiling_bytes / r->ceiling_s * 1e-9;
+			printf("%-22s %-8s %10.2f %9.1f %10.2f %9.1f %6.1f%% ", label, mode_name(r->mode),
+			       r->fused_s * 1e6, gbs, r->ceiling_s * 1e6, cgbs, 100.0 * gbs / cgbs);
+			if (r->unfused_s > 0)
+				printf("%11.2f %7.2fx\n", r->unfused_s * 1e6, r->unfused_s / r->fused_s);
+			else
+				printf("%11s %8s\n", "-", "-");
+			fflush(stdout);
+		}
+
+	double rates[2][3];
+	if (on_host) {
+		const fp8kv_dtype ins[3] = {FP8KV_BF16, FP8KV_F16, FP8KV_F32};
+		printf("\nconversion alone, one core (elements/s): ");
+		for (int sc = 0; sc < 2; sc++)
+			for (int k = 0; k < 3; k++) {
+				rates[sc][k] = conversion_rate(b, ins[k], o.format, sc);
+				printf("%s%s %s %.3g", sc || k ? ", " : "", fp8kv_dtype_name(ins[k]),
+				       sc ? "tensor" : "one", rates[sc][k]);
+			}
+		printf("\n");
+	}
+
+	if (o.json) {
+		FILE *f = fopen(o.json, "w");
+		if (!f) {
+			perror(o.json);
+			failed = 1;
+		} else {
+			fprintf(f, "{\"version\": \"%s\", \"backend\": \"%s\", \"device\": \"%s\", "
+				   "\"input\": \"%s\", \"format\": \"%s\", \"results\": [",
+				fp8kv_version(), fp8kv_backend_name(b), fp8kv_backend_device(b),
+				fp8kv_dtype_name(o.input), fp8kv_dtype_name(o.format));
+			for (int i = 0; i < nres; i++) {
+				const result *r = &results[i];
+				fprintf(f, "%s\n {\"tokens\": %lld, \"heads\": %lld, \"dim\": %lld, "
+					   "\"block_size\": %lld, \"scale\": \"%s\", \"fused_s\": %.9g, "
+					   "\"bytes\": %.0f, \"ceiling_s\": %.9g, \"ceiling_bytes\": %.0f, "
+					   "\"unfused_s\": %.9g, \"ratio\": %.4f}",
+					i ? "," : "", (long long)r->s.tokens, (long long)r->s.heads,
+					(long long)r->s.dim, (long long)r->s.block_size,
+					mode_name(r->mode), r->fused_s, r->bytes, r->ceiling_s,
+					r->ceiling_bytes, r->unfused_s,
+					(r->bytes / r->fused_s) / (r->ceiling_bytes / r->ceiling_s));
+			}
+			fprintf(f, "\n]");
+			if (on_host)
+				fprintf(f, ", \"conversion_per_core\": {\"bf16_one\": %.4g, "
+					   "\"f16_one\": %.4g, \"f32_one\": %.4g, \"bf16_tensor\": %.4g, "
+					   "\"f16_tensor\": %.4g, \"f32_tensor\": %.4g}",
+					rates[0][0], rates[0][1], rates[0][2], rates[1][0], rates[1][1],
+					rates[1][2]);
+			fprintf(f, "}\n");
+			fclose(f);
+		}
+	}
+	fp8kv_backend_close(b);
+	return failed ? 3 : 0;
+}

@@ -1,0 +1,23 @@
+# SPDX-License-Identifier: MIT
+# Included from the top Makefile.am: the programs users run.
+
+bin_PROGRAMS = tools/fp8kv-bench
+
+tools_fp8kv_bench_SOURCES = tools/fp8kv-bench.c tools/bench_device.h
+tools_fp8kv_bench_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
+tools_fp8kv_bench_LDADD = lib/libfp8kv.la
+tools_fp8kv_bench_LDFLAGS = $(OPENMP_CFLAGS)
+if HAVE_HIP
+# GPU timing (events, graphs) and the streaming ceiling kernel
+tools_fp8kv_bench_LDADD += tools/bench_gpu.lo $(HIP_LIBS)
+tools_fp8kv_bench_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) \
+	$(LIBTOOLFLAGS) --mode=link $(CXXLD) $(AM_CXXFLAGS) $(CXXFLAGS) \
+	$(tools_fp8kv_bench_LDFLAGS) $(LDFLAGS) -o $@
+EXTRA_tools_fp8kv_bench_DEPENDENCIES = tools/bench_gpu.lo
+else
+tools_fp8kv_bench_SOURCES += tools/bench_gpu_none.c
+tools_fp8kv_bench_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \
+	$(LIBTOOLFLAGS) --mode=link $(CCLD) $(tools_fp8kv_bench_CFLAGS) $(CFLAGS) \
+	$(tools_fp8kv_bench_LDFLAGS) $(LDFLAGS) -o $@
+endif
+EXTRA_DIST += tools/bench_gpu.hip tools/bench_gpu_none.c
