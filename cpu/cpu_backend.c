@@ -137,6 +137,15 @@ static float row_amax(const void *src, int64_t n, int dtype)
 	return amax;
 }
 
+/* NaN inputs in a row, for copies, which count them too */
+static uint64_t row_nans(const void *src, int64_t n, int dtype)
+{
+	uint64_t nans = 0;
+	for (int64_t i = 0; i < n; i++)
+		nans += (fp8kv_f32_bits(fp8kv_load_f32(src, i, dtype)) & 0x7FFFFFFFu) > 0x7F800000u;
+	return nans;
+}
+
 /* ---- the cache write ---- */
 
 enum slot_kind { SLOT_WRITE, SLOT_PADDING, SLOT_OUT_OF_RANGE };
@@ -195,8 +204,11 @@ static void write_token(const fp8kv_cache_write *d, const side *sd, int64_t t, i
 			sd->amax[h] = a > sd->amax[h] ? a : sd->amax[h];
 		}
 	if (!fp8kv_dtype_is_fp8(d->cache_dtype)) {
-		for (int64_t h = 0; h < H; h++)
+		for (int64_t h = 0; h < H; h++) {
 			memcpy(dst + h * dst_stride, src + h * src_stride, (size_t)n * in_size);
+			if (stats)
+				stats->nans += row_nans(src + h * src_stride, n, d->input_dtype);
+		}
 		return;
 	}
 
