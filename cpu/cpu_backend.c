@@ -66,7 +66,7 @@ static ALWAYS_INLINE void quantize_row_generic(uint8_t *restrict dst, const void
 		uint32_t overflows = 0, nans = 0;
 		for (int64_t i = begin; i < end; i++) {
 			const float x = fp8kv_load_f32(src, i, dtype);
-			const float y = scaled ? x / s : x;
+			const float y = scaled ? fp8kv_divide(x, s) : x;
 			const uint32_t q = fp8kv_encode(y, f, saturate);
 			dst[i] = (uint8_t)q;
 			if (counting) {
@@ -365,7 +365,7 @@ static fp8kv_status cpu_dequantize(void *ctx, const fp8kv_convert_args *a, void 
 #pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
 	for (int64_t i = 0; i < n; i++) {
 		const float x = fp8kv_bits_f32(fp8kv_decode_bits(src[i], f));
-		const float y = scaled ? x * s : x;
+		const float y = scaled ? fp8kv_multiply(x, s) : x;
 		switch (a->dst_dtype) {
 		case FP8KV_F32: ((float *)a->dst)[i] = y; break;
 		case FP8KV_F16: ((uint16_t *)a->dst)[i] = fp8kv_f32_to_f16(y); break;

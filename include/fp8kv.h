@@ -169,7 +169,9 @@ FP8KV_API fp8kv_status fp8kv_buffer_fill(fp8kv_backend *backend, void *dst,
  *  1. x (bf16, fp16 or fp32) is widened to fp32 exactly.  With a scale s,
  *     y = x / s as one IEEE fp32 division, correctly rounded (never a
  *     multiplication by 1/s).  With FP8KV_SCALE_ONE, y = x; a scale holding
- *     exactly 1.0 gives the same bytes, since x / 1 == x.
+ *     exactly 1.0 gives the same bytes, since x / 1 == x.  When y is NaN its
+ *     sign is that of x if x is NaN, else sign(x) XOR sign(s) (0/0, Inf/Inf,
+ *     a NaN scale): fixed here because hardware differs.
  *  2. y is rounded to the FP8 format to nearest, ties to even, subnormals
  *     included (fp32 subnormal y are honoured, never flushed), with the carry
  *     into the next binade.
@@ -194,10 +196,12 @@ FP8KV_API fp8kv_status fp8kv_buffer_fill(fp8kv_backend *backend, void *dst,
  * This equals PyTorch's and ml_dtypes' float8 casts in the non-saturating
  * mode, and NVIDIA's cvt.rn.satfinite in the saturating mode (which drops
  * the sign of NaN).  Dequantization is x = float(q) * s, one fp32
- * multiplication, then rounding to the output dtype to nearest even.
+ * multiplication (a NaN product signed as in step 1), then rounding to the
+ * output dtype to nearest even.
  *
- * A finite x whose y overflows (step 3) counts as one overflow wherever a
- * call takes an overflow counter; +-Inf inputs do not count.
+ * A finite x counts as one overflow wherever a call takes an overflow
+ * counter when its y overflows (step 3) or when y = x / s is itself +-Inf;
+ * +-Inf and NaN inputs do not count.
  */
 
 /* ---------------------------------------------- 6. scalar and bulk conversion */

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdarg.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -33,9 +34,13 @@ void fp8kv_clear_error(void)
 	last_message[0] = '\0';
 }
 
+/* Formats into a local buffer first: an argument may be last_message itself
+ * (a module wrapping another backend's message). */
 static fp8kv_status set_error_v(fp8kv_status status, const char *fmt, va_list ap)
 {
-	vsnprintf(last_message, sizeof last_message, fmt, ap);
+	char message[sizeof last_message];
+	vsnprintf(message, sizeof message, fmt, ap);
+	memcpy(last_message, message, sizeof message);
 	return status;
 }
 

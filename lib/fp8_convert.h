@@ -222,6 +222,32 @@ FP8KV_HD float fp8kv_load_f32(const void *base, int64_t index, int dtype)
 	return dtype == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32(h) : fp8kv_f16_to_f32(h);
 }
 
+/*
+ * The scaled value: x / s (quantize) or x * s (dequantize), one correctly
+ * rounded fp32 operation, with the sign of a NaN result fixed by the
+ * contract rather than by the hardware (x86 keeps a NaN operand's sign and
+ * makes 0/0 negative; GPUs return one positive NaN): the sign of x when x
+ * is NaN, else sign(x) XOR sign(s), as for any other quotient.
+ */
+FP8KV_HD float fp8kv_fix_nan_sign(float x, float s, float r)
+{
+	const uint32_t xb = fp8kv_f32_bits(x), sb = fp8kv_f32_bits(s);
+	const uint32_t sign = (xb & 0x7FFFFFFFu) > 0x7F800000u ? xb & 0x80000000u
+							      : (xb ^ sb) & 0x80000000u;
+	return (fp8kv_f32_bits(r) & 0x7FFFFFFFu) > 0x7F800000u ? fp8kv_bits_f32(0x7FC00000u | sign)
+								 : r;
+}
+
+FP8KV_HD float fp8kv_divide(float x, float s)
+{
+	return fp8kv_fix_nan_sign(x, s, x / s);
+}
+
+FP8KV_HD float fp8kv_multiply(float x, float s)
+{
+	return fp8kv_fix_nan_sign(x, s, x * s);
+}
+
 /* |x| for the amax of finite values: 0 for NaN and +-Inf. */
 FP8KV_HD float fp8kv_finite_abs(float x)
 {

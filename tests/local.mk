@@ -3,7 +3,8 @@
 # FP8KV_MODULE_PATH, never the installed ones.
 AM_TESTS_ENVIRONMENT = \
 	FP8KV_MODULE_PATH='$(abs_top_builddir)/hip/.libs:$(abs_top_builddir)/tests/.libs'; \
-	export FP8KV_MODULE_PATH; \
+	abs_top_builddir='$(abs_top_builddir)'; \
+	export FP8KV_MODULE_PATH abs_top_builddir; \
 	unset FP8KV_BACKEND;
 
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
@@ -11,9 +12,17 @@ TEST_LIBS = lib/libfp8kv.la $(CHECK_LIBS)
 ORACLE_SOURCES = tests/oracle.c tests/oracle.h
 
 if HAVE_CHECK
-check_PROGRAMS += tests/test_convert tests/test_cache_write tests/test_errors
-TESTS += tests/test_convert tests/test_cache_write tests/test_errors
+check_PROGRAMS += tests/test_convert tests/test_cache_write tests/test_errors \
+	tests/test_backends
+TESTS += tests/test_convert tests/test_cache_write tests/test_errors tests/test_backends
 endif
+TESTS += tests/validate_detects_faults.sh
+EXTRA_DIST += tests/validate_detects_faults.sh
+
+tests_test_backends_SOURCES = tests/test_backends.c tests/cache_case.c tests/cache_case.h \
+	$(ORACLE_SOURCES)
+tests_test_backends_CFLAGS = $(TEST_CFLAGS)
+tests_test_backends_LDADD = $(TEST_LIBS)
 
 tests_test_convert_SOURCES = tests/test_convert.c $(ORACLE_SOURCES)
 tests_test_convert_CFLAGS = $(TEST_CFLAGS)
@@ -39,3 +48,14 @@ CLEANFILES += tests/exhaustive
 check-exhaustive: tests/exhaustive$(EXEEXT)
 	$(AM_V_at)$(AM_TESTS_ENVIRONMENT) time -p ./tests/exhaustive$(EXEEXT)
 .PHONY: check-exhaustive
+
+# A deliberately wrong backend module, so that the validator's verdict is
+# itself tested.  -rpath makes libtool build a shared module that is never
+# installed.
+check_LTLIBRARIES += tests/fp8kv_faulty.la
+tests_fp8kv_faulty_la_SOURCES = tests/faulty_backend.c
+tests_fp8kv_faulty_la_CPPFLAGS = $(AM_CPPFLAGS)
+tests_fp8kv_faulty_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
+tests_fp8kv_faulty_la_LIBADD = lib/libfp8kv.la
+tests_fp8kv_faulty_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
+	-rpath '$(abs_builddir)/tests'

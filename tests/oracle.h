@@ -31,7 +31,9 @@ float oracle_widen(uint32_t bits, fp8kv_dtype dtype);
 float oracle_divide(float x, float s);
 
 /* The whole quantization of one element: widen, divide when scaled
- * (scaled != 0), encode.  *overflowed as for oracle_encode. */
+ * (scaled != 0), encode.  *overflowed is set to 1 when x is finite and is
+ * clipped: its y overflows (step 3), or y = x / s is itself +-Inf in fp32.
+ * NaN and +-Inf inputs never count. */
 uint8_t oracle_quantize(uint32_t bits, fp8kv_dtype dtype, int scaled, float s,
 			fp8kv_dtype format, fp8kv_overflow overflow, int *overflowed);
 

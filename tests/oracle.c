@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * oracle.c - an independent model of the fp8kv conversion contract
+ * (include/fp8kv.h, sections 5 and 7), written from the header alone.
+ *
+ * Method, chosen to share nothing with a bit-twiddling converter:
+ *   - every FP8 code is decoded from its bit fields into a double by
+ *     building powers of two from their IEEE bit pattern (ldexp-style);
+ *   - an fp32 value y is encoded by searching ALL 256 codes of the format
+ *     (plus the two virtual codes +-(max + ulp(max)) just past the largest
+ *     finite value) for the one nearest to y.  Distances |y - v| are
+ *     compared exactly: each is held as an unevaluated pair hi + lo from
+ *     Knuth's TwoSum (exact in binary64 round-to-nearest, no FMA), and
+ *     pairs compare lexicographically because hi is the correctly rounded
+ *     distance;
+ *   - ties between two values go to the code whose least significant bit
+ *     (the mantissa's last bit) is 0; the two zeros of the OCP formats are
+ *     told apart by the sign of y;
+ *   - landing on a virtual code means overflow; NaN, Inf and overflow codes
+ *     come from the table of section 5 written out literally;
+ *   - f16/bf16 inputs are widened from their bit fields, x / s is computed
+ *     in binary64 and rounded once more (innocuous: 53 >= 2 * 24 + 2), and
+ *     every rounding to f32/f16/bf16 is done by exact integer arithmetic on
+ *     the significand, ties to even.
+ * Nothing here converts with the hardware's float <-> double casts, so
+ * flush-to-zero or a library bug cannot leak into the expected values.
+ * Every product formed here is exact, so FMA contraction could not change
+ * a result either (the build uses -ffp-contract=off all the same).
+ */
+#include "oracle.h"
+
+#include <float.h>
+#include <pthread.h>
+#include <string.h>
+
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "the oracle's exact arithmetic needs FLT_EVAL_METHOD == 0 (binary64 without excess precision)"
+#endif
+
+/* ------------------------------------------------------- binary64 helpers */
+
+static double from_bits64(uint64_t b)
+{
+	double d;
+	memcpy(&d, &b, sizeof d);
+	return d;
+}
+
+static uint64_t bits64(double d)
+{
+	uint64_t b;
+	memcpy(&b, &d, sizeof b);
+	return b;
+}
+
+/* 2^e for -1022 <= e <= 1023, exact, built from the exponent field. */
+static double pow2(int e)
+{
+	return from_bits64((uint64_t)(e + 1023) << 52);
+}
+
+static double nan_with_sign(int neg)
+{
+	return from_bits64(((uint64_t)(neg != 0) << 63) | 0x7FF8000000000000ull);
+}
+
+static double inf_with_sign(int neg)
+{
+	return from_bits64(((uint64_t)(neg != 0) << 63) | 0x7FF0000000000000ull);
+}
+
+static int is_nan64(double d)
+{
+	return (bits64(d) & 0x7FFFFFFFFFFFFFFFull) > 0x7FF0000000000000ull;
+}
+
+static int is_inf64(double d)
+{
+	return (bits64(d) & 0x7FFFFFFFFFFFFFFFull) == 0x7FF0000000000000ull;
+}
+
+static int sign64(double d)
+{
+	return (int)(bits64(d) >> 63);
+}
+
+/* floor(log2(a)) for a positive normal double. */
+static int exponent_of(double a)
+{
+	return (int)((bits64(a) >> 52) & 0x7FF) - 1023;
+}
+
+int oracle_is_nan(double x)
+{
+	return x != x;
+}
+
+/* --------------------------------------------- generic binary formats */
+
+/*
+ * The value of a binary floating-point number with ebits exponent bits and
+ * mbits stored mantissa bits, IEEE layout (Inf/NaN at the top exponent),
+ * given by its bits.  Exact for f32, f16 and bf16.
+ */
+static double ieee_value(uint32_t bits, int ebits, int mbits)
+{
+	int bias = (1 << (ebits - 1)) - 1;
+	int neg = (int)((bits >> (ebits + mbits)) & 1);
+	uint32_t e = (bits >> mbits) & ((1u << ebits) - 1);
+	uint32_t m = bits & ((1u << mbits) - 1);
+	double mag;
+
+	if (e == (1u << ebits) - 1)
+		return m ? nan_with_sign(neg) : inf_with_sign(neg);
+	if (e == 0)
+		mag = (double)m * pow2(1 - bias - mbits);
+	else
+		mag = (double)((1u << mbits) + m) * pow2((int)e - bias - mbits);
+	return neg ? -mag : mag;
+}
+
+/*
+ * v rounded to the binary format with p significand bits (implicit bit
+ * included), minimum normal exponent emin and maximum exponent emax: to
+ * nearest, ties to even, gradual underflow, overflow to Inf.  The exact
+ * value to round must be the double v.
+ */
+static double round_binary(double v, int p, int emin, int emax)
+{
+	if (is_nan64(v) || is_inf64(v) || v == 0)
+		return v;
+	int neg = sign64(v);
+	double a = neg ? -v : v;
+	int e = exponent_of(a);
+	int q = (e < emin ? emin : e) - (p - 1); /* the quantum is 2^q */
+	double n = a * pow2(-q);                 /* exact: a power-of-two scaling */
+	uint64_t whole = (uint64_t)n;            /* n < 2^p */
+	double frac = n - (double)whole;         /* exact */
+
+	if (frac > 0.5 || (frac == 0.5 && (whole & 1)))
+		whole++;
+	double r = (double)whole * pow2(q);
+	double max = (double)((1ull << p) - 1) * pow2(emax - p + 1);
+	if (r > max)
+		r = inf_with_sign(0);
+	return neg ? -r : r;
+}
+
+/* The bits of a value already representable in the format (see ieee_value). */
+static uint32_t ieee_bits(double v, int ebits, int mbits)
+{
+	int bias = (1 << (ebits - 1)) - 1;
+	int emin = 1 - bias;
+	uint32_t sign = (uint32_t)sign64(v) << (ebits + mbits);
+	uint32_t expmask = ((1u << ebits) - 1) << mbits;
+
+	if (is_nan64(v))
+		return sign | expmask | (1u << (mbits - 1)); /* quiet NaN */
+	if (is_inf64(v))
+		return sign | expmask;
+	if (v == 0)
+		return sign;
+	double a = sign ? -v : v;
+	int e = exponent_of(a);
+	if (e < emin)
+		return sign | (uint32_t)(a * pow2(mbits - emin));
+	uint32_t m = (uint32_t)(a * pow2(mbits - e)) - (1u << mbits);
+	return sign | ((uint32_t)(e + bias) << mbits) | m;
+}
+
+static float float_from_bits(uint32_t b)
+{
+	float f;
+	memcpy(&f, &b, sizeof f);
+	return f;
+}
+
+static uint32_t float_bits(float f)
+{
+	uint32_t b;
+	memcpy(&b, &f, sizeof b);
+	return b;
+}
+
+/* ------------------------------------------------------------- FP8 codes */
+
+typedef struct fp8_layout {
+	int ebits, mbits, bias;
+	int fnuz; /* 0x80 is the only NaN; no Inf, no -0 */
+} fp8_layout;
+
+static int layout_of(fp8kv_dtype format, fp8_layout *l)
+{
+	switch (format) {
+	case FP8KV_E4M3FN: *l = (fp8_layout){4, 3, 7, 0}; return 1;
+	case FP8KV_E4M3FNUZ: *l = (fp8_layout){4, 3, 8, 1}; return 1;
+	case FP8KV_E5M2: *l = (fp8_layout){5, 2, 15, 0}; return 1;
+	case FP8KV_E5M2FNUZ: *l = (fp8_layout){5, 2, 16, 1}; return 1;
+	default: return 0;
+	}
+}
+
+double oracle_decode(uint8_t code, fp8kv_dtype format)
+{
+	fp8_layout l;
+	if (!layout_of(format, &l))
+		return nan_with_sign(0);
+	int neg = code >> 7;
+	int e = (code >> l.mbits) & ((1 << l.ebits) - 1);
+	int m = code & ((1 << l.mbits) - 1);
+	int etop = (1 << l.ebits) - 1, mtop = (1 << l.mbits) - 1;
+
+	if (l.fnuz) {
+		if (code == 0x80)
+			return nan_with_sign(1);
+	} else if (l.ebits == 4) {
+		if (e == etop && m == mtop) /* e4m3fn: S.1111.111 */
+			return nan_with_sign(neg);
+	} else if (e == etop) { /* e5m2: IEEE-like top exponent */
+		return m ? nan_with_sign(neg) : inf_with_sign(neg);
+	}
+	double mag = e == 0 ? (double)m * pow2(1 - l.bias - l.mbits)
+			    : (double)((1 << l.mbits) + m) * pow2(e - l.bias - l.mbits);
+	return neg ? -mag : mag;
+}
+
+/* The candidates of the nearest search: every finite code, then the two
+ * virtual codes +-(max + ulp(max)), which mean overflow. */
+#define NCAND 258
+#define VIRTUAL 256
+
+typedef struct candidates {
+	int n;
+	double value[NCAND];
+	int code[NCAND]; /* 0..255, or VIRTUAL */
+	int lsb[NCAND];  /* last mantissa bit, for ties */
+} candidates;
+
+static candidates cand[4];
+static pthread_once_t cand_once = PTHREAD_ONCE_INIT;
+
+static int format_index(fp8kv_dtype format)
+{
+	return (int)format - (int)FP8KV_E4M3FN;
+}
+
+static void build_candidates(void)
+{
+	static const fp8kv_dtype formats[4] = {FP8KV_E4M3FN, FP8KV_E4M3FNUZ,
+					       FP8KV_E5M2, FP8KV_E5M2FNUZ};
+	for (int f = 0; f < 4; f++) {
+		candidates *c = &cand[format_index(formats[f])];
+		fp8_layout l = {0, 0, 0, 0};
+		layout_of(formats[f], &l);
+		int max_code = 0;
+		double max = 0;
+		c->n = 0;
+		for (int code = 0; code < 256; code++) {
+			double v = oracle_decode((uint8_t)code, formats[f]);
+			if (is_nan64(v) || is_inf64(v))
+				continue;
+			c->value[c->n] = v;
+			c->code[c->n] = code;
+			c->lsb[c->n] = code & 1;
+			c->n++;
+			if (v > max) {
+				max = v;
+				max_code = code;
+			}
+		}
+		/* ulp(max) from max's exponent field; the virtual code would be
+		 * max_code + 1, so its last mantissa bit is the opposite one. */
+		int e = (max_code >> l.mbits) & ((1 << l.ebits) - 1);
+		double ulp = pow2(e - l.bias - l.mbits);
+		for (int s = 0; s < 2; s++) {
+			c->value[c->n] = s ? -(max + ulp) : max + ulp;
+			c->code[c->n] = VIRTUAL;
+			c->lsb[c->n] = (max_code + 1) & 1;
+			c->n++;
+		}
+	}
+}
+
+/* |y - v| exactly, as hi + lo with hi = round(|y - v|) (TwoSum). */
+typedef struct distance {
+	double hi, lo;
+} distance;
+
+static distance exact_distance(double y, double v)
+{
+	double a = y, b = -v;
+	double s = a + b;
+	double bb = s - a;
+	double err = (a - (s - bb)) + (b - bb);
+	if (s < 0) {
+		s = -s;
+		err = -err;
+	}
+	return (distance){s, err};
+}
+
+static int distance_cmp(distance x, distance y)
+{
+	if (x.hi != y.hi)
+		return x.hi < y.hi ? -1 : 1;
+	if (x.lo != y.lo)
+		return x.lo < y.lo ? -1 : 1;
+	return 0;
+}
+
+/* The codes of section 5's table for NaN and for overflow/Inf. */
+static uint8_t nan_code(fp8kv_dtype format, int neg)
+{
+	switch (format) {
+	case FP8KV_E4M3FN:
+	case FP8KV_E5M2: return (uint8_t)(0x7F | (neg ? 0x80 : 0));
+	default: return 0x80;
+	}
+}
+
+static uint8_t overflow_code(fp8kv_dtype format, fp8kv_overflow overflow, int neg)
+{
+	uint8_t sign = neg ? 0x80 : 0;
+	if (overflow == FP8KV_SATURATE) {
+		switch (format) {
+		case FP8KV_E4M3FN: return 0x7E | sign;
+		case FP8KV_E5M2: return 0x7B | sign;
+		default: return 0x7F | sign; /* the fnuz formats */
+		}
+	}
+	switch (format) {
+	case FP8KV_E4M3FN: return 0x7F | sign;
+	case FP8KV_E5M2: return 0x7C | sign;
+	default: return 0x80;
+	}
+}
+
+uint8_t oracle_encode(float y, fp8kv_dtype format, fp8kv_overflow overflow,
+		      int *overflowed)
+{
+	fp8_layout l;
+	if (overflowed)
+		*overflowed = 0;
+	if (!layout_of(format, &l))
+		return 0;
+	pthread_once(&cand_once, build_candidates);
+
+	double yd = ieee_value(float_bits(y), 8, 23); /* exact, no FTZ */
+	int neg = sign64(yd);
+	if (is_nan64(yd))
+		return nan_code(format, neg);
+	if (is_inf64(yd))
+		return overflow_code(format, overflow, neg);
+
+	const candidates *c = &cand[format_index(format)];
+	int best = 0;
+	distance bd = exact_distance(yd, c->value[0]);
+	for (int i = 1; i < c->n; i++) {
+		double v = c->value[i];
+		double hi = yd - v;
+		if (hi < 0)
+			hi = -hi;
+		if (hi > bd.hi) /* rounded distances ordered: exact ones too */
+			continue;
+		distance d = exact_distance(yd, v);
+		int cmp = distance_cmp(d, bd);
+		if (cmp == 0) {
+			if (v == c->value[best]) /* +0 and -0: keep y's sign */
+				cmp = sign64(v) == neg ? -1 : 1;
+			else /* a true tie: the even code */
+				cmp = c->lsb[i] == 0 ? -1 : 1;
+		}
+		if (cmp < 0) {
+			best = i;
+			bd = d;
+		}
+	}
+	if (c->code[best] == VIRTUAL) {
+		if (overflowed)
+			*overflowed = 1;
+		return overflow_code(format, overflow, neg);
+	}
+	return (uint8_t)c->code[best];
+}
+
+/* ------------------------------------------------- widening and division */
+
+float oracle_widen(uint32_t bits, fp8kv_dtype dtype)
+{
+	double v;
+	switch (dtype) {
+	case FP8KV_F32: return float_from_bits(bits);
+	case FP8KV_F16: v = ieee_value(bits & 0xFFFF, 5, 10); break;
+	case FP8KV_BF16: v = ieee_value(bits & 0xFFFF, 8, 7); break;
+	default: return float_from_bits(0x7FC00000u);
+	}
+	return float_from_bits(ieee_bits(v, 8, 23));
+}
+
+float oracle_divide(float x, float s)
+{
+	double q = ieee_value(float_bits(x), 8, 23) / ieee_value(float_bits(s), 8, 23);
+	if (is_nan64(q)) /* fp8kv.h: a NaN x keeps its sign, else sign(x) ^ sign(s) */
+		return float_from_bits(0x7FC00000u |
+				       (is_nan64(ieee_value(float_bits(x), 8, 23))
+						? float_bits(x) & 0x80000000u
+						: (float_bits(x) ^ float_bits(s)) & 0x80000000u));
+	return float_from_bits(ieee_bits(round_binary(q, 24, -126, 127), 8, 23));
+}
+
+static int finite32(float x)
+{
+	return (float_bits(x) & 0x7F800000u) != 0x7F800000u;
+}
+
+uint8_t oracle_quantize(uint32_t bits, fp8kv_dtype dtype, int scaled, float s,
+			fp8kv_dtype format, fp8kv_overflow overflow, int *overflowed)
+{
+	float x = oracle_widen(bits, dtype);
+	float y = scaled ? oracle_divide(x, s) : x;
+	int o = 0;
+	uint8_t code = oracle_encode(y, format, overflow, &o);
+	/* A finite x whose y = x / s overflowed fp32 itself is clipped just
+	 * the same: it counts (only +-Inf inputs do not). */
+	if (finite32(x) && !finite32(y) && !oracle_is_nan(y))
+		o = 1;
+	if (overflowed)
+		*overflowed = o;
+	return code;
+}
+
+/* ------------------------------------------------------------ dequantize */
+
+uint32_t oracle_dequantize(uint8_t code, fp8kv_dtype format, int scaled, float s,
+			   fp8kv_dtype dtype)
+{
+	double v = oracle_decode(code, format);
+	double sd = scaled ? ieee_value(float_bits(s), 8, 23) : 1.0;
+	/* Exact: <= 4 + 24 significant bits, exponents far inside binary64. */
+	double product = v * sd;
+	double f32 = round_binary(product, 24, -126, 127);
+
+	switch (dtype) {
+	case FP8KV_F32: return ieee_bits(f32, 8, 23);
+	case FP8KV_F16: return ieee_bits(round_binary(f32, 11, -14, 15), 5, 10);
+	case FP8KV_BF16: return ieee_bits(round_binary(f32, 8, -126, 127), 8, 7);
+	default: return 0x7FC00000u;
+	}
+}
+
+/* ------------------------------------------------------ TOKEN_HEAD scale */
+
+float oracle_row_scale(const uint32_t *bits, int64_t n, fp8kv_dtype dtype,
+		       fp8kv_dtype format, float *amax_out)
+{
+	double amax = 0;
+	for (int64_t i = 0; i < n; i++) {
+		float x = oracle_widen(bits[i], dtype);
+		if (!finite32(x))
+			continue;
+		double a = ieee_value(float_bits(x), 8, 23);
+		if (a < 0)
+			a = -a;
+		if (a > amax)
+			amax = a;
+	}
+	float famax = float_from_bits(ieee_bits(amax, 8, 23));
+	if (amax_out)
+		*amax_out = famax;
+	if (amax == 0)
+		return 1.0f;
+
+	/* fmax: the largest finite code value, found by decoding all codes */
+	double fmax = 0;
+	for (int code = 0; code < 256; code++) {
+		double v = oracle_decode((uint8_t)code, format);
+		if (!is_nan64(v) && !is_inf64(v) && v > fmax)
+			fmax = v;
+	}
+	float q = oracle_divide(famax, float_from_bits(ieee_bits(fmax, 8, 23)));
+	double qd = ieee_value(float_bits(q), 8, 23);
+	return qd < pow2(-126) ? float_from_bits(ieee_bits(pow2(-126), 8, 23)) : q;
+}
