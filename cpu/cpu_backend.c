@@ -195,8 +195,10 @@ static void write_token(const fp8kv_cache_write *d, const side *sd, int64_t t, i
 	uint8_t *dst = sd->cache + (size_t)(block * sd->cache_block + offset * sd->cache_slot) *
 					   cache_size;
 	const int64_t H = d->num_heads, n = sd->head_dim;
-	const int64_t src_stride = sd->stride_head * (int64_t)in_size;
-	const int64_t dst_stride = sd->cache_head * (int64_t)cache_size;
+	/* with one head the head strides are never used, and validation does
+	 * not bound them */
+	const int64_t src_stride = H > 1 ? sd->stride_head * (int64_t)in_size : 0;
+	const int64_t dst_stride = H > 1 ? sd->cache_head * (int64_t)cache_size : 0;
 
 	if (sd->amax)
 		for (int64_t h = 0; h < H; h++) {
@@ -256,7 +258,10 @@ static fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 		}
 
 	const int want_amax = d->k_amax || d->v_amax;
-	const int64_t work = d->num_tokens * H * (d->head_dim_k + d->head_dim_v);
+	/* in floating point: the product of valid sizes may exceed 64 bits
+	 * (broadcast inputs with zero strides) */
+	const double work = (double)d->num_tokens * (double)H *
+			    ((double)d->head_dim_k + (double)d->head_dim_v);
 	const int threads = work >= PARALLEL_MIN_ELEMENTS ? MAX_THREADS() : 1;
 	float *amax_scratch = NULL;
 	if (want_amax) {

@@ -276,6 +276,14 @@ FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *b, void *dst, fp8kv_dtype
 
 /* ---- the cache write ---- */
 
+/* A product of sizes that stays INT64_MAX when it would overflow, so that
+ * fp8kv_reshape_and_cache rejects the descriptor instead of wrapping. */
+static int64_t mul_saturated(int64_t a, int64_t b)
+{
+	int64_t r;
+	return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
 FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *d, int64_t num_tokens,
 				      int64_t num_heads, int64_t head_dim_k, int64_t head_dim_v,
 				      int64_t num_blocks, int64_t block_size,
@@ -283,6 +291,7 @@ FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *d, int64_t num_tokens,
 {
 	if (!d)
 		return;
+#define MUL(x, y) mul_saturated(x, y)
 	memset(d, 0, sizeof *d);
 	d->num_tokens = num_tokens;
 	d->num_heads = num_heads;
@@ -291,33 +300,34 @@ FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *d, int64_t num_tokens,
 	d->num_blocks = num_blocks;
 	d->block_size = block_size;
 	d->key_stride_head = head_dim_k;
-	d->key_stride_token = num_heads * head_dim_k;
+	d->key_stride_token = MUL(num_heads, head_dim_k);
 	d->value_stride_head = head_dim_v;
-	d->value_stride_token = num_heads * head_dim_v;
+	d->value_stride_token = MUL(num_heads, head_dim_v);
 	if (layout == FP8KV_LAYOUT_HND) {
 		d->key_cache_stride_slot = head_dim_k;
-		d->key_cache_stride_head = block_size * head_dim_k;
+		d->key_cache_stride_head = MUL(block_size, head_dim_k);
 		d->value_cache_stride_slot = head_dim_v;
-		d->value_cache_stride_head = block_size * head_dim_v;
+		d->value_cache_stride_head = MUL(block_size, head_dim_v);
 		d->scale_cache_stride_slot = 1;
 		d->scale_cache_stride_head = block_size;
 	} else {
 		d->key_cache_stride_head = head_dim_k;
-		d->key_cache_stride_slot = num_heads * head_dim_k;
+		d->key_cache_stride_slot = MUL(num_heads, head_dim_k);
 		d->value_cache_stride_head = head_dim_v;
-		d->value_cache_stride_slot = num_heads * head_dim_v;
+		d->value_cache_stride_slot = MUL(num_heads, head_dim_v);
 		d->scale_cache_stride_head = 1;
 		d->scale_cache_stride_slot = num_heads;
 	}
-	d->key_cache_stride_block = block_size * num_heads * head_dim_k;
-	d->value_cache_stride_block = block_size * num_heads * head_dim_v;
-	d->scale_cache_stride_block = block_size * num_heads;
+	d->key_cache_stride_block = MUL(MUL(block_size, num_heads), head_dim_k);
+	d->value_cache_stride_block = MUL(MUL(block_size, num_heads), head_dim_v);
+	d->scale_cache_stride_block = MUL(block_size, num_heads);
 	d->input_dtype = FP8KV_BF16;
 	d->cache_dtype = FP8KV_E4M3FN;
 	d->slot_type = FP8KV_INDEX_INT64;
 	d->swa_type = FP8KV_INDEX_INT64;
 	d->scale_mode = FP8KV_SCALE_ONE;
 	d->overflow = FP8KV_SATURATE;
+#undef MUL
 }
 
 FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *b, const fp8kv_cache_write *desc,

@@ -87,7 +87,9 @@ static fp8kv_status check_no_overlap(const layout *l, const char *what)
 			     "%s: stride %" PRId64 " of dimension '%s' makes elements overlap "
 			     "(the smaller dimensions span %" PRId64 " elements)",
 			     what, l->stride[i], l->name[i], span);
-		span = l->stride[i] * l->extent[i]; /* no overflow: layout_span passed */
+		/* the span so far plus this dimension's reach: within the byte
+		 * extent layout_span checked, so no overflow */
+		span += (l->extent[i] - 1) * l->stride[i];
 	}
 	return FP8KV_OK;
 }

@@ -1,6 +1,246 @@
 # SPDX-License-Identifier: MIT
-# FP8KV_CHECK_HIP: placeholder until the HIP backend lands; HIP is off.
+#
+# FP8KV_CHECK_HIP: the HIP backend module (hip/fp8kv_hip.la), off by default.
+#
+#   --with-hip[=DIR]          build it; DIR is a ROCm prefix (DIR/bin/hipcc)
+#   --with-hip-platform=amd   hipcc for AMD GPUs (default), or
+#                      nvidia nvcc compiles the same sources (-x cu) against
+#                             the CUDA runtime (hip/hip_compat.h)
+#   --with-hip-arch=LIST      AMD targets to try (--offload-arch)
+#   --with-cuda=DIR           CUDA toolkit for the nvidia platform
+#   --with-cuda-arch=LIST     NVIDIA targets to try (sm_NN)
+#   HIPCC, HIPCCFLAGS         the compiler and extra flags for it
+#
+# Every requested target is probed with a tiny compile; those the compiler
+# rejects are dropped with a warning, and none left is an error.  Nothing
+# here touches LIBS: only the module (and the benchmark's GPU part) links
+# the GPU runtime, never libfp8kv.
+#
+# Substitutes: HIPCC, HIPCCFLAGS (user), FP8KV_HIPCCFLAGS (ours: targets,
+# exactness, visibility, warnings), HIP_LIBS (runtime, with -L and -R when
+# not in a system directory).  Sets the HAVE_HIP conditional, the
+# FP8KV_HIP_TARGETS define and the shell variable fp8kv_hip_summary.
 AC_DEFUN([FP8KV_CHECK_HIP], [
-  AM_CONDITIONAL([HAVE_HIP], [false])
-  fp8kv_hip_summary=no
+AC_ARG_WITH([hip],
+  [AS_HELP_STRING([--with-hip@<:@=DIR@:>@],
+    [build the HIP backend module fp8kv_hip.so (default: no).  hipcc is
+     taken from DIR/bin when DIR is given, else from PATH, then /opt/rocm/bin])],
+  [], [with_hip=no])
+AC_ARG_WITH([hip-platform],
+  [AS_HELP_STRING([--with-hip-platform=amd|nvidia],
+    [GPUs the HIP module is built for: amd (hipcc, default) or nvidia (nvcc
+     compiles the same sources against the CUDA runtime)])],
+  [], [with_hip_platform=amd])
+AC_ARG_WITH([hip-arch],
+  [AS_HELP_STRING([--with-hip-arch=LIST],
+    [AMD targets to build for, e.g. "gfx90a gfx942 gfx950" (default:
+     "gfx90a gfx940 gfx942"); those hipcc rejects are skipped])],
+  [], [with_hip_arch=])
+AC_ARG_WITH([cuda],
+  [AS_HELP_STRING([--with-cuda=DIR],
+    [CUDA toolkit for --with-hip-platform=nvidia (default: /usr/local/cuda,
+     then nvcc from PATH)])],
+  [], [with_cuda=])
+AC_ARG_WITH([cuda-arch],
+  [AS_HELP_STRING([--with-cuda-arch=LIST],
+    [NVIDIA targets for --with-hip-platform=nvidia, e.g. "sm_80 sm_90"
+     (default: "sm_80 sm_90"); those nvcc rejects are skipped.  PTX of the
+     last one is embedded too, for newer GPUs])],
+  [], [with_cuda_arch=])
+AC_ARG_VAR([HIPCC], [compiler of the HIP module: hipcc, or nvcc with --with-hip-platform=nvidia])
+AC_ARG_VAR([HIPCCFLAGS], [extra flags for HIPCC (e.g. -O2 -g)])
+
+fp8kv_hip_summary=no
+FP8KV_HIPCCFLAGS=
+HIP_LIBS=
+fp8kv_hip_targets=
+
+AS_CASE([$with_hip],
+  [no], [],
+  [AS_CASE([$with_hip_platform],
+     [amd], [_FP8KV_CHECK_HIP_AMD],
+     [nvidia], [_FP8KV_CHECK_HIP_NVIDIA],
+     [AC_MSG_ERROR([--with-hip-platform must be amd or nvidia, not '$with_hip_platform'])])
+   fp8kv_hip_summary="$with_hip_platform ($fp8kv_hip_targets)"
+   AC_DEFINE_UNQUOTED([FP8KV_HIP_TARGETS], ["$fp8kv_hip_targets"],
+     [GPU targets the HIP module is built for.])])
+
+AC_SUBST([FP8KV_HIPCCFLAGS])
+AC_SUBST([HIP_LIBS])
+AM_CONDITIONAL([HAVE_HIP], [test "x$fp8kv_hip_summary" != xno])
+])
+
+# _FP8KV_HIP_TRY(FLAGS, [ACTION-IF-OK], [ACTION-IF-NOT])
+# Compiles conftest.hip (written by the caller) with $HIPCC FLAGS.
+AC_DEFUN([_FP8KV_HIP_TRY], [
+  AS_IF([$HIPCC $HIPCCFLAGS $1 -c conftest.hip -o conftest.$OBJEXT >&AS_MESSAGE_LOG_FD 2>&1],
+    [$2], [$3])
+  rm -f conftest.$OBJEXT
+])
+
+# _FP8KV_HIP_LINK_TRY(LIBS, FUNCTION, [ACTION-IF-OK], [ACTION-IF-NOT])
+# Whether the C compiler links a call to FUNCTION with LIBS; LIBS untouched.
+AC_DEFUN([_FP8KV_HIP_LINK_TRY], [
+  fp8kv_save_LIBS=$LIBS
+  LIBS="$1 $LIBS"
+  AC_LANG_PUSH([C])
+  AC_LINK_IFELSE([AC_LANG_CALL([], [$2])], [fp8kv_hip_linked=yes], [fp8kv_hip_linked=no])
+  AC_LANG_POP([C])
+  LIBS=$fp8kv_save_LIBS
+  AS_IF([test $fp8kv_hip_linked = yes], [$3], [$4])
+])
+
+# _FP8KV_HIP_LIBDIR(DIR): the link flags for a runtime library in DIR:
+# none for a system directory, else -L (fp8kv_hip_ldirs) and a run path
+# (libtool's -R, fp8kv_hip_rdirs)
+AC_DEFUN([_FP8KV_HIP_LIBDIR], [
+  AS_CASE([$1],
+    [/lib | /lib64 | /usr/lib | /usr/lib64 | /usr/lib/*-linux-gnu | /lib/*-linux-gnu],
+      [fp8kv_hip_ldirs=; fp8kv_hip_rdirs=],
+    [fp8kv_hip_ldirs="-L$1"; fp8kv_hip_rdirs="-R$1"])
+])
+
+AC_DEFUN([_FP8KV_CHECK_HIP_AMD], [
+  AS_CASE([$with_hip], [yes], [fp8kv_hip_prefix=], [fp8kv_hip_prefix=$with_hip])
+  AS_IF([test -n "$fp8kv_hip_prefix" && test ! -d "$fp8kv_hip_prefix"],
+    [AC_MSG_ERROR([--with-hip=$fp8kv_hip_prefix: no such directory])])
+  AS_IF([test -z "$HIPCC"],
+    [fp8kv_hip_path=$PATH:/opt/rocm/bin
+     AS_IF([test -n "$fp8kv_hip_prefix"], [fp8kv_hip_path=$fp8kv_hip_prefix/bin:$fp8kv_hip_path])
+     AC_PATH_PROG([HIPCC], [hipcc], [], [$fp8kv_hip_path])])
+  AS_IF([test -z "$HIPCC"],
+    [AC_MSG_ERROR([--with-hip: hipcc not found (give --with-hip=DIR or HIPCC=...)])])
+
+  cat >conftest.hip <<_FP8KV_EOF
+#include <hip/hip_runtime.h>
+__global__ void fp8kv_probe(float *x) { x[[threadIdx.x]] = x[[threadIdx.x]] / 3.0f; }
+_FP8KV_EOF
+
+  # exactness: no contraction, IEEE division, denormals kept (fp8kv.h section 5)
+  fp8kv_hip_base="-O3 -ffp-contract=off -fvisibility=hidden"
+  AC_MSG_CHECKING([whether $HIPCC compiles HIP code])
+  _FP8KV_HIP_TRY([$fp8kv_hip_base], [AC_MSG_RESULT([yes])],
+    [AC_MSG_RESULT([no])
+     rm -f conftest.hip
+     AC_MSG_ERROR([$HIPCC cannot compile a HIP kernel with $fp8kv_hip_base (see config.log)])])
+  for fp8kv_flag in -std=c++17 -fno-gpu-flush-denormals-to-zero \
+      -fhip-fp32-correctly-rounded-divide-sqrt; do
+    AC_MSG_CHECKING([whether $HIPCC accepts $fp8kv_flag])
+    _FP8KV_HIP_TRY([$fp8kv_hip_base $fp8kv_flag -Werror],
+      [fp8kv_hip_base="$fp8kv_hip_base $fp8kv_flag"; AC_MSG_RESULT([yes])],
+      [AC_MSG_RESULT([no])])
+  done
+
+  AS_IF([test -z "$with_hip_arch" || test "x$with_hip_arch" = xyes],
+    [with_hip_arch="gfx90a gfx940 gfx942"])
+  fp8kv_hip_archflags=
+  for fp8kv_arch in `echo "$with_hip_arch" | tr ',' ' '`; do
+    AC_MSG_CHECKING([whether $HIPCC builds for $fp8kv_arch])
+    _FP8KV_HIP_TRY([$fp8kv_hip_base --offload-arch=$fp8kv_arch],
+      [fp8kv_hip_targets="$fp8kv_hip_targets $fp8kv_arch"
+       fp8kv_hip_archflags="$fp8kv_hip_archflags --offload-arch=$fp8kv_arch"
+       AC_MSG_RESULT([yes])],
+      [AC_MSG_RESULT([no])
+       AC_MSG_WARN([$HIPCC does not build for $fp8kv_arch: skipped])])
+  done
+  rm -f conftest.hip
+  fp8kv_hip_targets=`echo $fp8kv_hip_targets`
+  AS_IF([test -z "$fp8kv_hip_targets"],
+    [AC_MSG_ERROR([$HIPCC builds for none of the targets "$with_hip_arch" (--with-hip-arch)])])
+
+  # the runtime: where the compiler lives first (DIR/lib for DIR/bin/hipcc),
+  # then the linker's default paths, then DIR and /opt/rocm
+  fp8kv_hip_root=`AS_DIRNAME(["$HIPCC"])`
+  fp8kv_hip_root=`AS_DIRNAME(["$fp8kv_hip_root"])`
+  AC_MSG_CHECKING([for the HIP runtime (libamdhip64)])
+  fp8kv_hip_found=no
+  for fp8kv_dir in "$fp8kv_hip_root/lib" default \
+      ${fp8kv_hip_prefix:+"$fp8kv_hip_prefix/lib"} /opt/rocm/lib; do
+    AS_IF([test "x$fp8kv_dir" = xdefault], [fp8kv_hip_ldirs=; fp8kv_hip_rdirs=],
+      [test -d "$fp8kv_dir"], [_FP8KV_HIP_LIBDIR([$fp8kv_dir])], [continue])
+    _FP8KV_HIP_LINK_TRY([$fp8kv_hip_ldirs -lamdhip64], [hipGetDeviceCount],
+      [fp8kv_hip_found=yes; break])
+  done
+  AS_IF([test $fp8kv_hip_found = no],
+    [AC_MSG_RESULT([no])
+     AC_MSG_ERROR([libamdhip64 not found next to $HIPCC, in the default paths or /opt/rocm/lib])])
+  HIP_LIBS=`echo $fp8kv_hip_ldirs $fp8kv_hip_rdirs -lamdhip64`
+  AC_MSG_RESULT([$HIP_LIBS])
+
+  FP8KV_HIPCCFLAGS="$fp8kv_hip_base$fp8kv_hip_archflags"
+  AS_IF([test "x$enable_warnings" = xyes],
+    [FP8KV_HIPCCFLAGS="$FP8KV_HIPCCFLAGS -Wall -Wextra"])
+])
+
+AC_DEFUN([_FP8KV_CHECK_HIP_NVIDIA], [
+  AS_CASE([$with_cuda], [yes | no | ""], [fp8kv_cuda_dir=/usr/local/cuda],
+    [fp8kv_cuda_dir=$with_cuda
+     AS_IF([test ! -d "$fp8kv_cuda_dir"],
+       [AC_MSG_ERROR([--with-cuda=$fp8kv_cuda_dir: no such directory])])])
+  AS_IF([test -z "$HIPCC"],
+    [AC_PATH_PROG([HIPCC], [nvcc], [], [$fp8kv_cuda_dir/bin:$PATH])])
+  AS_IF([test -z "$HIPCC"],
+    [AC_MSG_ERROR([--with-hip-platform=nvidia: nvcc not found (give --with-cuda=DIR or HIPCC=...)])])
+  AS_IF([test ! -d "$fp8kv_cuda_dir/include"],
+    [fp8kv_cuda_dir=`AS_DIRNAME(["$HIPCC"])`
+     fp8kv_cuda_dir=`AS_DIRNAME(["$fp8kv_cuda_dir"])`])
+
+  cat >conftest.hip <<_FP8KV_EOF
+#include <cuda_runtime.h>
+__global__ void fp8kv_probe(float *x) { x[[threadIdx.x]] = x[[threadIdx.x]] / 3.0f; }
+_FP8KV_EOF
+
+  # exactness: no FMA contraction, IEEE division and square root, no
+  # flush to zero (the last three are nvcc's defaults, made explicit).
+  # Host compiler flags are written -Xcompiler=FLAG: libtool takes the
+  # two-word "-Xcompiler FLAG" for its own option and reorders the line.
+  # -forward-unknown-to-host-compiler passes on the -fPIC -DPIC libtool
+  # appends.
+  fp8kv_hip_base="-x cu -std=c++17 -O3 --fmad=false -prec-div=true -prec-sqrt=true -ftz=false"
+  fp8kv_hip_base="$fp8kv_hip_base -forward-unknown-to-host-compiler -Xcompiler=-fPIC"
+  fp8kv_hip_base="$fp8kv_hip_base -Xcompiler=-fvisibility=hidden"
+  AC_MSG_CHECKING([whether $HIPCC compiles CUDA code])
+  _FP8KV_HIP_TRY([$fp8kv_hip_base], [AC_MSG_RESULT([yes])],
+    [AC_MSG_RESULT([no])
+     rm -f conftest.hip
+     AC_MSG_ERROR([$HIPCC cannot compile a kernel with $fp8kv_hip_base (see config.log)])])
+
+  AS_IF([test -z "$with_cuda_arch" || test "x$with_cuda_arch" = xyes],
+    [with_cuda_arch="sm_80 sm_90"])
+  fp8kv_hip_archflags=
+  fp8kv_cuda_last=
+  for fp8kv_arch in `echo "$with_cuda_arch" | tr ',' ' '`; do
+    fp8kv_num=`echo "$fp8kv_arch" | sed 's/^sm_//; s/^compute_//'`
+    AC_MSG_CHECKING([whether $HIPCC builds for sm_$fp8kv_num])
+    _FP8KV_HIP_TRY([$fp8kv_hip_base -gencode arch=compute_$fp8kv_num,code=sm_$fp8kv_num],
+      [fp8kv_hip_targets="$fp8kv_hip_targets sm_$fp8kv_num"
+       fp8kv_hip_archflags="$fp8kv_hip_archflags -gencode arch=compute_$fp8kv_num,code=sm_$fp8kv_num"
+       fp8kv_cuda_last=$fp8kv_num
+       AC_MSG_RESULT([yes])],
+      [AC_MSG_RESULT([no])
+       AC_MSG_WARN([$HIPCC does not build for $fp8kv_arch: skipped])])
+  done
+  rm -f conftest.hip
+  fp8kv_hip_targets=`echo $fp8kv_hip_targets`
+  AS_IF([test -z "$fp8kv_hip_targets"],
+    [AC_MSG_ERROR([$HIPCC builds for none of the targets "$with_cuda_arch" (--with-cuda-arch)])])
+  # PTX of the newest target, for GPUs newer than any of them
+  fp8kv_hip_archflags="$fp8kv_hip_archflags -gencode arch=compute_$fp8kv_cuda_last,code=compute_$fp8kv_cuda_last"
+
+  AC_MSG_CHECKING([for the CUDA runtime (libcudart)])
+  fp8kv_hip_found=no
+  for fp8kv_dir in "$fp8kv_cuda_dir/lib64" "$fp8kv_cuda_dir/lib"; do
+    AS_IF([test -d "$fp8kv_dir"], [_FP8KV_HIP_LIBDIR([$fp8kv_dir])], [continue])
+    _FP8KV_HIP_LINK_TRY([$fp8kv_hip_ldirs -lcudart], [cudaGetDeviceCount],
+      [fp8kv_hip_found=yes; break])
+  done
+  AS_IF([test $fp8kv_hip_found = no],
+    [AC_MSG_RESULT([no])
+     AC_MSG_ERROR([libcudart not found in $fp8kv_cuda_dir/lib64 (give --with-cuda=DIR)])])
+  HIP_LIBS=`echo $fp8kv_hip_ldirs $fp8kv_hip_rdirs -lcudart`
+  AC_MSG_RESULT([$HIP_LIBS])
+
+  FP8KV_HIPCCFLAGS="$fp8kv_hip_base$fp8kv_hip_archflags"
+  AS_IF([test "x$enable_warnings" = xyes],
+    [FP8KV_HIPCCFLAGS="$FP8KV_HIPCCFLAGS -Xcompiler=-Wall,-Wextra"])
 ])

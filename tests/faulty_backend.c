@@ -115,7 +115,7 @@ static fp8kv_status faulty_reshape_and_cache(void *ctx, const fp8kv_cache_write 
 			const int64_t s = d.slot_type == FP8KV_INDEX_INT32
 						  ? ((const int32_t *)d.slot_mapping)[t]
 						  : ((const int64_t *)d.slot_mapping)[t];
-			shifted[t] = s >= 0 && s + 1 < num_slots && !d.swa_mapping ? s + 1 : s;
+			shifted[t] = s >= 0 && s < num_slots - 1 && !d.swa_mapping ? s + 1 : s;
 		}
 		d.slot_mapping = shifted;
 		d.slot_type = FP8KV_INDEX_INT64;

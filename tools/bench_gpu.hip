@@ -57,7 +57,7 @@ static void *gpu_stream_create(void)
 static void gpu_stream_destroy(void *stream)
 {
 	if (stream)
-		hipStreamDestroy((hipStream_t)stream);
+		(void)hipStreamDestroy((hipStream_t)stream);
 }
 
 static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample, int samples,
@@ -73,7 +73,7 @@ static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample,
 	if (hipEventCreate(&start) != hipSuccess)
 		return -1;
 	if (hipEventCreate(&stop) != hipSuccess) {
-		hipEventDestroy(start);
+		(void)hipEventDestroy(start);
 		return -1;
 	}
 	for (int i = 0; i < 3; i++) // warm-up: module load, first-touch
@@ -87,7 +87,7 @@ static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample,
 			goto out;
 		for (int i = 0; i < per_sample; i++)
 			if (work(arg, stream)) {
-				hipStreamEndCapture(s, &graph);
+				(void)hipStreamEndCapture(s, &graph);
 				goto out;
 			}
 		if (hipStreamEndCapture(s, &graph) != hipSuccess ||
@@ -96,7 +96,7 @@ static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample,
 			goto out;
 	}
 	for (int k = 0; k < samples; k++) {
-		hipEventRecord(start, s);
+		(void)hipEventRecord(start, s);
 		if (use_graph) {
 			if (hipGraphLaunch(exec, s) != hipSuccess)
 				goto out;
@@ -105,7 +105,7 @@ static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample,
 				if (work(arg, stream))
 					goto out;
 		}
-		hipEventRecord(stop, s);
+		(void)hipEventRecord(stop, s);
 		float ms = 0;
 		if (hipEventSynchronize(stop) != hipSuccess ||
 		    hipEventElapsedTime(&ms, start, stop) != hipSuccess)
@@ -117,11 +117,11 @@ static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample,
 	rc = 0;
 out:
 	if (exec)
-		hipGraphExecDestroy(exec);
+		(void)hipGraphExecDestroy(exec);
 	if (graph)
-		hipGraphDestroy(graph);
-	hipEventDestroy(start);
-	hipEventDestroy(stop);
+		(void)hipGraphDestroy(graph);
+	(void)hipEventDestroy(start);
+	(void)hipEventDestroy(stop);
 	return rc;
 }
 

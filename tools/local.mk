@@ -22,6 +22,7 @@ tools_fp8kv_bench_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) \
 	$(LIBTOOLFLAGS) --mode=link $(CXXLD) $(AM_CXXFLAGS) $(CXXFLAGS) \
 	$(tools_fp8kv_bench_LDFLAGS) $(LDFLAGS) -o $@
 EXTRA_tools_fp8kv_bench_DEPENDENCIES = tools/bench_gpu.lo
+CLEANFILES += tools/bench_gpu.lo tools/bench_gpu.o tools/.libs/bench_gpu.o
 else
 tools_fp8kv_bench_SOURCES += tools/bench_gpu_none.c
 tools_fp8kv_bench_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \

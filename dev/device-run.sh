@@ -1,0 +1,59 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Developer tool, run on the GPU machine from the repository root after
+# dev/device-stage.sh filled .carry/.  Steps: check (comparison suite and
+# full validation), exhaustive, sanitize, bench; default: all but
+# exhaustive.  Logs go to $OUT (or /tmp).
+set -u
+out=${OUT:-/tmp}
+carry=$(pwd)/.carry
+export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export FP8KV_MODULE_PATH=$carry/modules
+bin=$carry/bin
+steps=${*:-check sanitize bench}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
+rc=0
+
+step() { # name command...
+	local name=$1
+	shift
+	local t0=$(date +%s.%N)
+	"$@" >"$out/$name.log" 2>&1
+	local st=$?
+	printf '== %-22s exit %3d  %7.1f s\n' "$name" "$st" "$(echo "$(date +%s.%N) - $t0" | bc)"
+	[ "$st" -eq 0 ] || rc=1
+	return $st
+}
+
+for s in $steps; do
+	case $s in
+	check)
+		step test_backends "$bin/test_backends"
+		grep -E "^\[|Checks" "$out/test_backends.log"
+		step validate_full "$bin/fp8kv-validate" --level full --json "$out/validate_full.json"
+		tail -n 3 "$out/validate_full.log"
+		grep -c " equal$" "$out/validate_full.log" | sed 's/^/groups equal: /'
+		;;
+	exhaustive)
+		step validate_exhaustive "$bin/fp8kv-validate" --backend hip --level exhaustive \
+			--json "$out/validate_exhaustive.json"
+		grep "f32 all\|summary\|verdict" "$out/validate_exhaustive.log"
+		;;
+	sanitize)
+		step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 \
+			"$bin/fp8kv-validate" --backend hip --level quick
+		tail -n 4 "$out/memcheck.log"
+		step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 \
+			"$bin/fp8kv-validate" --backend hip --format e4m3fn --scale both
+		tail -n 4 "$out/racecheck.log"
+		step memcheck_tests compute-sanitizer --tool memcheck --error-exitcode 9 \
+			"$bin/test_backends"
+		tail -n 4 "$out/memcheck_tests.log"
+		;;
+	bench)
+		step bench "$bin/fp8kv-bench" --backend hip --scale all --json "$out/bench.json"
+		cat "$out/bench.log"
+		;;
+	esac
+done
+exit $rc

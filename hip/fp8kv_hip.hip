@@ -1,0 +1,1298 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fp8kv_hip.hip - the HIP backend: fp8kv's calls as GPU kernels, for AMD
+ * GPUs (hipcc) and NVIDIA GPUs (nvcc, through hip_compat.h).
+ *
+ * The bytes are those of the CPU backend (cpu/cpu_backend.c): every
+ * conversion goes through lib/fp8_convert.h, divisions are IEEE fp32
+ * divisions (the build keeps correctly rounded division, denormals and no
+ * contraction), and the row-level decisions (slots, scales, counters, amax)
+ * follow the CPU code line by line.  Only the order in which two tokens
+ * mapped to one slot land is left to the hardware.
+ *
+ * The cache write is one launch for keys and values.  A "team" of 1 to 32
+ * lanes of one warp writes one (token, head) pair: its key row, then its
+ * value row, with 16-byte loads (and 16, 8 or 4-byte stores) when every row
+ * is aligned, element by element otherwise.  Teams are dealt pairs in
+ * token-major order by a block-uniform grid-stride loop, so narrow rows put
+ * many tokens in one block and the shuffles of a team (row amax) always
+ * find every lane.
+ *
+ * Out-of-range slots (fp8kv.h section 7) are reported without any host
+ * round trip on the launch path:
+ *   - each launch gets an entry of a ring in device memory; a team whose
+ *     token is out of range does atomicMin(entry.token, t);
+ *   - the last block to finish (a counter in the entry) takes the minimum,
+ *     recomputes that token's slot, resets the entry, and publishes
+ *     (token, slot) to a report in mapped, coherent host memory, claiming it
+ *     with a compare-and-swap on a device word against the report's
+ *     "consumed" generation, so that one report is pending at a time;
+ *   - synchronize, and the next reshape_and_cache before it launches, read
+ *     the report with plain host loads, turn it into FP8KV_ERANGE and mark
+ *     it consumed.
+ * Launches captured into a graph use a part of the ring of their own, so a
+ * replay never shares an entry with an eager launch.  Nothing on the launch
+ * path allocates, synchronizes or copies.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hip_compat.h"
+
+#include "backend.h"
+#include "fp8_convert.h"
+
+#ifndef FP8KV_HIP_TARGETS
+#define FP8KV_HIP_TARGETS "?"
+#endif
+
+#if defined(__NVCC__)
+#define SHFL_XOR(v, mask) __shfl_xor_sync(0xFFFFFFFFu, (v), (mask))
+#else
+#define SHFL_XOR(v, mask) __shfl_xor((v), (mask))
+#endif
+
+#define BLOCK 256           // threads per block, every kernel
+#define MAX_TEAM 32         // lanes per (token, head) pair, at most
+#define BLOCKS_PER_SM 32    // grid cap, in blocks per multiprocessor
+#define RING_EAGER 192      // error entries for eager launches
+#define RING_GRAPH 64       // and for launches captured into graphs
+#define RING (RING_EAGER + RING_GRAPH)
+#define NO_TOKEN (~0ull)
+
+static const fp8kv_host_services *host;
+
+/* ------------------------------------------------------------ error state */
+
+// one launch's out-of-range record, in device memory
+typedef struct err_entry {
+	unsigned long long token;  // smallest out-of-range token, NO_TOKEN if none
+	unsigned int blocks_done;  // blocks finished, wrapping at gridDim.x
+	unsigned int pad;
+} err_entry;
+
+typedef struct dev_state {
+	unsigned long long claim;  // generation of the last report claimed
+	unsigned long long pad;
+	err_entry ring[RING];
+} dev_state;
+
+// the report, in mapped host memory: written by the device, read by the host
+typedef struct host_report {
+	unsigned long long published;  // generation of the last report written
+	unsigned long long consumed;   // generation of the last report read
+	long long token, slot, limit;
+	int swa, pad;
+} host_report;
+
+/* ------------------------------------------------------------ parameters */
+
+typedef struct rc_side {
+	const unsigned char *input;
+	unsigned char *cache;
+	int64_t head_dim, stride_token, stride_head;        // elements
+	int64_t cache_block, cache_slot, cache_head;        // elements
+	const float *scale;      // TENSOR: [0]; HEAD: [h]
+	float *scale_cache;      // TOKEN_HEAD
+	float *amax;             // optional, [num_heads]
+	int vec;                 // rows are 16-byte aligned: vector path
+	int pad;
+} rc_side;
+
+typedef struct rc_params {
+	rc_side side[2];         // key, value
+	const void *slot_mapping, *swa_mapping;
+	int64_t num_tokens, num_heads, block_size, num_slots, swa_len;
+	int64_t scs_block, scs_slot, scs_head;
+	unsigned long long *overflow_count, *nan_count;
+	err_entry *entry;
+	unsigned long long *claim;
+	host_report *report;     // device address of the mapped report
+	int slot_type, swa_type;
+	int cache_dtype, saturate, scale_mode, team_log2;
+} rc_params;
+
+typedef struct flat_params {
+	unsigned char *dst;
+	const unsigned char *src;
+	int64_t count;
+	const float *scale;
+	unsigned long long *overflow_count;
+	int format, saturate, scaled, vec;
+} flat_params;
+
+/* ------------------------------------------------------- device helpers */
+
+enum { SLOT_WRITE, SLOT_PADDING, SLOT_OUT_OF_RANGE };
+
+// a / b for 0 <= a, 0 < b: 32-bit division when both fit
+static __device__ __forceinline__ int64_t div_nonneg(int64_t a, int64_t b)
+{
+	if ((((uint64_t)a | (uint64_t)b) >> 32) == 0)
+		return (int64_t)((uint32_t)a / (uint32_t)b);
+	return a / b;
+}
+
+static __device__ __forceinline__ int64_t load_index(const void *base, int64_t i, int type)
+{
+	return type == FP8KV_INDEX_INT32 ? (int64_t)((const int32_t *)base)[i]
+					 : ((const int64_t *)base)[i];
+}
+
+// cpu_backend.c resolve_slot
+static __device__ __forceinline__ int resolve_slot(const rc_params &p, int64_t t, int64_t *slot)
+{
+	int64_t s = load_index(p.slot_mapping, t, p.slot_type);
+	if (s < 0)
+		return SLOT_PADDING;
+	if (p.swa_mapping) {
+		if (s >= p.swa_len) {
+			*slot = s;
+			return SLOT_OUT_OF_RANGE;
+		}
+		s = load_index(p.swa_mapping, s, p.swa_type);
+		if (s < 0)
+			return SLOT_PADDING;
+	}
+	*slot = s;
+	return s < p.num_slots ? SLOT_WRITE : SLOT_OUT_OF_RANGE;
+}
+
+static __device__ __forceinline__ float max_nonneg(float a, float b)
+{
+	return b > a ? b : a;
+}
+
+// max over the lanes of a team (team lanes are aligned within a warp); the
+// values are >= 0 and never NaN, so the order does not matter
+static __device__ __forceinline__ float team_max(float v, int team)
+{
+	for (int m = team >> 1; m > 0; m >>= 1)
+		v = max_nonneg(v, SHFL_XOR(v, m));
+	return v;
+}
+
+// *p = a if a > *p, as the CPU's "if (a > amax[h]) amax[h] = a" (a >= 0):
+// a NaN or -0 already there stays, a negative value is raised
+static __device__ __forceinline__ void raise_float(float *p, float a)
+{
+	unsigned int *u = (unsigned int *)p;
+	unsigned int old = *(volatile unsigned int *)u;
+	while (a > fp8kv_bits_f32(old)) {
+		const unsigned int prev = atomicCAS(u, old, fp8kv_f32_bits(a));
+		if (prev == old)
+			break;
+		old = prev;
+	}
+}
+
+static __device__ __forceinline__ uint4 load16(const unsigned char *p)
+{
+	return *(const uint4 *)p;
+}
+
+// the 16 / size elements of a 16-byte vector, widened exactly
+template <int DT>
+static __device__ __forceinline__ void unpack(const uint4 v, float x[8])
+{
+	const unsigned int w[4] = {v.x, v.y, v.z, v.w};
+	if (DT == FP8KV_CV_F32) {
+#pragma unroll
+		for (int k = 0; k < 4; k++)
+			x[k] = fp8kv_bits_f32(w[k]);
+	} else {
+#pragma unroll
+		for (int k = 0; k < 4; k++) {
+			const uint16_t lo = (uint16_t)(w[k] & 0xFFFFu), hi = (uint16_t)(w[k] >> 16);
+			x[2 * k] = DT == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32(lo) : fp8kv_f16_to_f32(lo);
+			x[2 * k + 1] = DT == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32(hi) : fp8kv_f16_to_f32(hi);
+		}
+	}
+}
+
+template <int DT>
+static __device__ __forceinline__ float vec_amax(const uint4 v)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	float x[8];
+	unpack<DT>(v, x);
+	float a = 0.0f;
+#pragma unroll
+	for (int k = 0; k < VE; k++)
+		a = max_nonneg(a, fp8kv_finite_abs(x[k]));
+	return a;
+}
+
+// NaN inputs among the elements of a 16-byte vector (copies count them too)
+template <int DT>
+static __device__ __forceinline__ unsigned int vec_nans(const uint4 v)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	float x[8];
+	unpack<DT>(v, x);
+	unsigned int n = 0;
+#pragma unroll
+	for (int k = 0; k < VE; k++)
+		n += (fp8kv_f32_bits(x[k]) & 0x7FFFFFFFu) > 0x7F800000u;
+	return n;
+}
+
+// one element, as cpu_backend.c quantize_row_generic; COUNT: the counters
+// are wanted (else their arithmetic is left out)
+template <bool COUNT>
+static __device__ __forceinline__ unsigned int quantize1(float x, int scaled, float s,
+							 fp8kv_fp8_format f, int saturate,
+							 unsigned int &overflows, unsigned int &nans)
+{
+	const float y = scaled ? fp8kv_divide(x, s) : x;
+	const uint32_t q = fp8kv_encode(y, f, saturate);
+	if (COUNT) {
+		const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
+		const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
+		overflows += (q >> 8) | ((xmag < 0x7F800000u) & (ymag == 0x7F800000u));
+		nans += xmag > 0x7F800000u;
+	}
+	return q & 0xFFu;
+}
+
+// converts one 16-byte input vector and stores its 8 (or 4) codes
+template <int DT, bool COUNT>
+static __device__ __forceinline__ void quantize_vec(unsigned char *dst, const uint4 v, int scaled,
+						    float s, fp8kv_fp8_format f, int saturate,
+						    unsigned int &overflows, unsigned int &nans)
+{
+	float x[8];
+	unpack<DT>(v, x);
+	unsigned int lo = 0, hi = 0;
+#pragma unroll
+	for (int k = 0; k < 4; k++)
+		lo |= quantize1<COUNT>(x[k], scaled, s, f, saturate, overflows, nans) << (8 * k);
+	if (DT == FP8KV_CV_F32) {
+		*(unsigned int *)dst = lo;
+	} else {
+#pragma unroll
+		for (int k = 0; k < 4; k++)
+			hi |= quantize1<COUNT>(x[4 + k], scaled, s, f, saturate, overflows, nans)
+			      << (8 * k);
+		*(uint2 *)dst = make_uint2(lo, hi);
+	}
+}
+
+/* ------------------------------------------------------ the cache write */
+
+// what one lane of a team does to one row: the vectors (or elements) lane,
+// lane + team, ...; with vec, v0 already holds the lane's first vector
+// when first is set
+typedef struct row_work {
+	const unsigned char *src;
+	unsigned char *dst;
+	int64_t n;  // elements
+	int vec, first, lane, team;
+	uint4 v0;
+} row_work;
+
+// the row's codes
+template <int DT, bool COUNT>
+static __device__ __forceinline__ void quantize_row(const row_work &w, int scaled, float s,
+						    fp8kv_fp8_format f, int saturate,
+						    unsigned int &overflows, unsigned int &nans)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	if (w.vec) {
+		const int64_t nvec = w.n / VE;
+		if (w.first)
+			quantize_vec<DT, COUNT>(w.dst + (int64_t)w.lane * VE, w.v0, scaled, s, f,
+						saturate, overflows, nans);
+		for (int64_t v = w.lane + w.team; v < nvec; v += w.team)
+			quantize_vec<DT, COUNT>(w.dst + v * VE, load16(w.src + v * 16), scaled, s, f,
+						saturate, overflows, nans);
+	} else {
+		for (int64_t d = w.lane; d < w.n; d += w.team)
+			w.dst[d] = (unsigned char)quantize1<COUNT>(fp8kv_load_f32(w.src, d, DT), scaled,
+								   s, f, saturate, overflows, nans);
+	}
+}
+
+// the row copied as it is (cache dtype = input dtype), NaN inputs counted
+template <int DT>
+static __device__ __forceinline__ void copy_row(const row_work &w, bool count_nans,
+						unsigned int &nans)
+{
+	constexpr int IN = DT == FP8KV_CV_F32 ? 4 : 2;
+	if (w.vec) {
+		const int64_t nvec = w.n / (16 / IN);
+		if (w.first) {
+			*(uint4 *)(w.dst + (int64_t)w.lane * 16) = w.v0;
+			if (count_nans)
+				nans += vec_nans<DT>(w.v0);
+		}
+		for (int64_t v = w.lane + w.team; v < nvec; v += w.team) {
+			const uint4 x = load16(w.src + v * 16);
+			*(uint4 *)(w.dst + v * 16) = x;
+			if (count_nans)
+				nans += vec_nans<DT>(x);
+		}
+	} else {
+		for (int64_t d = w.lane; d < w.n; d += w.team) {
+			if (IN == 4)
+				((uint32_t *)w.dst)[d] = ((const uint32_t *)w.src)[d];
+			else
+				((uint16_t *)w.dst)[d] = ((const uint16_t *)w.src)[d];
+			if (count_nans)
+				nans += (fp8kv_f32_bits(fp8kv_load_f32(w.src, d, DT)) & 0x7FFFFFFFu) >
+					0x7F800000u;
+		}
+	}
+}
+
+/*
+ * One row (token t, head h) of one side, by the lanes of a team: cpu_backend.c
+ * write_token for one head.  Every lane of the warp calls this with the same
+ * sd; write is uniform within a team.  The team_max shuffles run on every
+ * lane, writing or not.
+ */
+template <int DT, bool FP8>
+static __device__ __forceinline__ void write_row(const rc_params &p, const rc_side &sd,
+						 const bool write, const int64_t t, const int64_t h,
+						 const int64_t block, const int64_t offset,
+						 const int lane, const int team,
+						 const fp8kv_fp8_format f, const float fmax,
+						 unsigned long long &overflow_total,
+						 unsigned long long &nan_total)
+{
+	constexpr int IN = DT == FP8KV_CV_F32 ? 4 : 2;
+	constexpr int VE = 16 / IN;
+	const bool dynamic = FP8 && p.scale_mode == FP8KV_SCALE_TOKEN_HEAD;
+	row_work w;
+	w.src = sd.input + (t * sd.stride_token + h * sd.stride_head) * IN;
+	w.dst = sd.cache + (block * sd.cache_block + offset * sd.cache_slot + h * sd.cache_head) *
+				   (FP8 ? 1 : IN);
+	w.n = sd.head_dim;
+	w.vec = sd.vec;
+	w.first = sd.vec && write && lane < sd.head_dim / VE;
+	w.lane = lane;
+	w.team = team;
+	w.v0 = make_uint4(0u, 0u, 0u, 0u);
+	if (w.first)
+		w.v0 = load16(w.src + (int64_t)lane * 16);  // stays in registers
+
+	// max |x| over the row's finite elements, for TOKEN_HEAD and k/v_amax
+	float amax = 0.0f;
+	if (dynamic || sd.amax) {
+		if (write) {
+			if (w.vec) {
+				if (w.first)
+					amax = vec_amax<DT>(w.v0);
+				for (int64_t v = lane + team; v < w.n / VE; v += team)
+					amax = max_nonneg(amax, vec_amax<DT>(load16(w.src + v * 16)));
+			} else {
+				for (int64_t d = lane; d < w.n; d += team)
+					amax = max_nonneg(amax, fp8kv_finite_abs(fp8kv_load_f32(w.src, d, DT)));
+			}
+		}
+		amax = team_max(amax, team);
+	}
+	if (!write)
+		return;
+	if (sd.amax && lane == 0)
+		raise_float(sd.amax + h, amax);
+
+	unsigned int overflows = 0, nans = 0;
+	if (!FP8) {
+		copy_row<DT>(w, p.nan_count != NULL, nans);
+		nan_total += nans;
+		return;
+	}
+	float s = 1.0f;
+	if (p.scale_mode == FP8KV_SCALE_TENSOR) {
+		s = sd.scale[0];
+	} else if (p.scale_mode == FP8KV_SCALE_HEAD) {
+		s = sd.scale[h];
+	} else if (dynamic) {
+		s = fp8kv_dynamic_scale(amax, fmax);
+		if (lane == 0)
+			sd.scale_cache[block * p.scs_block + offset * p.scs_slot + h * p.scs_head] = s;
+	}
+	const int scaled = p.scale_mode != FP8KV_SCALE_ONE;
+	if (p.overflow_count || p.nan_count)
+		quantize_row<DT, true>(w, scaled, s, f, p.saturate, overflows, nans);
+	else
+		quantize_row<DT, false>(w, scaled, s, f, p.saturate, overflows, nans);
+	overflow_total += overflows;
+	nan_total += nans;
+}
+
+/*
+ * Called by thread 0 of every block once the block is done.  The last block
+ * of the launch publishes the smallest out-of-range token, if any.
+ */
+static __device__ void finish_launch(const rc_params &p)
+{
+	__threadfence();
+	const unsigned int last = gridDim.x - 1;
+	if (atomicInc(&p.entry->blocks_done, last) != last)
+		return;
+	__threadfence();
+	const unsigned long long token = atomicExch(&p.entry->token, NO_TOKEN);
+	if (token == NO_TOKEN)
+		return;
+	int64_t slot = 0;
+	(void)resolve_slot(p, (int64_t)token, &slot);  // out of range, by construction
+
+	volatile host_report *r = p.report;
+	const unsigned long long gen = r->consumed;
+	if (atomicCAS(p.claim, gen, gen + 1) != gen)
+		return;  // a report is pending: it keeps the earlier error
+	r->token = (long long)token;
+	r->slot = (long long)slot;
+	r->limit = (long long)(p.swa_mapping ? p.swa_len : p.num_slots);
+	r->swa = p.swa_mapping != NULL;
+	__threadfence_system();
+	r->published = gen + 1;
+	__threadfence_system();
+}
+
+template <int DT, bool FP8>
+static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const rc_params p)
+{
+	__shared__ unsigned long long block_overflows, block_nans;
+	if (threadIdx.x == 0) {
+		block_overflows = 0;
+		block_nans = 0;
+	}
+	// the CPU merges a per-thread amax starting at 0 into every head
+	if (blockIdx.x == 0)
+		for (int64_t h = threadIdx.x; h < p.num_heads; h += BLOCK) {
+			if (p.side[0].amax)
+				raise_float(p.side[0].amax + h, 0.0f);
+			if (p.side[1].amax)
+				raise_float(p.side[1].amax + h, 0.0f);
+		}
+	__syncthreads();
+
+	const int team = 1 << p.team_log2;
+	const int lane = (int)threadIdx.x & (team - 1);
+	const int64_t teams_per_block = BLOCK >> p.team_log2;
+	const int64_t team_in_block = (int64_t)(threadIdx.x >> p.team_log2);
+	const int64_t pairs = p.num_tokens * p.num_heads;
+	const int64_t stride = (int64_t)gridDim.x * teams_per_block;
+	const fp8kv_fp8_format f = fp8kv_format_of(p.cache_dtype);
+	const float fmax = fp8kv_format_max(f);
+	unsigned long long overflows = 0, nans = 0;
+
+	// block-uniform loop: every lane runs every iteration
+	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
+		const int64_t pair = base + team_in_block;
+		bool write = false;
+		int64_t t = 0, h = 0, block = 0, offset = 0;
+		if (pair < pairs) {
+			t = div_nonneg(pair, p.num_heads);
+			h = pair - t * p.num_heads;
+			int64_t slot = 0;
+			const int kind = resolve_slot(p, t, &slot);
+			if (kind == SLOT_WRITE) {
+				write = true;
+				block = div_nonneg(slot, p.block_size);
+				offset = slot - block * p.block_size;
+			} else if (kind == SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
+				atomicMin(&p.entry->token, (unsigned long long)t);
+				__threadfence();  // done before this block counts itself finished
+			}
+		}
+		write_row<DT, FP8>(p, p.side[0], write, t, h, block, offset, lane, team, f, fmax,
+				   overflows, nans);
+		write_row<DT, FP8>(p, p.side[1], write, t, h, block, offset, lane, team, f, fmax,
+				   overflows, nans);
+	}
+
+	if (FP8 && p.overflow_count && overflows)
+		atomicAdd(&block_overflows, overflows);
+	if (p.nan_count && nans)  // copies count NaN inputs too
+		atomicAdd(&block_nans, nans);
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		if (block_overflows)
+			atomicAdd(p.overflow_count, block_overflows);
+		if (block_nans)
+			atomicAdd(p.nan_count, block_nans);
+		finish_launch(p);
+	}
+}
+
+/* ------------------------------------------------------ flat conversions */
+
+template <int DT, bool COUNT>
+static __global__ void __launch_bounds__(BLOCK) quantize_kernel(const flat_params p)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	__shared__ unsigned long long block_overflows;
+	if (threadIdx.x == 0)
+		block_overflows = 0;
+	__syncthreads();
+
+	const fp8kv_fp8_format f = fp8kv_format_of(p.format);
+	const float s = p.scaled ? p.scale[0] : 1.0f;
+	const int64_t first = (int64_t)blockIdx.x * BLOCK + threadIdx.x;
+	const int64_t stride = (int64_t)gridDim.x * BLOCK;
+	unsigned int overflows = 0, nans = 0;
+	unsigned long long total = 0;
+	int64_t done = 0;
+	if (p.vec) {
+		const int64_t nvec = p.count / VE;
+		for (int64_t v = first; v < nvec; v += stride) {
+			quantize_vec<DT, COUNT>(p.dst + v * VE, load16(p.src + v * 16), p.scaled, s, f,
+						p.saturate, overflows, nans);
+			total += overflows;
+			overflows = 0;
+		}
+		done = nvec * VE;
+	}
+	for (int64_t i = done + first; i < p.count; i += stride) {
+		p.dst[i] = (unsigned char)quantize1<COUNT>(fp8kv_load_f32(p.src, i, DT), p.scaled, s,
+							   f, p.saturate, overflows, nans);
+		total += overflows;
+		overflows = 0;
+	}
+
+	if (COUNT && total)
+		atomicAdd(&block_overflows, total);
+	__syncthreads();
+	if (COUNT && threadIdx.x == 0 && block_overflows)
+		atomicAdd(p.overflow_count, block_overflows);
+}
+
+// x = float(q) * s, rounded to the output dtype (cpu_backend.c cpu_dequantize)
+template <int DT>
+static __global__ void __launch_bounds__(BLOCK) dequantize_kernel(const flat_params p)
+{
+	const fp8kv_fp8_format f = fp8kv_format_of(p.format);
+	const float s = p.scaled ? p.scale[0] : 1.0f;
+	const int64_t stride = (int64_t)gridDim.x * BLOCK;
+	for (int64_t i = (int64_t)blockIdx.x * BLOCK + threadIdx.x; i < p.count; i += stride) {
+		const float x = fp8kv_bits_f32(fp8kv_decode_bits(p.src[i], f));
+		const float y = p.scaled ? fp8kv_multiply(x, s) : x;
+		if (DT == FP8KV_CV_F32)
+			((float *)p.dst)[i] = y;
+		else if (DT == FP8KV_CV_F16)
+			((uint16_t *)p.dst)[i] = fp8kv_f32_to_f16(y);
+		else
+			((uint16_t *)p.dst)[i] = fp8kv_f32_to_bf16(y);
+	}
+}
+
+// *out = max over finite |x|, as fp32 bits (all >= +0, so unsigned order)
+template <int DT>
+static __global__ void __launch_bounds__(BLOCK) amax_kernel(const void *src, int64_t count,
+							    unsigned int *out)
+{
+	__shared__ unsigned int block_max;
+	if (threadIdx.x == 0)
+		block_max = 0;
+	__syncthreads();
+	float m = 0.0f;
+	const int64_t stride = (int64_t)gridDim.x * BLOCK;
+	for (int64_t i = (int64_t)blockIdx.x * BLOCK + threadIdx.x; i < count; i += stride)
+		m = max_nonneg(m, fp8kv_finite_abs(fp8kv_load_f32(src, i, DT)));
+	if (m > 0.0f)
+		atomicMax(&block_max, fp8kv_f32_bits(m));
+	__syncthreads();
+	if (threadIdx.x == 0 && block_max)
+		atomicMax(out, block_max);
+}
+
+/* ----------------------------------------------------------- slot checks */
+
+typedef struct slot_totals {
+	unsigned long long padding, out_of_range, duplicates;
+	unsigned long long first_padding, first_out_of_range;  // NO_TOKEN if none
+	unsigned long long found;  // check_dup_prefix: a duplicate in the prefix
+} slot_totals;
+
+// counts padding and out-of-range tokens (first = smallest index) and sets
+// the bitmap; a token finding its bit set is one duplicate
+static __global__ void __launch_bounds__(BLOCK) check_slots_kernel(const void *slots, int type,
+								   int64_t count, int64_t num_slots,
+								   unsigned long long *bitmap,
+								   slot_totals *out)
+{
+	unsigned long long padding = 0, out_of_range = 0, duplicates = 0;
+	unsigned long long first_padding = NO_TOKEN, first_out_of_range = NO_TOKEN;
+	const int64_t stride = (int64_t)gridDim.x * BLOCK;
+	for (int64_t t = (int64_t)blockIdx.x * BLOCK + threadIdx.x; t < count; t += stride) {
+		const int64_t s = load_index(slots, t, type);
+		if (s < 0) {
+			if (padding++ == 0)
+				first_padding = (unsigned long long)t;
+		} else if (s >= num_slots) {
+			if (out_of_range++ == 0)
+				first_out_of_range = (unsigned long long)t;
+		} else {
+			const unsigned long long bit = 1ull << (s & 63);
+			if (atomicOr(&bitmap[s >> 6], bit) & bit)
+				duplicates++;
+		}
+	}
+	if (padding) {
+		atomicAdd(&out->padding, padding);
+		atomicMin(&out->first_padding, first_padding);
+	}
+	if (out_of_range) {
+		atomicAdd(&out->out_of_range, out_of_range);
+		atomicMin(&out->first_out_of_range, first_out_of_range);
+	}
+	if (duplicates)
+		atomicAdd(&out->duplicates, duplicates);
+}
+
+// out->found = 1 if two of tokens [0, prefix) share a slot
+static __global__ void __launch_bounds__(BLOCK) check_dup_prefix_kernel(const void *slots, int type,
+									int64_t prefix, int64_t num_slots,
+									unsigned long long *bitmap,
+									slot_totals *out)
+{
+	const int64_t stride = (int64_t)gridDim.x * BLOCK;
+	for (int64_t t = (int64_t)blockIdx.x * BLOCK + threadIdx.x; t < prefix; t += stride) {
+		const int64_t s = load_index(slots, t, type);
+		if (s < 0 || s >= num_slots)
+			continue;
+		const unsigned long long bit = 1ull << (s & 63);
+		if (atomicOr(&bitmap[s >> 6], bit) & bit)
+			out->found = 1;
+	}
+}
+
+// clears the words that tokens [0, prefix) set (nothing else set any)
+static __global__ void __launch_bounds__(BLOCK) clear_bits_kernel(const void *slots, int type,
+								  int64_t prefix, int64_t num_slots,
+								  unsigned long long *bitmap)
+{
+	const int64_t stride = (int64_t)gridDim.x * BLOCK;
+	for (int64_t t = (int64_t)blockIdx.x * BLOCK + threadIdx.x; t < prefix; t += stride) {
+		const int64_t s = load_index(slots, t, type);
+		if (s >= 0 && s < num_slots)
+			bitmap[s >> 6] = 0;
+	}
+}
+
+/* ------------------------------------------------------------ host side */
+
+typedef struct hip_context {
+	int device;
+	int sm_count;
+	dev_state *dev;             // device memory
+	host_report *report;        // mapped host memory, host address
+	host_report *report_dev;    // its device address
+	unsigned int eager_seq, graph_seq;
+	pthread_mutex_t lock;       // report consumption
+	char name[24];
+	char description[320];
+} hip_context;
+
+typedef struct pending_report {
+	long long token, slot, limit;
+	int swa;
+} pending_report;
+
+// makes ctx's device current for the life of the object, then restores
+class device_guard {
+      public:
+	explicit device_guard(int device) : previous_(-1)
+	{
+		if (hipGetDevice(&previous_) != hipSuccess) {
+			(void)hipGetLastError();
+			previous_ = -1;
+		}
+		if (previous_ != device)
+			(void)hipSetDevice(device);
+	}
+	~device_guard()
+	{
+		int now = -1;
+		if (previous_ >= 0 && hipGetDevice(&now) == hipSuccess && now != previous_)
+			(void)hipSetDevice(previous_);
+	}
+
+      private:
+	int previous_;
+	device_guard(const device_guard &);
+	device_guard &operator=(const device_guard &);
+};
+
+static fp8kv_status runtime_error(fp8kv_status status, const char *what, hipError_t e)
+{
+	(void)hipGetLastError();  // clear a non-sticky error
+	return host->set_error(status, "hip: %s: %s", what, hipGetErrorString(e));
+}
+
+static unsigned int grid_for(const hip_context *c, int64_t units, int64_t per_block)
+{
+	const int64_t cap = (int64_t)c->sm_count * BLOCKS_PER_SM;
+	int64_t blocks = (units + per_block - 1) / per_block;
+	if (blocks > cap)
+		blocks = cap;
+	return (unsigned int)(blocks < 1 ? 1 : blocks);
+}
+
+// a report the device published and nobody has read yet
+static int take_report(hip_context *c, pending_report *out)
+{
+	int found = 0;
+	pthread_mutex_lock(&c->lock);
+	const unsigned long long published =
+		__atomic_load_n(&c->report->published, __ATOMIC_ACQUIRE);
+	if (published != c->report->consumed) {
+		const volatile host_report *r = c->report;
+		out->token = r->token;
+		out->slot = r->slot;
+		out->limit = r->limit;
+		out->swa = r->swa;
+		__atomic_store_n(&c->report->consumed, published, __ATOMIC_RELEASE);
+		found = 1;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return found;
+}
+
+// the CPU backend's message, word for word
+static fp8kv_status report_error(const pending_report *r)
+{
+	return host->set_error(FP8KV_ERANGE,
+			       "token %" PRId64 ": slot %" PRId64 " is out of range "
+			       "(%" PRId64 " slots%s); such tokens were skipped",
+			       (int64_t)r->token, (int64_t)r->slot, (int64_t)r->limit,
+			       r->swa ? " in swa_mapping" : "");
+}
+
+static fp8kv_status hip_open(int device, void **out)
+{
+	int count = 0;
+	hipError_t e = hipGetDeviceCount(&count);
+	if (e != hipSuccess) {
+		(void)hipGetLastError();
+		return host->set_error(FP8KV_ENODEV, "hip: no usable GPU (hipGetDeviceCount: %s)",
+				       hipGetErrorString(e));
+	}
+	if (count <= 0)
+		return host->set_error(FP8KV_ENODEV, "hip: no GPU found");
+	if (device < 0)
+		device = 0;
+	if (device >= count)
+		return host->set_error(FP8KV_ENODEV, "hip: device %d requested, %d present", device,
+				       count);
+
+	hip_context *c = (hip_context *)calloc(1, sizeof *c);
+	if (!c)
+		return host->set_error(FP8KV_ENOMEM, "hip: no memory for the backend");
+	c->device = device;
+	device_guard guard(device);
+	fp8kv_status st = FP8KV_OK;
+
+	hipDeviceProp_t prop;
+	memset(&prop, 0, sizeof prop);
+	if ((e = hipGetDeviceProperties(&prop, device)) != hipSuccess) {
+		st = runtime_error(FP8KV_ENODEV, "hipGetDeviceProperties", e);
+		goto fail;
+	}
+	c->sm_count = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
+	{
+		char arch[64];
+#if defined(__NVCC__)
+		snprintf(arch, sizeof arch, "sm_%d%d", prop.major, prop.minor);
+#else
+		snprintf(arch, sizeof arch, "%.63s", prop.gcnArchName);
+		arch[strcspn(arch, ":")] = '\0';  // "gfx90a:sramecc+:xnack-"
+#endif
+		snprintf(c->name, sizeof c->name, "hip:%d", device);
+		snprintf(c->description, sizeof c->description, "%.200s (%.60s)", prop.name, arch);
+
+		// the module must hold code for this device
+		hipFuncAttributes attr;
+		if ((e = hipFuncGetAttributes(
+			     &attr, (const void *)reshape_and_cache_kernel<FP8KV_CV_BF16, true>)) !=
+		    hipSuccess) {
+			(void)hipGetLastError();
+			st = host->set_error(FP8KV_ENODEV,
+					     "hip: %s: fp8kv_hip.so has no code for %s (built for %s): %s",
+					     c->name, arch, FP8KV_HIP_TARGETS, hipGetErrorString(e));
+			goto fail;
+		}
+	}
+
+	if ((e = hipMalloc((void **)&c->dev, sizeof(dev_state))) != hipSuccess) {
+		st = runtime_error(FP8KV_ENOMEM, "hipMalloc (error state)", e);
+		goto fail;
+	}
+	{
+		dev_state init;
+		memset(&init, 0, sizeof init);
+		for (int i = 0; i < RING; i++)
+			init.ring[i].token = NO_TOKEN;
+		if ((e = hipMemcpy(c->dev, &init, sizeof init, hipMemcpyHostToDevice)) != hipSuccess) {
+			st = runtime_error(FP8KV_EBACKEND, "hipMemcpy (error state)", e);
+			goto fail;
+		}
+	}
+	if ((e = hipHostMalloc((void **)&c->report, sizeof(host_report),
+			       hipHostMallocMapped | hipHostMallocCoherent)) != hipSuccess) {
+		c->report = NULL;
+		st = runtime_error(FP8KV_ENOMEM, "hipHostMalloc (error report)", e);
+		goto fail;
+	}
+	memset(c->report, 0, sizeof *c->report);
+	if ((e = hipHostGetDevicePointer((void **)&c->report_dev, c->report, 0)) != hipSuccess) {
+		st = runtime_error(FP8KV_EBACKEND, "hipHostGetDevicePointer", e);
+		goto fail;
+	}
+	if ((e = hipDeviceSynchronize()) != hipSuccess) {
+		st = runtime_error(FP8KV_EBACKEND, "hipDeviceSynchronize", e);
+		goto fail;
+	}
+	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		st = host->set_error(FP8KV_EBACKEND, "hip: cannot create a mutex");
+		goto fail;
+	}
+	*out = c;
+	return FP8KV_OK;
+
+fail:
+	if (c->report)
+		(void)hipHostFree(c->report);
+	if (c->dev)
+		(void)hipFree(c->dev);
+	(void)hipGetLastError();
+	free(c);
+	return st;
+}
+
+static void hip_close(void *ctx)
+{
+	hip_context *c = (hip_context *)ctx;
+	{
+		device_guard guard(c->device);
+		(void)hipDeviceSynchronize();
+		(void)hipFree(c->dev);
+		(void)hipHostFree(c->report);
+		(void)hipGetLastError();
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static const char *hip_name(void *ctx)
+{
+	return ((hip_context *)ctx)->name;
+}
+
+static const char *hip_device(void *ctx)
+{
+	return ((hip_context *)ctx)->description;
+}
+
+static fp8kv_status hip_synchronize(void *ctx, void *stream)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	const hipError_t e = hipStreamSynchronize((hipStream_t)stream);
+	if (e != hipSuccess)
+		return runtime_error(FP8KV_EBACKEND, "hipStreamSynchronize", e);
+	pending_report r = {0, 0, 0, 0};
+	if (take_report(c, &r))
+		return report_error(&r);
+	return FP8KV_OK;
+}
+
+/* ---- buffers: synchronous, on the default stream ---- */
+
+static fp8kv_status hip_alloc(void *ctx, size_t bytes, void **ptr)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	void *p = NULL;
+	const hipError_t e = hipMalloc(&p, bytes);
+	if (e != hipSuccess) {
+		(void)hipGetLastError();
+		return host->set_error(FP8KV_ENOMEM, "hip: cannot allocate %zu bytes on %s: %s",
+				       bytes, c->name, hipGetErrorString(e));
+	}
+	*ptr = p;
+	return FP8KV_OK;
+}
+
+static void hip_free(void *ctx, void *ptr)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	if (hipFree(ptr) != hipSuccess)
+		(void)hipGetLastError();
+}
+
+static fp8kv_status hip_upload(void *ctx, void *dst, const void *src, size_t bytes)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	hipError_t e = hipMemcpy(dst, src, bytes, hipMemcpyHostToDevice);
+	if (e == hipSuccess)
+		e = hipStreamSynchronize(0);  // a pageable copy may return before the DMA ends
+	return e == hipSuccess ? FP8KV_OK : runtime_error(FP8KV_EBACKEND, "upload (hipMemcpy)", e);
+}
+
+static fp8kv_status hip_download(void *ctx, void *dst, const void *src, size_t bytes)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	const hipError_t e = hipMemcpy(dst, src, bytes, hipMemcpyDeviceToHost);
+	return e == hipSuccess ? FP8KV_OK
+			       : runtime_error(FP8KV_EBACKEND, "download (hipMemcpy)", e);
+}
+
+static fp8kv_status hip_fill(void *ctx, void *dst, uint8_t byte, size_t bytes)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	hipError_t e = hipMemsetAsync(dst, byte, bytes, 0);
+	if (e == hipSuccess)
+		e = hipStreamSynchronize(0);
+	return e == hipSuccess ? FP8KV_OK : runtime_error(FP8KV_EBACKEND, "fill (hipMemset)", e);
+}
+
+/* ---- the cache write ---- */
+
+// may this side use 16-byte input vectors (and VE-element cache stores)?
+static int side_vectorizable(const void *input, size_t in_size, const void *cache,
+			     size_t cache_size, int64_t head_dim, int64_t stride_token,
+			     int64_t stride_head, int64_t cb, int64_t cs, int64_t ch)
+{
+	const int64_t ve = (int64_t)(16 / in_size);
+	const uintptr_t out_bytes = (uintptr_t)ve * cache_size;
+	return head_dim % ve == 0 && (uintptr_t)input % 16 == 0 && stride_token % ve == 0 &&
+	       stride_head % ve == 0 && (uintptr_t)cache % out_bytes == 0 && cb % ve == 0 &&
+	       cs % ve == 0 && ch % ve == 0;
+}
+
+static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d, void *stream)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	const hipStream_t s = (hipStream_t)stream;
+
+	// an error an earlier launch published is this call's to report
+	pending_report earlier = {0, 0, 0, 0};
+	const int have_earlier = take_report(c, &earlier);
+
+	const int fp8 = fp8kv_dtype_is_fp8(d->cache_dtype);
+	const size_t in_size = d->input_dtype == FP8KV_F32 ? 4 : 2;
+	const size_t cache_size = fp8 ? 1 : in_size;
+	const int64_t ve = (int64_t)(16 / in_size);
+
+	rc_params p;
+	memset(&p, 0, sizeof p);
+	rc_side *k = &p.side[0], *v = &p.side[1];
+	k->input = (const unsigned char *)d->key;
+	k->cache = (unsigned char *)d->key_cache;
+	k->head_dim = d->head_dim_k;
+	k->stride_token = d->key_stride_token;
+	k->stride_head = d->key_stride_head;
+	k->cache_block = d->key_cache_stride_block;
+	k->cache_slot = d->key_cache_stride_slot;
+	k->cache_head = d->key_cache_stride_head;
+	k->scale = d->k_scale;
+	k->scale_cache = d->k_scale_cache;
+	k->amax = d->k_amax;
+	v->input = (const unsigned char *)d->value;
+	v->cache = (unsigned char *)d->value_cache;
+	v->head_dim = d->head_dim_v;
+	v->stride_token = d->value_stride_token;
+	v->stride_head = d->value_stride_head;
+	v->cache_block = d->value_cache_stride_block;
+	v->cache_slot = d->value_cache_stride_slot;
+	v->cache_head = d->value_cache_stride_head;
+	v->scale = d->v_scale;
+	v->scale_cache = d->v_scale_cache;
+	v->amax = d->v_amax;
+
+	int64_t units = 1;
+	for (int i = 0; i < 2; i++) {
+		rc_side *sd = &p.side[i];
+		sd->vec = side_vectorizable(sd->input, in_size, sd->cache, cache_size, sd->head_dim,
+					    sd->stride_token, sd->stride_head, sd->cache_block,
+					    sd->cache_slot, sd->cache_head);
+		const int64_t u = sd->vec ? sd->head_dim / ve : sd->head_dim;
+		units = u > units ? u : units;
+	}
+	int team_log2 = 0;
+	while ((1 << team_log2) < MAX_TEAM && (int64_t)1 << team_log2 < units)
+		team_log2++;
+
+	p.slot_mapping = d->slot_mapping;
+	p.swa_mapping = d->swa_mapping;
+	p.num_tokens = d->num_tokens;
+	p.num_heads = d->num_heads;
+	p.block_size = d->block_size;
+	p.num_slots = d->num_blocks * d->block_size;
+	p.swa_len = d->swa_mapping ? d->swa_mapping_len : 0;
+	p.scs_block = d->scale_cache_stride_block;
+	p.scs_slot = d->scale_cache_stride_slot;
+	p.scs_head = d->scale_cache_stride_head;
+	p.overflow_count = (unsigned long long *)d->overflow_count;
+	p.nan_count = (unsigned long long *)d->nan_count;
+	p.claim = (unsigned long long *)((char *)c->dev + offsetof(dev_state, claim));
+	p.report = c->report_dev;
+	p.slot_type = d->slot_type;
+	p.swa_type = d->swa_type;
+	p.cache_dtype = d->cache_dtype;
+	p.saturate = d->overflow == FP8KV_SATURATE;
+	p.scale_mode = d->scale_mode;
+	p.team_log2 = team_log2;
+
+	// a ring entry: graph replays keep theirs, so eager launches never share it
+	hipStreamCaptureStatus capture = hipStreamCaptureStatusNone;
+	if (hipStreamIsCapturing(s, &capture) != hipSuccess) {
+		(void)hipGetLastError();
+		capture = hipStreamCaptureStatusNone;
+	}
+	const unsigned int slot =
+		capture == hipStreamCaptureStatusActive
+			? RING_EAGER + __atomic_fetch_add(&c->graph_seq, 1u, __ATOMIC_RELAXED) % RING_GRAPH
+			: __atomic_fetch_add(&c->eager_seq, 1u, __ATOMIC_RELAXED) % RING_EAGER;
+	p.entry = (err_entry *)((char *)c->dev + offsetof(dev_state, ring) + slot * sizeof(err_entry));
+
+	const unsigned int grid =
+		grid_for(c, d->num_tokens * d->num_heads, (int64_t)(BLOCK >> team_log2));
+	switch (d->input_dtype * 2 + fp8) {
+	case FP8KV_F32 * 2:
+		reshape_and_cache_kernel<FP8KV_CV_F32, false><<<grid, BLOCK, 0, s>>>(p);
+		break;
+	case FP8KV_F32 * 2 + 1:
+		reshape_and_cache_kernel<FP8KV_CV_F32, true><<<grid, BLOCK, 0, s>>>(p);
+		break;
+	case FP8KV_F16 * 2:
+		reshape_and_cache_kernel<FP8KV_CV_F16, false><<<grid, BLOCK, 0, s>>>(p);
+		break;
+	case FP8KV_F16 * 2 + 1:
+		reshape_and_cache_kernel<FP8KV_CV_F16, true><<<grid, BLOCK, 0, s>>>(p);
+		break;
+	case FP8KV_BF16 * 2:
+		reshape_and_cache_kernel<FP8KV_CV_BF16, false><<<grid, BLOCK, 0, s>>>(p);
+		break;
+	default:
+		reshape_and_cache_kernel<FP8KV_CV_BF16, true><<<grid, BLOCK, 0, s>>>(p);
+		break;
+	}
+	const hipError_t e = hipGetLastError();
+	if (e != hipSuccess)
+		return host->set_error(FP8KV_EBACKEND, "hip: reshape_and_cache launch: %s",
+				       hipGetErrorString(e));
+	return have_earlier ? report_error(&earlier) : FP8KV_OK;
+}
+
+/* ---- flat conversions ---- */
+
+static fp8kv_status hip_quantize(void *ctx, const fp8kv_convert_args *a, void *stream)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	const hipStream_t s = (hipStream_t)stream;
+	const int64_t ve = a->src_dtype == FP8KV_F32 ? 4 : 8;
+	flat_params p;
+	memset(&p, 0, sizeof p);
+	p.dst = (unsigned char *)a->dst;
+	p.src = (const unsigned char *)a->src;
+	p.count = (int64_t)a->count;
+	p.scale = a->scale;
+	p.overflow_count = (unsigned long long *)a->overflow_count;
+	p.format = a->dst_dtype;
+	p.saturate = a->overflow == FP8KV_SATURATE;
+	p.scaled = a->scale_mode == FP8KV_SCALE_TENSOR;
+	p.vec = (uintptr_t)a->src % 16 == 0 && (uintptr_t)a->dst % (uintptr_t)ve == 0;
+	const unsigned int grid = grid_for(c, p.vec ? (p.count + ve - 1) / ve : p.count, BLOCK);
+	switch (a->src_dtype * 2 + (p.overflow_count != NULL)) {
+	case FP8KV_F32 * 2: quantize_kernel<FP8KV_CV_F32, false><<<grid, BLOCK, 0, s>>>(p); break;
+	case FP8KV_F32 * 2 + 1: quantize_kernel<FP8KV_CV_F32, true><<<grid, BLOCK, 0, s>>>(p); break;
+	case FP8KV_F16 * 2: quantize_kernel<FP8KV_CV_F16, false><<<grid, BLOCK, 0, s>>>(p); break;
+	case FP8KV_F16 * 2 + 1: quantize_kernel<FP8KV_CV_F16, true><<<grid, BLOCK, 0, s>>>(p); break;
+	case FP8KV_BF16 * 2: quantize_kernel<FP8KV_CV_BF16, false><<<grid, BLOCK, 0, s>>>(p); break;
+	default: quantize_kernel<FP8KV_CV_BF16, true><<<grid, BLOCK, 0, s>>>(p); break;
+	}
+	const hipError_t e = hipGetLastError();
+	return e == hipSuccess ? FP8KV_OK
+			       : host->set_error(FP8KV_EBACKEND, "hip: quantize launch: %s",
+						 hipGetErrorString(e));
+}
+
+static fp8kv_status hip_dequantize(void *ctx, const fp8kv_convert_args *a, void *stream)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	const hipStream_t s = (hipStream_t)stream;
+	flat_params p;
+	memset(&p, 0, sizeof p);
+	p.dst = (unsigned char *)a->dst;
+	p.src = (const unsigned char *)a->src;
+	p.count = (int64_t)a->count;
+	p.scale = a->scale;
+	p.format = a->src_dtype;
+	p.scaled = a->scale_mode == FP8KV_SCALE_TENSOR;
+	const unsigned int grid = grid_for(c, p.count, BLOCK);
+	switch (a->dst_dtype) {
+	case FP8KV_F32: dequantize_kernel<FP8KV_CV_F32><<<grid, BLOCK, 0, s>>>(p); break;
+	case FP8KV_F16: dequantize_kernel<FP8KV_CV_F16><<<grid, BLOCK, 0, s>>>(p); break;
+	default: dequantize_kernel<FP8KV_CV_BF16><<<grid, BLOCK, 0, s>>>(p); break;
+	}
+	const hipError_t e = hipGetLastError();
+	return e == hipSuccess ? FP8KV_OK
+			       : host->set_error(FP8KV_EBACKEND, "hip: dequantize launch: %s",
+						 hipGetErrorString(e));
+}
+
+/* ---- synchronous helpers ---- */
+
+static fp8kv_status hip_amax(void *ctx, const void *src, fp8kv_dtype dtype, size_t count,
+			     float *amax)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	unsigned int *d_out = NULL, bits = 0;
+	hipError_t e = hipMalloc((void **)&d_out, sizeof *d_out);
+	if (e != hipSuccess)
+		return runtime_error(FP8KV_ENOMEM, "amax: hipMalloc", e);
+	const int64_t n = (int64_t)count;
+	const unsigned int grid = grid_for(c, n, BLOCK);
+	e = hipMemsetAsync(d_out, 0, sizeof *d_out, 0);
+	if (e == hipSuccess) {
+		switch (dtype) {
+		case FP8KV_F32: amax_kernel<FP8KV_CV_F32><<<grid, BLOCK, 0, 0>>>(src, n, d_out); break;
+		case FP8KV_F16: amax_kernel<FP8KV_CV_F16><<<grid, BLOCK, 0, 0>>>(src, n, d_out); break;
+		default: amax_kernel<FP8KV_CV_BF16><<<grid, BLOCK, 0, 0>>>(src, n, d_out); break;
+		}
+		e = hipGetLastError();
+	}
+	if (e == hipSuccess)
+		e = hipMemcpy(&bits, d_out, sizeof bits, hipMemcpyDeviceToHost);
+	const hipError_t freed = hipFree(d_out);
+	if (e == hipSuccess)
+		e = freed;
+	if (e != hipSuccess)
+		return runtime_error(FP8KV_EBACKEND, "amax", e);
+	*amax = fp8kv_bits_f32(bits);
+	return FP8KV_OK;
+}
+
+static fp8kv_status hip_check_slots(void *ctx, const void *slots, int64_t count,
+				    fp8kv_index_type type, int64_t num_slots,
+				    fp8kv_slot_report *r)
+{
+	hip_context *c = (hip_context *)ctx;
+	device_guard guard(c->device);
+	const size_t words = (size_t)(num_slots / 64 + 1);
+	if (words > (SIZE_MAX - sizeof(slot_totals)) / 8)
+		return host->set_error(FP8KV_ENOMEM, "hip: no memory for a %" PRId64 "-slot bitmap",
+				       num_slots);
+	const size_t bytes = sizeof(slot_totals) + words * 8;
+	unsigned char *mem = NULL;
+	hipError_t e = hipMalloc((void **)&mem, bytes);
+	if (e != hipSuccess) {
+		(void)hipGetLastError();
+		return host->set_error(FP8KV_ENOMEM,
+				       "hip: no memory for a %" PRId64 "-slot bitmap: %s", num_slots,
+				       hipGetErrorString(e));
+	}
+	slot_totals *d_tot = (slot_totals *)mem;
+	unsigned long long *bitmap = (unsigned long long *)(mem + sizeof(slot_totals));
+	slot_totals tot;
+	memset(&tot, 0, sizeof tot);
+	tot.first_padding = tot.first_out_of_range = NO_TOKEN;
+	const unsigned int grid = grid_for(c, count, BLOCK);
+	const int itype = (int)type;
+
+	e = hipMemcpy(d_tot, &tot, sizeof tot, hipMemcpyHostToDevice);
+	if (e == hipSuccess)
+		e = hipMemsetAsync(bitmap, 0, words * 8, 0);
+	if (e == hipSuccess) {
+		check_slots_kernel<<<grid, BLOCK, 0, 0>>>(slots, itype, count, num_slots, bitmap,
+							  d_tot);
+		e = hipGetLastError();
+	}
+	if (e == hipSuccess)
+		e = hipMemcpy(&tot, d_tot, sizeof tot, hipMemcpyDeviceToHost);
+
+	// The first duplicate is the smallest T - 1 such that tokens [0, T) hold
+	// two equal slots: a binary search on T, each probe a fresh bitmap.
+	int64_t first_duplicate = -1;
+	if (e == hipSuccess && tot.duplicates > 0) {
+		int64_t lo = 1, hi = count;  // [0, lo) has no duplicate, [0, hi) has one
+		clear_bits_kernel<<<grid, BLOCK, 0, 0>>>(slots, itype, count, num_slots, bitmap);
+		e = hipGetLastError();
+		while (e == hipSuccess && hi - lo > 1) {
+			const int64_t mid = lo + (hi - lo) / 2;
+			const unsigned int g = grid_for(c, mid, BLOCK);
+			unsigned long long found = 0;
+			e = hipMemsetAsync(&d_tot->found, 0, sizeof found, 0);
+			if (e == hipSuccess) {
+				check_dup_prefix_kernel<<<g, BLOCK, 0, 0>>>(slots, itype, mid,
+									    num_slots, bitmap, d_tot);
+				clear_bits_kernel<<<g, BLOCK, 0, 0>>>(slots, itype, mid, num_slots,
+								      bitmap);
+				e = hipGetLastError();
+			}
+			if (e == hipSuccess)
+				e = hipMemcpy(&found, &d_tot->found, sizeof found,
+					      hipMemcpyDeviceToHost);
+			if (found)
+				hi = mid;
+			else
+				lo = mid;
+		}
+		first_duplicate = hi - 1;
+	}
+	const hipError_t freed = hipFree(mem);
+	if (e == hipSuccess)
+		e = freed;
+	if (e != hipSuccess)
+		return runtime_error(FP8KV_EBACKEND, "check_slots", e);
+
+	r->padding = (int64_t)tot.padding;
+	r->out_of_range = (int64_t)tot.out_of_range;
+	r->duplicates = (int64_t)tot.duplicates;
+	r->first_padding = tot.padding ? (int64_t)tot.first_padding : -1;
+	r->first_out_of_range = tot.out_of_range ? (int64_t)tot.first_out_of_range : -1;
+	r->first_duplicate = first_duplicate;
+	return FP8KV_OK;
+}
+
+/* ---- the module's one export ---- */
+
+static const fp8kv_backend_ops hip_backend = {
+	FP8KV_MODULE_ABI,
+	"hip",
+	hip_open,
+	hip_close,
+	hip_name,
+	hip_device,
+	hip_synchronize,
+	hip_alloc,
+	hip_free,
+	hip_upload,
+	hip_download,
+	hip_fill,
+	hip_reshape_and_cache,
+	hip_quantize,
+	hip_dequantize,
+	hip_amax,
+	hip_check_slots,
+};
+
+extern "C" __attribute__((visibility("default"))) const fp8kv_backend_ops *
+fp8kv_module_entry(const fp8kv_host_services *services)
+{
+	if (!services || !services->set_error)
+		return NULL;
+	host = services;
+	return &hip_backend;
+}
