@@ -20,7 +20,7 @@ step() { # name command...
 	local t0=$(date +%s.%N)
 	"$@" >"$out/$name.log" 2>&1
 	local st=$?
-	printf '== %-22s exit %3d  %7.1f s\n' "$name" "$st" "$(echo "$(date +%s.%N) - $t0" | bc)"
+	printf '== %-22s exit %3d  %7.1f s\n' "$name" "$st" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
 	[ "$st" -eq 0 ] || rc=1
 	return $st
 }
