@@ -148,7 +148,8 @@ static uint64_t row_nans(const void *src, int64_t n, int dtype)
 
 /* ---- the cache write ---- */
 
-enum slot_kind { SLOT_WRITE, SLOT_PADDING, SLOT_OUT_OF_RANGE };
+/* SLOT_PAST_SWA: the slot indexes past the end of the swa_mapping */
+enum slot_kind { SLOT_WRITE, SLOT_PADDING, SLOT_OUT_OF_RANGE, SLOT_PAST_SWA };
 
 static int64_t load_index(const void *base, int64_t i, fp8kv_index_type type)
 {
@@ -165,7 +166,7 @@ static enum slot_kind resolve_slot(const fp8kv_cache_write *d, int64_t t, int64_
 	if (d->swa_mapping) {
 		if (s >= d->swa_mapping_len) {
 			*slot = s;
-			return SLOT_OUT_OF_RANGE;
+			return SLOT_PAST_SWA;
 		}
 		s = load_index(d->swa_mapping, s, d->swa_type);
 		if (s < 0)
@@ -250,12 +251,16 @@ static fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 	const int64_t num_slots = d->num_blocks * d->block_size;
 	const int64_t H = d->num_heads;
 	int64_t first_bad = -1, bad_slot = 0, slot;
+	enum slot_kind bad_kind = SLOT_OUT_OF_RANGE;
 
-	for (int64_t t = 0; t < d->num_tokens && first_bad < 0; t++)
-		if (resolve_slot(d, t, num_slots, &slot) == SLOT_OUT_OF_RANGE) {
+	for (int64_t t = 0; t < d->num_tokens && first_bad < 0; t++) {
+		const enum slot_kind kind = resolve_slot(d, t, num_slots, &slot);
+		if (kind == SLOT_OUT_OF_RANGE || kind == SLOT_PAST_SWA) {
 			first_bad = t;
 			bad_slot = slot;
+			bad_kind = kind;
 		}
+	}
 
 	const int want_amax = d->k_amax || d->v_amax;
 	/* in floating point: the product of valid sizes may exceed 64 bits
@@ -320,11 +325,9 @@ static fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 		free(amax_scratch);
 	}
 	if (first_bad >= 0)
-		return fp8kv_set_error(FP8KV_ERANGE,
-				       "token %" PRId64 ": slot %" PRId64 " is out of range "
-				       "(%" PRId64 " slots%s); such tokens were skipped",
-				       first_bad, bad_slot, d->swa_mapping ? d->swa_mapping_len : num_slots,
-				       d->swa_mapping ? " in swa_mapping" : "");
+		return fp8kv_range_error(fp8kv_set_error, first_bad, bad_slot,
+					 bad_kind == SLOT_PAST_SWA ? d->swa_mapping_len : num_slots,
+					 bad_kind == SLOT_PAST_SWA);
 	return FP8KV_OK;
 }
 
@@ -395,15 +398,51 @@ static fp8kv_status cpu_amax(void *ctx, const void *src, fp8kv_dtype dtype, size
 	return FP8KV_OK;
 }
 
+/* (slot, token) pairs, ordered by slot then token */
+typedef struct slot_token {
+	int64_t slot, token;
+} slot_token;
+
+static int slot_token_cmp(const void *a, const void *b)
+{
+	const slot_token *x = a, *y = b;
+	if (x->slot != y->slot)
+		return x->slot < y->slot ? -1 : 1;
+	return x->token < y->token ? -1 : x->token > y->token;
+}
+
+/* Duplicates without a bitmap, for a slot space far larger than the
+ * mapping: sort the in-range pairs; in each run of one slot every token
+ * after the first is a duplicate, as in a scan in token order. */
+static fp8kv_status duplicates_by_sorting(const void *slots, int64_t count,
+					  fp8kv_index_type type, int64_t num_slots,
+					  fp8kv_slot_report *r)
+{
+	slot_token *pairs = malloc((size_t)count * sizeof *pairs);
+	if (!pairs)
+		return fp8kv_set_error(FP8KV_ENOMEM, "cpu: no memory to sort %" PRId64 " slots",
+				       count);
+	size_t n = 0;
+	for (int64_t t = 0; t < count; t++) {
+		const int64_t s = load_index(slots, t, type);
+		if (s >= 0 && s < num_slots)
+			pairs[n++] = (slot_token){s, t};
+	}
+	qsort(pairs, n, sizeof *pairs, slot_token_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (pairs[i].slot == pairs[i - 1].slot) {
+			if (r->duplicates++ == 0 || pairs[i].token < r->first_duplicate)
+				r->first_duplicate = pairs[i].token;
+		}
+	free(pairs);
+	return FP8KV_OK;
+}
+
 static fp8kv_status cpu_check_slots(void *ctx, const void *slots, int64_t count,
 				    fp8kv_index_type type, int64_t num_slots,
 				    fp8kv_slot_report *r)
 {
 	(void)ctx;
-	uint64_t *seen = calloc((size_t)(num_slots / 64 + 1), sizeof *seen);
-	if (!seen)
-		return fp8kv_set_error(FP8KV_ENOMEM, "cpu: no memory for a %" PRId64 "-slot bitmap",
-				       num_slots);
 	for (int64_t t = 0; t < count; t++) {
 		const int64_t s = load_index(slots, t, type);
 		if (s < 0) {
@@ -412,7 +451,20 @@ static fp8kv_status cpu_check_slots(void *ctx, const void *slots, int64_t count,
 		} else if (s >= num_slots) {
 			if (r->out_of_range++ == 0)
 				r->first_out_of_range = t;
-		} else if (seen[s / 64] & (1ull << (s % 64))) {
+		}
+	}
+	/* a bitmap while it is no larger than the pairs a sort would need */
+	if (num_slots / 8 > count * (int64_t)sizeof(slot_token) + 4096)
+		return duplicates_by_sorting(slots, count, type, num_slots, r);
+	uint64_t *seen = calloc((size_t)(num_slots / 64 + 1), sizeof *seen);
+	if (!seen)
+		return fp8kv_set_error(FP8KV_ENOMEM, "cpu: no memory for a %" PRId64 "-slot bitmap",
+				       num_slots);
+	for (int64_t t = 0; t < count; t++) {
+		const int64_t s = load_index(slots, t, type);
+		if (s < 0 || s >= num_slots)
+			continue;
+		if (seen[s / 64] & (1ull << (s % 64))) {
 			if (r->duplicates++ == 0)
 				r->first_duplicate = t;
 		} else {

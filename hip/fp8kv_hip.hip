@@ -130,7 +130,7 @@ typedef struct flat_params {
 
 /* ------------------------------------------------------- device helpers */
 
-enum { SLOT_WRITE, SLOT_PADDING, SLOT_OUT_OF_RANGE };
+enum { SLOT_WRITE, SLOT_PADDING, SLOT_OUT_OF_RANGE, SLOT_PAST_SWA };
 
 // a / b for 0 <= a, 0 < b: 32-bit division when both fit
 static __device__ __forceinline__ int64_t div_nonneg(int64_t a, int64_t b)
@@ -155,7 +155,7 @@ static __device__ __forceinline__ int resolve_slot(const rc_params &p, int64_t t
 	if (p.swa_mapping) {
 		if (s >= p.swa_len) {
 			*slot = s;
-			return SLOT_OUT_OF_RANGE;
+			return SLOT_PAST_SWA;
 		}
 		s = load_index(p.swa_mapping, s, p.swa_type);
 		if (s < 0)
@@ -444,7 +444,7 @@ static __device__ void finish_launch(const rc_params &p)
 	if (token == NO_TOKEN)
 		return;
 	int64_t slot = 0;
-	(void)resolve_slot(p, (int64_t)token, &slot);  // out of range, by construction
+	const int past_swa = resolve_slot(p, (int64_t)token, &slot) == SLOT_PAST_SWA;
 
 	volatile host_report *r = p.report;
 	const unsigned long long gen = r->consumed;
@@ -452,8 +452,8 @@ static __device__ void finish_launch(const rc_params &p)
 		return;  // a report is pending: it keeps the earlier error
 	r->token = (long long)token;
 	r->slot = (long long)slot;
-	r->limit = (long long)(p.swa_mapping ? p.swa_len : p.num_slots);
-	r->swa = p.swa_mapping != NULL;
+	r->limit = (long long)(past_swa ? p.swa_len : p.num_slots);
+	r->swa = past_swa;
 	__threadfence_system();
 	r->published = gen + 1;
 	__threadfence_system();
@@ -501,7 +501,7 @@ static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const r
 				write = true;
 				block = div_nonneg(slot, p.block_size);
 				offset = slot - block * p.block_size;
-			} else if (kind == SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
+			} else if (kind >= SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
 				atomicMin(&p.entry->token, (unsigned long long)t);
 				__threadfence();  // done before this block counts itself finished
 			}
@@ -760,14 +760,10 @@ static int take_report(hip_context *c, pending_report *out)
 	return found;
 }
 
-// the CPU backend's message, word for word
 static fp8kv_status report_error(const pending_report *r)
 {
-	return host->set_error(FP8KV_ERANGE,
-			       "token %" PRId64 ": slot %" PRId64 " is out of range "
-			       "(%" PRId64 " slots%s); such tokens were skipped",
-			       (int64_t)r->token, (int64_t)r->slot, (int64_t)r->limit,
-			       r->swa ? " in swa_mapping" : "");
+	return fp8kv_range_error(host->set_error, (int64_t)r->token, (int64_t)r->slot,
+				 (int64_t)r->limit, r->swa);
 }
 
 static fp8kv_status hip_open(int device, void **out)

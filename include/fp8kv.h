@@ -191,7 +191,8 @@ FP8KV_API fp8kv_status fp8kv_buffer_fill(fp8kv_backend *backend, void *dst,
  *     | -0, or rounds to -0 | 0x80       | 0x00     | 0x80       | 0x00     |
  *
  *     (sign = 0x80 for negative y.)  The fnuz formats have no negative zero.
- *  5. FP8 to fp32 is exact; NaN codes give a quiet NaN (sign kept for OCP).
+ *  5. FP8 to fp32 is exact; NaN codes give a quiet NaN: 0x7FC00000 with the
+ *     code's sign for OCP, the positive 0x7FC00000 for fnuz 0x80.
  *
  * This equals PyTorch's and ml_dtypes' float8 casts in the non-saturating
  * mode, and NVIDIA's cvt.rn.satfinite in the saturating mode (which drops

@@ -12,6 +12,7 @@
 #ifndef FP8KV_BACKEND_H
 #define FP8KV_BACKEND_H
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include "fp8kv.h"
 
@@ -32,6 +33,25 @@ typedef struct fp8kv_host_services {
 #endif
 		;
 } fp8kv_host_services;
+
+/* The FP8KV_ERANGE message of a write, one wording for every backend:
+ * past_swa says the token's slot fell past the end of the swa_mapping
+ * (limit = its length), else the final slot was past the cache (limit =
+ * num_blocks * block_size). */
+static inline fp8kv_status fp8kv_range_error(fp8kv_status (*set_error)(fp8kv_status,
+								       const char *, ...),
+					     int64_t token, int64_t slot, int64_t limit,
+					     int past_swa)
+{
+	return past_swa ? set_error(FP8KV_ERANGE,
+				    "token %" PRId64 ": slot %" PRId64 " is past the end of "
+				    "swa_mapping (%" PRId64 " entries); such tokens were skipped",
+				    token, slot, limit)
+			: set_error(FP8KV_ERANGE,
+				    "token %" PRId64 ": slot %" PRId64 " is out of range (%" PRId64
+				    " cache slots); such tokens were skipped",
+				    token, slot, limit);
+}
 
 /* A flat conversion, validated: count elements, scale as in fp8kv_quantize. */
 typedef struct fp8kv_convert_args {

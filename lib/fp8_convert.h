@@ -135,7 +135,7 @@ FP8KV_HD uint32_t fp8kv_encode(float y, fp8kv_fp8_format f, int saturate)
 	return fp8kv_encode_bits(fp8kv_f32_bits(y), f, saturate);
 }
 
-/* The exact fp32 bits of code; NaN codes give a quiet NaN. */
+/* The exact fp32 bits of code; NaN codes give a quiet NaN (fp8kv.h, 5). */
 FP8KV_HD uint32_t fp8kv_decode_bits(uint32_t code, fp8kv_fp8_format f)
 {
 	const uint32_t m = f.mant_bits;
@@ -146,8 +146,8 @@ FP8KV_HD uint32_t fp8kv_decode_bits(uint32_t code, fp8kv_fp8_format f)
 
 	const uint32_t is_inf = !f.fnuz && m == 2 && mag == 0x7Cu; /* e5m2 only */
 	const uint32_t is_nan = f.fnuz ? code == 0x80u : (mag > f.max_code && !is_inf);
-	if (is_nan)
-		return sign | 0x7FC00000u;
+	if (is_nan) /* fnuz: 0x80 is an unsigned NaN, so +qNaN as PyTorch gives */
+		return (f.fnuz ? 0u : sign) | 0x7FC00000u;
 	if (is_inf)
 		return sign | 0x7F800000u;
 	if (exp != 0)

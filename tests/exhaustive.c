@@ -15,17 +15,10 @@
  * About 3 minutes on 2 cores.
  *
  * The oracle's encoder searches all 256 codes for each value: too slow for
- * 2^35 conversions.  The sweep uses a table made from it instead, resting on
- * one fact that is checked before the sweep starts: every decision boundary
- * of the rounding (the midpoint between two neighbouring FP8 values, or
- * between the largest one and max + ulp(max)) is a bf16 value, i.e. an fp32
- * value whose low 16 bits are 0.  So all fp32 values sharing their high 16
- * bits P and having nonzero low bits lie strictly between two neighbouring
- * bf16 values and convert alike, and the table holds, for each P, the
- * oracle's answer for low bits 0 and for low bits 1.  Before use the table is
- * also checked against the 256-code search at low bits 0xFFFF (rounding is
- * monotone, so equal ends mean a constant interval) and on --verify N
- * (default 2^22) random patterns per format and policy.
+ * 2^35 conversions.  The sweep reads its answers from oracle_tabulate()'s
+ * table instead (tests/oracle.h says why that is exact and how the table is
+ * checked against the search first, here on --verify N random patterns per
+ * format and policy, default 2^22).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
@@ -51,9 +44,6 @@ static const char *const format_names[NFORMATS] = {"e4m3fn", "e4m3fnuz", "e5m2",
 						   "e5m2fnuz"};
 static const char *const policy_names[2] = {"saturate", "nonsaturating"};
 
-/* table[run][prefix][tail != 0]: code | overflow << 8 */
-static uint16_t (*table)[65536][2];
-
 static double now(void)
 {
 	struct timespec ts;
@@ -66,97 +56,6 @@ static float f_of(uint32_t b)
 	float f;
 	memcpy(&f, &b, sizeof f);
 	return f;
-}
-
-static uint16_t slow(uint32_t bits, int run)
-{
-	int o;
-	uint8_t c = oracle_encode(f_of(bits), formats[run / 2], (fp8kv_overflow)(run % 2), &o);
-	return (uint16_t)(c | o << 8);
-}
-
-static inline uint16_t fast(uint32_t bits, int run)
-{
-	return table[run][bits >> 16][(bits & 0xFFFF) != 0];
-}
-
-/* The fact the table rests on: every rounding boundary is a bf16 value. */
-static int boundaries_are_bf16(void)
-{
-	int ok = 1;
-	for (int f = 0; f < NFORMATS; f++) {
-		double v[260];
-		int n = 0;
-		for (int c = 0; c < 128; c++) {
-			double x = oracle_decode((uint8_t)c, formats[f]);
-			if (!oracle_is_nan(x) && x < 1e300)
-				v[n++] = x; /* codes 0..0x7F ascend with value */
-		}
-		for (int i = 1; i < n; i++)
-			if (!(v[i] > v[i - 1])) {
-				fprintf(stderr, "%s: codes not ascending at %d\n", format_names[f], i);
-				ok = 0;
-			}
-		v[n] = v[n - 1] + (v[n - 1] - v[n - 2]); /* max + ulp(max) */
-		n++;
-		for (int i = 0; i + 1 < n; i++) {
-			double mid = (v[i] + v[i + 1]) / 2;
-			float m = (float)mid;
-			uint32_t b;
-			memcpy(&b, &m, sizeof b);
-			if ((double)m != mid || (b & 0xFFFF) != 0) {
-				fprintf(stderr, "%s: boundary %a is not a bf16 value\n",
-					format_names[f], mid);
-				ok = 0;
-			}
-		}
-	}
-	return ok;
-}
-
-static int build_table(uint64_t verify)
-{
-	table = malloc(sizeof(*table) * NRUNS);
-	if (!table)
-		return 0;
-	long split = 0, wrong = 0;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1024) reduction(+ : split)
-#endif
-	for (int64_t i = 0; i < (int64_t)NRUNS * 65536; i++) {
-		int run = (int)(i >> 16);
-		uint32_t p = (uint32_t)(i & 0xFFFF) << 16;
-		table[run][p >> 16][0] = slow(p, run);
-		table[run][p >> 16][1] = slow(p | 1, run);
-		if (slow(p | 0xFFFF, run) != table[run][p >> 16][1])
-			split++;
-	}
-	if (split) {
-		fprintf(stderr, "table: %ld prefixes do not convert alike\n", split);
-		return 0;
-	}
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : wrong)
-#endif
-	for (int run = 0; run < NRUNS; run++) {
-		uint64_t s = 0x243F6A8885A308D3ull ^ (uint64_t)run;
-		for (uint64_t k = 0; k < verify; k++) {
-			s ^= s << 13; /* xorshift64 */
-			s ^= s >> 7;
-			s ^= s << 17;
-			uint32_t b = (uint32_t)(s >> 16);
-			if (k & 1) /* half of them where the FP8 values are */
-				b = (b & 0x807FFFFFu) | (uint32_t)(103 + (s >> 56) % 45) << 23;
-			if (fast(b, run) != slow(b, run))
-				wrong++;
-		}
-	}
-	if (wrong) {
-		fprintf(stderr, "table: %ld random values differ from the 256-code search\n",
-			wrong);
-		return 0;
-	}
-	return 1;
 }
 
 static uint64_t parse_u64(const char *s)
@@ -208,8 +107,9 @@ int main(int argc, char **argv)
 	       "%s%s%s, %d thread(s)\n", first, last, use_bulk ? "fp8kv_quantize" : "",
 	       use_bulk && use_scalar ? " + " : "", use_scalar ? "fp8kv_from_float" : "",
 	       threads);
-	if (!boundaries_are_bf16() || !build_table(verify)) {
-		printf("exhaustive: the oracle's table failed its checks\n");
+	char why[160];
+	if (oracle_tabulate(verify, why, sizeof why)) {
+		printf("exhaustive: the oracle's table failed its checks: %s\n", why);
 		return 1;
 	}
 	printf("oracle table built and checked (%" PRIu64 " random values per run) in %.1f s\n",
@@ -284,7 +184,7 @@ int main(int argc, char **argv)
 #endif
 				for (int64_t i = 0; i < n; i++) {
 					uint32_t b = (uint32_t)(base + (uint64_t)i);
-					uint16_t w = fast(b, run);
+					uint16_t w = oracle_encode_tabulated(b, run);
 					uint8_t g = mode == 0 ? got[i] : fp8kv_from_float(src[i], format, ovf);
 					want_count += (uint64_t)(w >> 8);
 					if (g != (uint8_t)w) {
@@ -332,7 +232,6 @@ int main(int argc, char **argv)
 	}
 	free(src);
 	free(got);
-	free(table);
 	printf("exhaustive: %" PRIu64 " inputs x %d runs in %.1f s: %" PRIu64 " mismatches\n",
 	       total, NRUNS, now() - t0, mismatches);
 	return mismatches ? 1 : 0;

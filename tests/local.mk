@@ -13,8 +13,9 @@ ORACLE_SOURCES = tests/oracle.c tests/oracle.h
 
 if HAVE_CHECK
 check_PROGRAMS += tests/test_convert tests/test_cache_write tests/test_errors \
+	tests/test_check_slots tests/test_backends
+TESTS += tests/test_convert tests/test_cache_write tests/test_errors tests/test_check_slots \
 	tests/test_backends
-TESTS += tests/test_convert tests/test_cache_write tests/test_errors tests/test_backends
 endif
 TESTS += tests/validate_detects_faults.sh
 EXTRA_DIST += tests/validate_detects_faults.sh
@@ -32,6 +33,10 @@ tests_test_cache_write_SOURCES = tests/test_cache_write.c tests/cache_case.c \
 	tests/cache_case.h $(ORACLE_SOURCES)
 tests_test_cache_write_CFLAGS = $(TEST_CFLAGS)
 tests_test_cache_write_LDADD = $(TEST_LIBS)
+
+tests_test_check_slots_SOURCES = tests/test_check_slots.c
+tests_test_check_slots_CFLAGS = $(TEST_CFLAGS)
+tests_test_check_slots_LDADD = $(TEST_LIBS)
 
 tests_test_errors_SOURCES = tests/test_errors.c
 tests_test_errors_CFLAGS = $(TEST_CFLAGS)

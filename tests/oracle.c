@@ -31,6 +31,8 @@
 
 #include <float.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
@@ -211,8 +213,8 @@ double oracle_decode(uint8_t code, fp8kv_dtype format)
 	int etop = (1 << l.ebits) - 1, mtop = (1 << l.mbits) - 1;
 
 	if (l.fnuz) {
-		if (code == 0x80)
-			return nan_with_sign(1);
+		if (code == 0x80) /* the one NaN, unsigned: fp8kv.h step 5 */
+			return nan_with_sign(0);
 	} else if (l.ebits == 4) {
 		if (e == etop && m == mtop) /* e4m3fn: S.1111.111 */
 			return nan_with_sign(neg);
@@ -413,13 +415,23 @@ static int finite32(float x)
 	return (float_bits(x) & 0x7F800000u) != 0x7F800000u;
 }
 
-uint8_t oracle_quantize(uint32_t bits, fp8kv_dtype dtype, int scaled, float s,
-			fp8kv_dtype format, fp8kv_overflow overflow, int *overflowed)
+/* widen, divide, and the overflow rule for finite x with infinite y; the
+ * encode step is the caller's (the search, or its table). */
+static uint8_t quantize_with(uint32_t bits, fp8kv_dtype dtype, int scaled, float s,
+			     fp8kv_dtype format, fp8kv_overflow overflow, int tabulated,
+			     int *overflowed)
 {
 	float x = oracle_widen(bits, dtype);
 	float y = scaled ? oracle_divide(x, s) : x;
 	int o = 0;
-	uint8_t code = oracle_encode(y, format, overflow, &o);
+	uint8_t code;
+	if (tabulated) {
+		uint16_t w = oracle_encode_tabulated(float_bits(y), oracle_run(format, overflow));
+		code = (uint8_t)w;
+		o = w >> 8;
+	} else {
+		code = oracle_encode(y, format, overflow, &o);
+	}
 	/* A finite x whose y = x / s overflowed fp32 itself is clipped just
 	 * the same: it counts (only +-Inf inputs do not). */
 	if (finite32(x) && !finite32(y) && !oracle_is_nan(y))
@@ -427,6 +439,18 @@ uint8_t oracle_quantize(uint32_t bits, fp8kv_dtype dtype, int scaled, float s,
 	if (overflowed)
 		*overflowed = o;
 	return code;
+}
+
+uint8_t oracle_quantize(uint32_t bits, fp8kv_dtype dtype, int scaled, float s,
+			fp8kv_dtype format, fp8kv_overflow overflow, int *overflowed)
+{
+	return quantize_with(bits, dtype, scaled, s, format, overflow, 0, overflowed);
+}
+
+uint8_t oracle_quantize_tabulated(uint32_t bits, fp8kv_dtype dtype, int scaled, float s,
+				  fp8kv_dtype format, fp8kv_overflow overflow, int *overflowed)
+{
+	return quantize_with(bits, dtype, scaled, s, format, overflow, 1, overflowed);
 }
 
 /* ------------------------------------------------------------ dequantize */
@@ -480,4 +504,98 @@ float oracle_row_scale(const uint32_t *bits, int64_t n, fp8kv_dtype dtype,
 	float q = oracle_divide(famax, float_from_bits(ieee_bits(fmax, 8, 23)));
 	double qd = ieee_value(float_bits(q), 8, 23);
 	return qd < pow2(-126) ? float_from_bits(ieee_bits(pow2(-126), 8, 23)) : q;
+}
+
+/* ------------------------------------------------------------ the table */
+
+uint16_t (*oracle_table)[65536][2];
+
+static const fp8kv_dtype table_formats[4] = {FP8KV_E4M3FN, FP8KV_E4M3FNUZ, FP8KV_E5M2,
+					     FP8KV_E5M2FNUZ};
+
+static uint16_t searched(uint32_t y, int run)
+{
+	int o = 0;
+	uint8_t c = oracle_encode(float_from_bits(y), table_formats[run / 2],
+				  (fp8kv_overflow)(run % 2), &o);
+	return (uint16_t)(c | o << 8);
+}
+
+/* The fact the table rests on: every rounding boundary is a bf16 value. */
+static int boundaries_are_bf16(char *err, size_t errlen)
+{
+	for (int f = 0; f < 4; f++) {
+		double v[130];
+		int n = 0;
+		for (int c = 0; c < 128; c++) {
+			double x = oracle_decode((uint8_t)c, table_formats[f]);
+			if (!is_nan64(x) && !is_inf64(x))
+				v[n++] = x; /* codes 0..0x7F ascend with value */
+		}
+		for (int i = 1; i < n; i++)
+			if (!(v[i] > v[i - 1])) {
+				snprintf(err, errlen, "format %d: codes not ascending at %d", f, i);
+				return 0;
+			}
+		v[n] = v[n - 1] + (v[n - 1] - v[n - 2]); /* max + ulp(max) */
+		n++;
+		for (int i = 0; i + 1 < n; i++) {
+			double mid = (v[i] + v[i + 1]) / 2; /* exact */
+			uint64_t b = bits64(mid);
+			/* a bf16 value: at most 8 significant bits, in fp32's range */
+			if (mid != 0 && (b & ((1ull << 45) - 1)) != 0) {
+				snprintf(err, errlen, "format %d: boundary %a is not a bf16 value",
+					 f, mid);
+				return 0;
+			}
+		}
+	}
+	return 1;
+}
+
+int oracle_tabulate(uint64_t verify, char *err, size_t errlen)
+{
+	if (!boundaries_are_bf16(err, errlen))
+		return -1;
+	if (!oracle_table && !(oracle_table = malloc(sizeof *oracle_table * 8))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	long split = 0, wrong = 0;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1024) reduction(+ : split)
+#endif
+	for (int64_t i = 0; i < 8 * 65536; i++) {
+		const int run = (int)(i >> 16);
+		const uint32_t p = (uint32_t)(i & 0xFFFF) << 16;
+		oracle_table[run][p >> 16][0] = searched(p, run);
+		oracle_table[run][p >> 16][1] = searched(p | 1, run);
+		if (searched(p | 0xFFFF, run) != oracle_table[run][p >> 16][1])
+			split++;
+	}
+	if (split) {
+		snprintf(err, errlen, "%ld prefixes do not encode alike", split);
+		return -1;
+	}
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : wrong)
+#endif
+	for (int run = 0; run < 8; run++) {
+		uint64_t r = 0x243F6A8885A308D3ull ^ (uint64_t)run;
+		for (uint64_t k = 0; k < verify; k++) {
+			r ^= r << 13; /* xorshift64 */
+			r ^= r >> 7;
+			r ^= r << 17;
+			uint32_t b = (uint32_t)(r >> 16);
+			if (k & 1) /* half of them where the FP8 values are */
+				b = (b & 0x807FFFFFu) | (uint32_t)(103 + (r >> 56) % 45) << 23;
+			if (oracle_encode_tabulated(b, run) != searched(b, run))
+				wrong++;
+		}
+	}
+	if (wrong) {
+		snprintf(err, errlen, "%ld random values differ from the 256-code search", wrong);
+		return -1;
+	}
+	return 0;
 }

@@ -11,6 +11,7 @@
 #ifndef FP8KV_ORACLE_H
 #define FP8KV_ORACLE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "fp8kv.h"
 
@@ -51,5 +52,37 @@ int oracle_is_nan(double x);
  * *amax_out (may be NULL) receives amax. */
 float oracle_row_scale(const uint32_t *bits, int64_t n, fp8kv_dtype dtype,
 		       fp8kv_dtype format, float *amax_out);
+
+/* ---- the same answers, tabulated, for bulk sweeps ----
+ *
+ * The 256-code search is too slow for billions of inputs.  Every decision
+ * boundary of the rounding (a midpoint between neighbouring FP8 values, or
+ * between the largest one and max + ulp(max)) is a bf16 value: an fp32 value
+ * whose low 16 bits are 0.  So all fp32 values that share their high 16 bits
+ * P and have nonzero low bits lie strictly between two neighbouring bf16
+ * values and encode alike, and a table holding, for each P, the search's
+ * answer for low bits 0 and for low bits 1 gives the search's answer for
+ * every fp32 value.  oracle_tabulate() checks that fact, builds the table
+ * from oracle_encode(), checks it against the search at low bits 0xFFFF
+ * (rounding is monotone, so equal ends mean a constant interval) and on
+ * `verify` random patterns per format and policy.  It returns 0, or -1 with
+ * the reason in err.  Call it once, before any thread uses the table. */
+int oracle_tabulate(uint64_t verify, char *err, size_t errlen);
+
+/* oracle_encode() of fp32 bits y, as code | overflowed << 8, read from the
+ * table; `run` is oracle_run(format, overflow). */
+extern uint16_t (*oracle_table)[65536][2];
+static inline int oracle_run(fp8kv_dtype format, fp8kv_overflow overflow)
+{
+	return ((int)format - (int)FP8KV_E4M3FN) * 2 + (int)overflow;
+}
+static inline uint16_t oracle_encode_tabulated(uint32_t y, int run)
+{
+	return oracle_table[run][y >> 16][(y & 0xFFFF) != 0];
+}
+
+/* oracle_quantize() through the table (which must be built). */
+uint8_t oracle_quantize_tabulated(uint32_t bits, fp8kv_dtype dtype, int scaled, float s,
+				  fp8kv_dtype format, fp8kv_overflow overflow, int *overflowed);
 
 #endif /* FP8KV_ORACLE_H */

@@ -235,6 +235,31 @@ START_TEST(out_of_range_skips_only_bad_tokens)
 }
 END_TEST
 
+START_TEST(out_of_range_messages_name_the_limit)
+{
+	/* slot 5 goes through swa[5]; slot 20 is past the 16 swa entries */
+	int64_t through_swa[T] = {5, 20, -1, 3};
+	fp8kv_cache_write d;
+	valid_desc(&d);
+	for (int i = 0; i < 16; i++)
+		swa[i] = i;
+	d.slot_mapping = through_swa;
+	d.swa_mapping = swa;
+	d.swa_mapping_len = 16;
+	ck_assert_int_eq(fp8kv_reshape_and_cache(cpu, &d, NULL), FP8KV_ERANGE);
+	ck_assert_msg(strstr(fp8kv_last_error(), "token 1: slot 20 is past the end of "
+						 "swa_mapping (16 entries)") != NULL,
+		      "%s", fp8kv_last_error());
+	/* in the swa_mapping, but mapped past the 12 cache slots */
+	swa[3] = NB * BS + 7;
+	through_swa[1] = 2;
+	ck_assert_int_eq(fp8kv_reshape_and_cache(cpu, &d, NULL), FP8KV_ERANGE);
+	ck_assert_msg(strstr(fp8kv_last_error(), "token 3: slot 19 is out of range "
+						 "(12 cache slots)") != NULL,
+		      "%s", fp8kv_last_error());
+}
+END_TEST
+
 START_TEST(backend_names)
 {
 	fp8kv_backend *b = (fp8kv_backend *)&b;
@@ -352,6 +377,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(tc, null_descriptor_and_backend);
 	tcase_add_test(tc, zero_tokens_need_no_inputs);
 	tcase_add_test(tc, out_of_range_skips_only_bad_tokens);
+	tcase_add_test(tc, out_of_range_messages_name_the_limit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("api");

@@ -9,7 +9,9 @@ dist_man1_MANS = tools/fp8kv-validate.1 tools/fp8kv-bench.1
 tools_fp8kv_validate_SOURCES = tools/fp8kv-validate.c tests/oracle.c tests/oracle.h \
 	tests/cache_case.c tests/cache_case.h
 tools_fp8kv_validate_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+tools_fp8kv_validate_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
 tools_fp8kv_validate_LDADD = lib/libfp8kv.la -lpthread
+tools_fp8kv_validate_LDFLAGS = $(OPENMP_CFLAGS)
 
 tools_fp8kv_bench_SOURCES = tools/fp8kv-bench.c tools/bench_device.h
 tools_fp8kv_bench_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
