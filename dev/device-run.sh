@@ -3,7 +3,8 @@
 # Developer tool, run on the GPU machine from the repository root after
 # dev/device-stage.sh filled .carry/.  Steps: check (comparison suite and
 # full validation), exhaustive, sanitize, bench; default: all but
-# exhaustive.  Logs go to $OUT (or /tmp).
+# exhaustive.  Logs go to $OUT (or /tmp); each step is cut off after
+# $STEP_LIMIT seconds (default 400).
 set -u
 out=${OUT:-/tmp}
 carry=$(pwd)/.carry
@@ -18,7 +19,7 @@ step() { # name command...
 	local name=$1
 	shift
 	local t0=$(date +%s.%N)
-	"$@" >"$out/$name.log" 2>&1
+	timeout "${STEP_LIMIT:-400}" "$@" >"$out/$name.log" 2>&1
 	local st=$?
 	printf '== %-22s exit %3d  %7.1f s\n' "$name" "$st" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
 	[ "$st" -eq 0 ] || rc=1
@@ -30,7 +31,8 @@ for s in $steps; do
 	check)
 		step test_backends "$bin/test_backends"
 		grep -E "^\[|Checks" "$out/test_backends.log"
-		step validate_full "$bin/fp8kv-validate" --level full --json "$out/validate_full.json"
+		step validate_full "$bin/fp8kv-validate" --backend hip --level full \
+			--json "$out/validate_full.json"
 		tail -n 3 "$out/validate_full.log"
 		grep -c " equal$" "$out/validate_full.log" | sed 's/^/groups equal: /'
 		;;

@@ -62,6 +62,9 @@
 #define BLOCK 256           // threads per block, every kernel
 #define MAX_TEAM 32         // lanes per (token, head) pair, at most
 #define BLOCKS_PER_SM 32    // grid cap, in blocks per multiprocessor
+#ifndef LEAN_MIN_BLOCKS
+#define LEAN_MIN_BLOCKS 4   // resident blocks of the lean kernel: <= 64 registers
+#endif
 #define RING_EAGER 192      // error entries for eager launches
 #define RING_GRAPH 64       // and for launches captured into graphs
 #define RING (RING_EAGER + RING_GRAPH)
@@ -74,8 +77,9 @@ static const fp8kv_host_services *host;
 // one launch's out-of-range record, in device memory
 typedef struct err_entry {
 	unsigned long long token;  // smallest out-of-range token, NO_TOKEN if none
-	unsigned int blocks_done;  // blocks finished, wrapping at gridDim.x
-	unsigned int pad;
+	// blocks finished (low 32 bits) and blocks that saw an out-of-range
+	// token (high 32 bits): one atomic per block, back to 0 after a launch
+	unsigned long long state;
 } err_entry;
 
 typedef struct dev_state {
@@ -146,10 +150,15 @@ static __device__ __forceinline__ int64_t load_index(const void *base, int64_t i
 					 : ((const int64_t *)base)[i];
 }
 
-// cpu_backend.c resolve_slot
-static __device__ __forceinline__ int resolve_slot(const rc_params &p, int64_t t, int64_t *slot)
+// cpu_backend.c resolve_slot, in two steps so that the slot_mapping load
+// can be issued early: raw_slot, then resolve_raw
+static __device__ __forceinline__ int64_t raw_slot(const rc_params &p, int64_t t)
 {
-	int64_t s = load_index(p.slot_mapping, t, p.slot_type);
+	return load_index(p.slot_mapping, t, p.slot_type);
+}
+
+static __device__ __forceinline__ int resolve_raw(const rc_params &p, int64_t s, int64_t *slot)
+{
 	if (s < 0)
 		return SLOT_PADDING;
 	if (p.swa_mapping) {
@@ -163,6 +172,11 @@ static __device__ __forceinline__ int resolve_slot(const rc_params &p, int64_t t
 	}
 	*slot = s;
 	return s < p.num_slots ? SLOT_WRITE : SLOT_OUT_OF_RANGE;
+}
+
+static __device__ __forceinline__ int resolve_slot(const rc_params &p, int64_t t, int64_t *slot)
+{
+	return resolve_raw(p, raw_slot(p, t), slot);
 }
 
 static __device__ __forceinline__ float max_nonneg(float a, float b)
@@ -244,15 +258,71 @@ static __device__ __forceinline__ unsigned int vec_nans(const uint4 v)
 	return n;
 }
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+#define HAVE_HW_FP8 1
+// fp8kv_encode for the OCP formats (e4m3fn, e5m2) through the hardware's
+// cvt.rn.satfinite, which rounds to nearest even (subnormals included) and
+// clamps finite overflow and +-Inf to +-max, as the contract's saturating
+// mode does.  Around it: NaN takes the contract's signed code (the hardware
+// drops the sign), and the non-saturating mode and the overflow flag come
+// from |y| > the largest value that rounds to max (e4m3fn: 464, a tie that
+// goes to the even 448; e5m2: just below 61440, a tie that goes to 2^16).
+// The exhaustive device test (fp8kv-validate --level exhaustive) holds this
+// to the CPU for all 2^32 inputs.
+static __device__ __forceinline__ uint32_t last_to_max(const fp8kv_fp8_format f)
+{
+	return f.mant_bits == 3 ? 0x43E80000u : 0x476FFFFFu;
+}
+
+static __device__ __forceinline__ uint32_t encode_hw(float y, const fp8kv_fp8_format f,
+						     int saturate)
+{
+	unsigned short pair;
+	if (f.mant_bits == 3)
+		asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(y));
+	else
+		asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(y));
+	const uint32_t u = fp8kv_f32_bits(y);
+	const uint32_t sign = (u >> 31) << 7;
+	const uint32_t a = u & 0x7FFFFFFFu;
+	const uint32_t big = a > last_to_max(f) ? 1u : 0u;  // overflow, +-Inf or NaN
+	uint32_t out = pair & 0xFFu;
+	out = big && !saturate ? f.inf_code | sign : out;
+	out = a > 0x7F800000u ? f.nan_code | sign : out;
+	return out | ((big & (a < 0x7F800000u ? 1u : 0u)) << 8);
+}
+#endif
+
+// How a kernel converts, fixed for the whole launch: whether it divides by
+// a scale, and whether the hardware encoder serves the format.  The
+// per-element code is compiled once per kind, and a kernel picks one with a
+// branch that is uniform across the launch: a select between the two ways
+// would run both for every element.
+enum { HOW_SCALED = 1, HOW_HW = 2 };
+
+static __device__ __forceinline__ int conversion_kind(int scaled, const fp8kv_fp8_format f)
+{
+#ifdef HAVE_HW_FP8
+	return (scaled ? HOW_SCALED : 0) | (f.fnuz ? 0 : HOW_HW);
+#else
+	(void)f;
+	return scaled ? HOW_SCALED : 0;
+#endif
+}
+
 // one element, as cpu_backend.c quantize_row_generic; COUNT: the counters
 // are wanted (else their arithmetic is left out)
-template <bool COUNT>
-static __device__ __forceinline__ unsigned int quantize1(float x, int scaled, float s,
-							 fp8kv_fp8_format f, int saturate,
-							 unsigned int &overflows, unsigned int &nans)
+template <bool COUNT, int HOW>
+static __device__ __forceinline__ unsigned int quantize1_as(float x, float s,
+							    const fp8kv_fp8_format f, int saturate,
+							    unsigned int &overflows, unsigned int &nans)
 {
-	const float y = scaled ? fp8kv_divide(x, s) : x;
+	const float y = HOW & HOW_SCALED ? fp8kv_divide(x, s) : x;
+#ifdef HAVE_HW_FP8
+	const uint32_t q = HOW & HOW_HW ? encode_hw(y, f, saturate) : fp8kv_encode(y, f, saturate);
+#else
 	const uint32_t q = fp8kv_encode(y, f, saturate);
+#endif
 	if (COUNT) {
 		const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
 		const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
@@ -262,26 +332,131 @@ static __device__ __forceinline__ unsigned int quantize1(float x, int scaled, fl
 	return q & 0xFFu;
 }
 
-// converts one 16-byte input vector and stores its 8 (or 4) codes
-template <int DT, bool COUNT>
-static __device__ __forceinline__ void quantize_vec(unsigned char *dst, const uint4 v, int scaled,
-						    float s, fp8kv_fp8_format f, int saturate,
-						    unsigned int &overflows, unsigned int &nans)
+template <bool COUNT>
+static __device__ __forceinline__ unsigned int quantize1(float x, int how, float s,
+							 const fp8kv_fp8_format f, int saturate,
+							 unsigned int &overflows, unsigned int &nans)
 {
+	switch (how) {
+	case 0: return quantize1_as<COUNT, 0>(x, s, f, saturate, overflows, nans);
+	case HOW_SCALED: return quantize1_as<COUNT, HOW_SCALED>(x, s, f, saturate, overflows, nans);
+	case HOW_HW: return quantize1_as<COUNT, HOW_HW>(x, s, f, saturate, overflows, nans);
+	default:
+		return quantize1_as<COUNT, HOW_SCALED | HOW_HW>(x, s, f, saturate, overflows, nans);
+	}
+}
+
+#ifdef HAVE_HW_FP8
+/*
+ * x / s correctly rounded, from rs = RN(1 / s) without a division:
+ * q0 = RN(x * rs) is within 1.5 ulp of x / s; one step of
+ * q1 = RN(q0 + RN(x - s * q0) * rs) brings it within 1 ulp, and a second
+ * such step is then exactly RN(x / s) by Markstein's theorem (the
+ * remainder x - s * q1 is exact, computed by the fma).  The theorem needs
+ * no underflow or overflow on the way, so in_range is cleared unless x is 0
+ * or |x|, |s| and |q0| lie in [2^-60, 2^61); the caller then divides.
+ * x = 0 gives q0 = +-0 with the quotient's sign, which the steps would
+ * lose.  Checked against the CPU's division by fp8kv-validate, whose
+ * scales include quotients within 2 ulp of rounding boundaries.
+ */
+static __device__ __forceinline__ float divide_near(float x, float s, float rs,
+						    uint32_t &in_range)
+{
+	const float q0 = x * rs;
+	const float q1 = __fmaf_rn(__fmaf_rn(-s, q0, x), rs, q0);
+	const float q2 = __fmaf_rn(__fmaf_rn(-s, q1, x), rs, q1);
+	const uint32_t ex = fp8kv_f32_bits(x) & 0x7F800000u;
+	const uint32_t es = fp8kv_f32_bits(s) & 0x7F800000u;
+	const uint32_t eq = fp8kv_f32_bits(q0) & 0x7F800000u;
+	const uint32_t lo = (127u - 60u) << 23, hi = (127u + 60u) << 23;
+	const uint32_t ok = (ex - lo <= hi - lo) & (es - lo <= hi - lo) & (eq - lo <= hi - lo);
+	const uint32_t zero = (fp8kv_f32_bits(x) & 0x7FFFFFFFu) == 0;
+	in_range &= ok | zero;
+	return zero ? q0 : q2;
+}
+
+// Two codes from the hardware, y0's in the low byte.
+static __device__ __forceinline__ unsigned int cvt_pair(float y0, float y1,
+							 const fp8kv_fp8_format f)
+{
+	unsigned short pair;
+	if (f.mant_bits == 3)
+		asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(y1), "f"(y0));
+	else
+		asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(y1), "f"(y0));
+	return pair;
+}
+#endif
+
+// converts one 16-byte input vector and stores its 8 (or 4) codes
+template <int DT, bool COUNT, int HOW>
+static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const uint4 v, float s,
+						       float rs, const fp8kv_fp8_format f, int saturate,
+						       unsigned int &overflows, unsigned int &nans)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	float x[8];
 	unpack<DT>(v, x);
+#ifdef HAVE_HW_FP8
+	if (HOW & HOW_HW) {
+		// When no quotient lies beyond the last value that rounds to max
+		// (so none overflows, none is Inf or NaN), the hardware's codes
+		// are the contract's codes and nothing counts: the whole vector
+		// in a few instructions.  Otherwise, element by element below.
+		float y[8];
+		uint32_t amax = 0, in_range = 1;
+#pragma unroll
+		for (int k = 0; k < VE; k++) {
+			y[k] = HOW & HOW_SCALED ? divide_near(x[k], s, rs, in_range) : x[k];
+			const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
+			amax = a > amax ? a : amax;  // a NaN goes the slow way
+		}
+		if (amax <= last_to_max(f) && in_range) {
+			const unsigned int lo = cvt_pair(y[0], y[1], f) | cvt_pair(y[2], y[3], f) << 16;
+			if (DT == FP8KV_CV_F32) {
+				*(unsigned int *)dst = lo;
+			} else {
+				const unsigned int hi =
+					cvt_pair(y[4], y[5], f) | cvt_pair(y[6], y[7], f) << 16;
+				*(uint2 *)dst = make_uint2(lo, hi);
+			}
+			return;
+		}
+	}
+#endif
 	unsigned int lo = 0, hi = 0;
 #pragma unroll
 	for (int k = 0; k < 4; k++)
-		lo |= quantize1<COUNT>(x[k], scaled, s, f, saturate, overflows, nans) << (8 * k);
+		lo |= quantize1_as<COUNT, HOW>(x[k], s, f, saturate, overflows, nans) << (8 * k);
 	if (DT == FP8KV_CV_F32) {
 		*(unsigned int *)dst = lo;
 	} else {
 #pragma unroll
 		for (int k = 0; k < 4; k++)
-			hi |= quantize1<COUNT>(x[4 + k], scaled, s, f, saturate, overflows, nans)
+			hi |= quantize1_as<COUNT, HOW>(x[4 + k], s, f, saturate, overflows, nans)
 			      << (8 * k);
 		*(uint2 *)dst = make_uint2(lo, hi);
+	}
+}
+
+template <int DT, bool COUNT>
+static __device__ __forceinline__ void quantize_vec(unsigned char *dst, const uint4 v, int how,
+						    float s, float rs, const fp8kv_fp8_format f,
+						    int saturate,
+						    unsigned int &overflows, unsigned int &nans)
+{
+	switch (how) {
+	case 0: quantize_vec_as<DT, COUNT, 0>(dst, v, s, rs, f, saturate, overflows, nans); break;
+	case HOW_SCALED:
+		quantize_vec_as<DT, COUNT, HOW_SCALED>(dst, v, s, rs, f, saturate, overflows, nans);
+		break;
+	case HOW_HW:
+		quantize_vec_as<DT, COUNT, HOW_HW>(dst, v, s, rs, f, saturate, overflows, nans);
+		break;
+	default:
+		quantize_vec_as<DT, COUNT, HOW_SCALED | HOW_HW>(dst, v, s, rs, f, saturate, overflows,
+								nans);
+		break;
 	}
 }
 
@@ -300,22 +475,23 @@ typedef struct row_work {
 
 // the row's codes
 template <int DT, bool COUNT>
-static __device__ __forceinline__ void quantize_row(const row_work &w, int scaled, float s,
+static __device__ __forceinline__ void quantize_row(const row_work &w, int how, float s,
 						    fp8kv_fp8_format f, int saturate,
 						    unsigned int &overflows, unsigned int &nans)
 {
 	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	if (w.vec) {
 		const int64_t nvec = w.n / VE;
+		const float rs = 1.0f / s;
 		if (w.first)
-			quantize_vec<DT, COUNT>(w.dst + (int64_t)w.lane * VE, w.v0, scaled, s, f,
+			quantize_vec<DT, COUNT>(w.dst + (int64_t)w.lane * VE, w.v0, how, s, rs, f,
 						saturate, overflows, nans);
 		for (int64_t v = w.lane + w.team; v < nvec; v += w.team)
-			quantize_vec<DT, COUNT>(w.dst + v * VE, load16(w.src + v * 16), scaled, s, f,
+			quantize_vec<DT, COUNT>(w.dst + v * VE, load16(w.src + v * 16), how, s, rs, f,
 						saturate, overflows, nans);
 	} else {
 		for (int64_t d = w.lane; d < w.n; d += w.team)
-			w.dst[d] = (unsigned char)quantize1<COUNT>(fp8kv_load_f32(w.src, d, DT), scaled,
+			w.dst[d] = (unsigned char)quantize1<COUNT>(fp8kv_load_f32(w.src, d, DT), how,
 								   s, f, saturate, overflows, nans);
 	}
 }
@@ -358,11 +534,24 @@ static __device__ __forceinline__ void copy_row(const row_work &w, bool count_na
  * sd; write is uniform within a team.  The team_max shuffles run on every
  * lane, writing or not.
  */
+// The lane's first 16-byte vector of row (t, h) of a side, when the side is
+// vectorised and the row has one for this lane; fetched a pair ahead.
+template <int DT>
+static __device__ __forceinline__ uint4 first_vector(const rc_side &sd, const int64_t t,
+						     const int64_t h, const int lane)
+{
+	constexpr int IN = DT == FP8KV_CV_F32 ? 4 : 2;
+	if (!sd.vec || lane >= sd.head_dim / (16 / IN))
+		return make_uint4(0u, 0u, 0u, 0u);
+	return load16(sd.input + (t * sd.stride_token + h * sd.stride_head) * IN +
+		      (int64_t)lane * 16);
+}
+
 template <int DT, bool FP8>
 static __device__ __forceinline__ void write_row(const rc_params &p, const rc_side &sd,
 						 const bool write, const int64_t t, const int64_t h,
 						 const int64_t block, const int64_t offset,
-						 const int lane, const int team,
+						 const int lane, const int team, const uint4 v0,
 						 const fp8kv_fp8_format f, const float fmax,
 						 unsigned long long &overflow_total,
 						 unsigned long long &nan_total)
@@ -379,9 +568,7 @@ static __device__ __forceinline__ void write_row(const rc_params &p, const rc_si
 	w.first = sd.vec && write && lane < sd.head_dim / VE;
 	w.lane = lane;
 	w.team = team;
-	w.v0 = make_uint4(0u, 0u, 0u, 0u);
-	if (w.first)
-		w.v0 = load16(w.src + (int64_t)lane * 16);  // stays in registers
+	w.v0 = v0;  // first_vector(), already in registers
 
 	// max |x| over the row's finite elements, for TOKEN_HEAD and k/v_amax
 	float amax = 0.0f;
@@ -420,24 +607,31 @@ static __device__ __forceinline__ void write_row(const rc_params &p, const rc_si
 		if (lane == 0)
 			sd.scale_cache[block * p.scs_block + offset * p.scs_slot + h * p.scs_head] = s;
 	}
-	const int scaled = p.scale_mode != FP8KV_SCALE_ONE;
+	const int how = conversion_kind(p.scale_mode != FP8KV_SCALE_ONE, f);
 	if (p.overflow_count || p.nan_count)
-		quantize_row<DT, true>(w, scaled, s, f, p.saturate, overflows, nans);
+		quantize_row<DT, true>(w, how, s, f, p.saturate, overflows, nans);
 	else
-		quantize_row<DT, false>(w, scaled, s, f, p.saturate, overflows, nans);
+		quantize_row<DT, false>(w, how, s, f, p.saturate, overflows, nans);
 	overflow_total += overflows;
 	nan_total += nans;
 }
 
 /*
- * Called by thread 0 of every block once the block is done.  The last block
- * of the launch publishes the smallest out-of-range token, if any.
+ * Called by thread 0 of every block once the block is done; error: this
+ * block recorded an out-of-range token.  The last block of the launch
+ * publishes the smallest one, if any.  Without errors this costs one atomic
+ * per block.
  */
-static __device__ void finish_launch(const rc_params &p)
+static __device__ void finish_launch(const rc_params &p, int error)
 {
-	__threadfence();
-	const unsigned int last = gridDim.x - 1;
-	if (atomicInc(&p.entry->blocks_done, last) != last)
+	if (error)
+		__threadfence();  // the token before the count
+	const unsigned long long add = 1ull + (error ? 1ull << 32 : 0ull);
+	const unsigned long long state = atomicAdd(&p.entry->state, add) + add;
+	if ((unsigned int)state != gridDim.x)
+		return;
+	atomicExch(&p.entry->state, 0ull);  // ready for the next launch (graph replays)
+	if ((state >> 32) == 0)
 		return;
 	__threadfence();
 	const unsigned long long token = atomicExch(&p.entry->token, NO_TOKEN);
@@ -459,13 +653,18 @@ static __device__ void finish_launch(const rc_params &p)
 	__threadfence_system();
 }
 
-template <int DT, bool FP8>
-static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const rc_params p)
+// The block's shared tallies, set up by block_begin and handed on by block_end.
+typedef struct block_tally {
+	unsigned long long overflows, nans;
+	int error;  // an out-of-range token was recorded
+} block_tally;
+
+static __device__ __forceinline__ void block_begin(const rc_params &p, block_tally &b)
 {
-	__shared__ unsigned long long block_overflows, block_nans;
 	if (threadIdx.x == 0) {
-		block_overflows = 0;
-		block_nans = 0;
+		b.overflows = 0;
+		b.nans = 0;
+		b.error = 0;
 	}
 	// the CPU merges a per-thread amax starting at 0 into every head
 	if (blockIdx.x == 0)
@@ -476,6 +675,43 @@ static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const r
 				raise_float(p.side[1].amax + h, 0.0f);
 		}
 	__syncthreads();
+}
+
+// the first out-of-range token of the launch wins (token order)
+static __device__ __forceinline__ void record_out_of_range(const rc_params &p, block_tally &b,
+							   int64_t t)
+{
+	atomicMin(&p.entry->token, (unsigned long long)t);
+	__threadfence();  // done before this block counts itself finished
+	b.error = 1;
+}
+
+template <bool FP8>
+static __device__ __forceinline__ void block_end(const rc_params &p, block_tally &b,
+						 unsigned long long overflows,
+						 unsigned long long nans)
+{
+	if (FP8 && p.overflow_count && overflows)
+		atomicAdd(&b.overflows, overflows);
+	if (p.nan_count && nans)  // copies count NaN inputs too
+		atomicAdd(&b.nans, nans);
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		if (b.overflows)
+			atomicAdd(p.overflow_count, b.overflows);
+		if (b.nans)
+			atomicAdd(p.nan_count, b.nans);
+		finish_launch(p, b.error);
+	}
+}
+
+// Any descriptor: rows of any length (a lane loops over its vectors or
+// elements), copies, unaligned rows.
+template <int DT, bool FP8>
+static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const rc_params p)
+{
+	__shared__ block_tally tally;
+	block_begin(p, tally);
 
 	const int team = 1 << p.team_log2;
 	const int lane = (int)threadIdx.x & (team - 1);
@@ -487,43 +723,147 @@ static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const r
 	const float fmax = fp8kv_format_max(f);
 	unsigned long long overflows = 0, nans = 0;
 
-	// block-uniform loop: every lane runs every iteration
+	// Block-uniform loop: every lane runs every iteration.  The next pair's
+	// slot and first vectors are loaded while this pair is converted, so
+	// that each thread keeps loads in flight.
+	int64_t pair = (int64_t)blockIdx.x * teams_per_block + team_in_block;
+	int64_t t = 0, h = 0, raw = -1;
+	uint4 k0 = make_uint4(0u, 0u, 0u, 0u), v0 = k0;
+	if (pair < pairs) {
+		t = div_nonneg(pair, p.num_heads);
+		h = pair - t * p.num_heads;
+		raw = raw_slot(p, t);
+		k0 = first_vector<DT>(p.side[0], t, h, lane);
+		v0 = first_vector<DT>(p.side[1], t, h, lane);
+	}
 	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
-		const int64_t pair = base + team_in_block;
+		const int64_t next = pair + stride;
+		int64_t nt = 0, nh = 0, nraw = -1;
+		uint4 nk0 = make_uint4(0u, 0u, 0u, 0u), nv0 = nk0;
+		if (next < pairs) {
+			nt = div_nonneg(next, p.num_heads);
+			nh = next - nt * p.num_heads;
+			nraw = raw_slot(p, nt);
+			nk0 = first_vector<DT>(p.side[0], nt, nh, lane);
+			nv0 = first_vector<DT>(p.side[1], nt, nh, lane);
+		}
+
 		bool write = false;
-		int64_t t = 0, h = 0, block = 0, offset = 0;
+		int64_t block = 0, offset = 0;
 		if (pair < pairs) {
-			t = div_nonneg(pair, p.num_heads);
-			h = pair - t * p.num_heads;
 			int64_t slot = 0;
-			const int kind = resolve_slot(p, t, &slot);
+			const int kind = resolve_raw(p, raw, &slot);
 			if (kind == SLOT_WRITE) {
 				write = true;
 				block = div_nonneg(slot, p.block_size);
 				offset = slot - block * p.block_size;
 			} else if (kind >= SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
-				atomicMin(&p.entry->token, (unsigned long long)t);
-				__threadfence();  // done before this block counts itself finished
+				record_out_of_range(p, tally, t);
 			}
 		}
-		write_row<DT, FP8>(p, p.side[0], write, t, h, block, offset, lane, team, f, fmax,
+		write_row<DT, FP8>(p, p.side[0], write, t, h, block, offset, lane, team, k0, f, fmax,
 				   overflows, nans);
-		write_row<DT, FP8>(p, p.side[1], write, t, h, block, offset, lane, team, f, fmax,
+		write_row<DT, FP8>(p, p.side[1], write, t, h, block, offset, lane, team, v0, f, fmax,
 				   overflows, nans);
+		pair = next;
+		t = nt;
+		h = nh;
+		raw = nraw;
+		k0 = nk0;
+		v0 = nv0;
 	}
 
-	if (FP8 && p.overflow_count && overflows)
-		atomicAdd(&block_overflows, overflows);
-	if (p.nan_count && nans)  // copies count NaN inputs too
-		atomicAdd(&block_nans, nans);
-	__syncthreads();
-	if (threadIdx.x == 0) {
-		if (block_overflows)
-			atomicAdd(p.overflow_count, block_overflows);
-		if (block_nans)
-			atomicAdd(p.nan_count, block_nans);
-		finish_launch(p);
+	block_end<FP8>(p, tally, overflows, nans);
+}
+
+/*
+ * The common case, lean in registers: an FP8 cache, both sides vectorised
+ * with at most one 16-byte vector per lane (head dims up to 32 vectors).
+ * No state is carried from one pair to the next, so many warps fit on a
+ * multiprocessor, and each thread has its slot, its scale and both of its
+ * vectors in flight at once.  Same arithmetic and order as write_row.
+ */
+template <int DT, bool COUNT>
+static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cache_lean(const rc_params p)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	__shared__ block_tally tally;
+	block_begin(p, tally);
+
+	const int team = 1 << p.team_log2;
+	const int lane = (int)threadIdx.x & (team - 1);
+	const int64_t teams_per_block = BLOCK >> p.team_log2;
+	const int64_t team_in_block = (int64_t)(threadIdx.x >> p.team_log2);
+	const int64_t pairs = p.num_tokens * p.num_heads;
+	const int64_t stride = (int64_t)gridDim.x * teams_per_block;
+	const fp8kv_fp8_format f = fp8kv_format_of(p.cache_dtype);
+	const float fmax = fp8kv_format_max(f);
+	const bool dynamic = p.scale_mode == FP8KV_SCALE_TOKEN_HEAD;
+	const int how = conversion_kind(p.scale_mode != FP8KV_SCALE_ONE, f);
+	unsigned int overflows = 0, nans = 0;
+	// a per-tensor scale and its reciprocal, once
+	float tensor_s[2] = {1.0f, 1.0f}, tensor_rs[2] = {1.0f, 1.0f};
+	if (p.scale_mode == FP8KV_SCALE_TENSOR)
+		for (int i = 0; i < 2; i++) {
+			tensor_s[i] = p.side[i].scale[0];
+			tensor_rs[i] = 1.0f / tensor_s[i];
+		}
+
+	// block-uniform loop: the team shuffles need every lane of the warp
+	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
+		const int64_t pair = base + team_in_block;
+		int64_t t = 0, h = 0, raw = -1;
+		uint4 x[2] = {make_uint4(0u, 0u, 0u, 0u), make_uint4(0u, 0u, 0u, 0u)};
+		float s[2] = {tensor_s[0], tensor_s[1]}, rs[2] = {tensor_rs[0], tensor_rs[1]};
+		if (pair < pairs) {
+			t = div_nonneg(pair, p.num_heads);
+			h = pair - t * p.num_heads;
+			raw = raw_slot(p, t);
+#pragma unroll
+			for (int i = 0; i < 2; i++) {
+				x[i] = first_vector<DT>(p.side[i], t, h, lane);
+				if (p.scale_mode == FP8KV_SCALE_HEAD)
+					s[i] = p.side[i].scale[h];
+			}
+		}
+		int64_t slot = 0, block = 0, offset = 0;
+		const int kind = pair < pairs ? resolve_raw(p, raw, &slot) : SLOT_PADDING;
+		const bool write = kind == SLOT_WRITE;
+		if (p.scale_mode == FP8KV_SCALE_HEAD) {
+			rs[0] = 1.0f / s[0];
+			rs[1] = 1.0f / s[1];
+		}
+		if (write) {
+			block = div_nonneg(slot, p.block_size);
+			offset = slot - block * p.block_size;
+		} else if (kind >= SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
+			record_out_of_range(p, tally, t);
+		}
+#pragma unroll
+		for (int i = 0; i < 2; i++) {
+			const rc_side &sd = p.side[i];
+			const bool mine = write && lane < sd.head_dim / VE;
+			if (dynamic || sd.amax) {
+				const float amax = team_max(mine ? vec_amax<DT>(x[i]) : 0.0f, team);
+				if (write && lane == 0 && sd.amax)
+					raise_float(sd.amax + h, amax);
+				if (dynamic) {
+					s[i] = fp8kv_dynamic_scale(amax, fmax);
+					rs[i] = 1.0f / s[i];
+					if (write && lane == 0)
+						sd.scale_cache[block * p.scs_block + offset * p.scs_slot +
+							       h * p.scs_head] = s[i];
+				}
+			}
+			if (mine)
+				quantize_vec<DT, COUNT>(sd.cache + block * sd.cache_block +
+								offset * sd.cache_slot + h * sd.cache_head +
+								(int64_t)lane * VE,
+							x[i], how, s[i], rs[i], f, p.saturate,
+							overflows, nans);
+		}
 	}
+	block_end<true>(p, tally, overflows, nans);
 }
 
 /* ------------------------------------------------------ flat conversions */
@@ -538,7 +878,8 @@ static __global__ void __launch_bounds__(BLOCK) quantize_kernel(const flat_param
 	__syncthreads();
 
 	const fp8kv_fp8_format f = fp8kv_format_of(p.format);
-	const float s = p.scaled ? p.scale[0] : 1.0f;
+	const float s = p.scaled ? p.scale[0] : 1.0f, rs = 1.0f / s;
+	const int how = conversion_kind(p.scaled, f);
 	const int64_t first = (int64_t)blockIdx.x * BLOCK + threadIdx.x;
 	const int64_t stride = (int64_t)gridDim.x * BLOCK;
 	unsigned int overflows = 0, nans = 0;
@@ -547,7 +888,7 @@ static __global__ void __launch_bounds__(BLOCK) quantize_kernel(const flat_param
 	if (p.vec) {
 		const int64_t nvec = p.count / VE;
 		for (int64_t v = first; v < nvec; v += stride) {
-			quantize_vec<DT, COUNT>(p.dst + v * VE, load16(p.src + v * 16), p.scaled, s, f,
+			quantize_vec<DT, COUNT>(p.dst + v * VE, load16(p.src + v * 16), how, s, rs, f,
 						p.saturate, overflows, nans);
 			total += overflows;
 			overflows = 0;
@@ -555,7 +896,7 @@ static __global__ void __launch_bounds__(BLOCK) quantize_kernel(const flat_param
 		done = nvec * VE;
 	}
 	for (int64_t i = done + first; i < p.count; i += stride) {
-		p.dst[i] = (unsigned char)quantize1<COUNT>(fp8kv_load_f32(p.src, i, DT), p.scaled, s,
+		p.dst[i] = (unsigned char)quantize1<COUNT>(fp8kv_load_f32(p.src, i, DT), how, s,
 							   f, p.saturate, overflows, nans);
 		total += overflows;
 		overflows = 0;
@@ -1061,7 +1402,30 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 
 	const unsigned int grid =
 		grid_for(c, d->num_tokens * d->num_heads, (int64_t)(BLOCK >> team_log2));
-	switch (d->input_dtype * 2 + fp8) {
+	const int lean = fp8 && k->vec && v->vec && units <= MAX_TEAM;
+	const int count = d->overflow_count || d->nan_count;
+	if (lean) {
+		switch (d->input_dtype * 2 + count) {
+		case FP8KV_F32 * 2:
+			reshape_and_cache_lean<FP8KV_CV_F32, false><<<grid, BLOCK, 0, s>>>(p);
+			break;
+		case FP8KV_F32 * 2 + 1:
+			reshape_and_cache_lean<FP8KV_CV_F32, true><<<grid, BLOCK, 0, s>>>(p);
+			break;
+		case FP8KV_F16 * 2:
+			reshape_and_cache_lean<FP8KV_CV_F16, false><<<grid, BLOCK, 0, s>>>(p);
+			break;
+		case FP8KV_F16 * 2 + 1:
+			reshape_and_cache_lean<FP8KV_CV_F16, true><<<grid, BLOCK, 0, s>>>(p);
+			break;
+		case FP8KV_BF16 * 2:
+			reshape_and_cache_lean<FP8KV_CV_BF16, false><<<grid, BLOCK, 0, s>>>(p);
+			break;
+		default:
+			reshape_and_cache_lean<FP8KV_CV_BF16, true><<<grid, BLOCK, 0, s>>>(p);
+			break;
+		}
+	} else switch (d->input_dtype * 2 + fp8) {
 	case FP8KV_F32 * 2:
 		reshape_and_cache_kernel<FP8KV_CV_F32, false><<<grid, BLOCK, 0, s>>>(p);
 		break;

@@ -30,6 +30,8 @@
 #define hipSetDevice cudaSetDevice
 #define hipDeviceProp_t cudaDeviceProp
 #define hipGetDeviceProperties cudaGetDeviceProperties
+#define hipDeviceGetAttribute cudaDeviceGetAttribute
+#define hipDeviceAttributeL2CacheSize cudaDevAttrL2CacheSize
 #define hipDeviceSynchronize cudaDeviceSynchronize
 #define hipFuncAttributes cudaFuncAttributes
 #define hipFuncGetAttributes cudaFuncGetAttributes

@@ -31,6 +31,9 @@ typedef struct bench_device {
 	/* The yardstick: read count 2-byte elements from src, write count bytes
 	 * to dst, contiguous, no conversion. */
 	int (*stream_ceiling)(uint8_t *dst, const uint16_t *src, size_t count, void *stream);
+	/* Bytes of the last-level cache that consecutive calls could share;
+	 * the bench rotates over copies of its buffers to stay out of it. */
+	size_t (*cache_bytes)(void);
 } bench_device;
 
 /* The GPU implementation, or NULL when the HIP backend is not built. */

@@ -125,8 +125,18 @@ out:
 	return rc;
 }
 
+static size_t gpu_cache_bytes(void)
+{
+	int device = 0, l2 = 0;
+	if (hipGetDevice(&device) != hipSuccess ||
+	    hipDeviceGetAttribute(&l2, hipDeviceAttributeL2CacheSize, device) != hipSuccess)
+		return 64u << 20;  // larger than any L2 so far
+	return (size_t)l2;
+}
+
 static const bench_device gpu_device = {
 	"gpu", gpu_stream_create, gpu_stream_destroy, gpu_time, gpu_stream_ceiling,
+	gpu_cache_bytes,
 };
 
 extern "C" const bench_device *bench_gpu_device(void)
