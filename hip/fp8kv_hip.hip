@@ -782,8 +782,10 @@ static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const r
  * No state is carried from one pair to the next, so many warps fit on a
  * multiprocessor, and each thread has its slot, its scale and both of its
  * vectors in flight at once.  Same arithmetic and order as write_row.
+ * VPL: vectors per lane and side, lane and lane + team (2 for long rows:
+ * the per-pair work is shared by more bytes, and more loads are in flight).
  */
-template <int DT, bool COUNT>
+template <int DT, bool COUNT, int VPL>
 static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cache_lean(const rc_params p)
 {
 	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
@@ -813,7 +815,12 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
 	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
 		const int64_t pair = base + team_in_block;
 		int64_t t = 0, h = 0, raw = -1;
-		uint4 x[2] = {make_uint4(0u, 0u, 0u, 0u), make_uint4(0u, 0u, 0u, 0u)};
+		uint4 x[2][VPL];
+#pragma unroll
+		for (int i = 0; i < 2; i++)
+#pragma unroll
+			for (int j = 0; j < VPL; j++)
+				x[i][j] = make_uint4(0u, 0u, 0u, 0u);
 		float s[2] = {tensor_s[0], tensor_s[1]}, rs[2] = {tensor_rs[0], tensor_rs[1]};
 		if (pair < pairs) {
 			t = div_nonneg(pair, p.num_heads);
@@ -821,7 +828,9 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
 			raw = raw_slot(p, t);
 #pragma unroll
 			for (int i = 0; i < 2; i++) {
-				x[i] = first_vector<DT>(p.side[i], t, h, lane);
+#pragma unroll
+				for (int j = 0; j < VPL; j++)
+					x[i][j] = first_vector<DT>(p.side[i], t, h, lane + j * team);
 				if (p.scale_mode == FP8KV_SCALE_HEAD)
 					s[i] = p.side[i].scale[h];
 			}
@@ -842,9 +851,16 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
 #pragma unroll
 		for (int i = 0; i < 2; i++) {
 			const rc_side &sd = p.side[i];
-			const bool mine = write && lane < sd.head_dim / VE;
+			bool mine[VPL];
+			float amax = 0.0f;
+#pragma unroll
+			for (int j = 0; j < VPL; j++) {
+				mine[j] = write && lane + j * team < sd.head_dim / VE;
+				if (dynamic || sd.amax)
+					amax = max_nonneg(amax, mine[j] ? vec_amax<DT>(x[i][j]) : 0.0f);
+			}
 			if (dynamic || sd.amax) {
-				const float amax = team_max(mine ? vec_amax<DT>(x[i]) : 0.0f, team);
+				amax = team_max(amax, team);
 				if (write && lane == 0 && sd.amax)
 					raise_float(sd.amax + h, amax);
 				if (dynamic) {
@@ -855,12 +871,14 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
 							       h * p.scs_head] = s[i];
 				}
 			}
-			if (mine)
-				quantize_vec<DT, COUNT>(sd.cache + block * sd.cache_block +
-								offset * sd.cache_slot + h * sd.cache_head +
-								(int64_t)lane * VE,
-							x[i], how, s[i], rs[i], f, p.saturate,
-							overflows, nans);
+			unsigned char *const row = sd.cache + block * sd.cache_block +
+						   offset * sd.cache_slot + h * sd.cache_head;
+#pragma unroll
+			for (int j = 0; j < VPL; j++)
+				if (mine[j])
+					quantize_vec<DT, COUNT>(row + (int64_t)(lane + j * team) * VE,
+								x[i][j], how, s[i], rs[i], f, p.saturate,
+								overflows, nans);
 		}
 	}
 	block_end<true>(p, tally, overflows, nans);
@@ -1405,26 +1423,27 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 	const int lean = fp8 && k->vec && v->vec && units <= MAX_TEAM;
 	const int count = d->overflow_count || d->nan_count;
 	if (lean) {
-		switch (d->input_dtype * 2 + count) {
-		case FP8KV_F32 * 2:
-			reshape_and_cache_lean<FP8KV_CV_F32, false><<<grid, BLOCK, 0, s>>>(p);
-			break;
-		case FP8KV_F32 * 2 + 1:
-			reshape_and_cache_lean<FP8KV_CV_F32, true><<<grid, BLOCK, 0, s>>>(p);
-			break;
-		case FP8KV_F16 * 2:
-			reshape_and_cache_lean<FP8KV_CV_F16, false><<<grid, BLOCK, 0, s>>>(p);
-			break;
-		case FP8KV_F16 * 2 + 1:
-			reshape_and_cache_lean<FP8KV_CV_F16, true><<<grid, BLOCK, 0, s>>>(p);
-			break;
-		case FP8KV_BF16 * 2:
-			reshape_and_cache_lean<FP8KV_CV_BF16, false><<<grid, BLOCK, 0, s>>>(p);
-			break;
-		default:
-			reshape_and_cache_lean<FP8KV_CV_BF16, true><<<grid, BLOCK, 0, s>>>(p);
-			break;
+		// rows of 8 vectors or more: 2 per lane, in a team half as wide
+		const int vpl = units >= 8 ? 2 : 1;
+		p.team_log2 = team_log2 - (vpl == 2);
+		const unsigned int lean_grid =
+			grid_for(c, d->num_tokens * d->num_heads, (int64_t)(BLOCK >> p.team_log2));
+#define LEAN(DT, COUNT, VPL) reshape_and_cache_lean<DT, COUNT, VPL><<<lean_grid, BLOCK, 0, s>>>(p)
+		switch ((d->input_dtype * 2 + count) * 2 + (vpl == 2)) {
+		case (FP8KV_F32 * 2) * 2: LEAN(FP8KV_CV_F32, false, 1); break;
+		case (FP8KV_F32 * 2) * 2 + 1: LEAN(FP8KV_CV_F32, false, 2); break;
+		case (FP8KV_F32 * 2 + 1) * 2: LEAN(FP8KV_CV_F32, true, 1); break;
+		case (FP8KV_F32 * 2 + 1) * 2 + 1: LEAN(FP8KV_CV_F32, true, 2); break;
+		case (FP8KV_F16 * 2) * 2: LEAN(FP8KV_CV_F16, false, 1); break;
+		case (FP8KV_F16 * 2) * 2 + 1: LEAN(FP8KV_CV_F16, false, 2); break;
+		case (FP8KV_F16 * 2 + 1) * 2: LEAN(FP8KV_CV_F16, true, 1); break;
+		case (FP8KV_F16 * 2 + 1) * 2 + 1: LEAN(FP8KV_CV_F16, true, 2); break;
+		case (FP8KV_BF16 * 2) * 2: LEAN(FP8KV_CV_BF16, false, 1); break;
+		case (FP8KV_BF16 * 2) * 2 + 1: LEAN(FP8KV_CV_BF16, false, 2); break;
+		case (FP8KV_BF16 * 2 + 1) * 2: LEAN(FP8KV_CV_BF16, true, 1); break;
+		default: LEAN(FP8KV_CV_BF16, true, 2); break;
 		}
+#undef LEAN
 	} else switch (d->input_dtype * 2 + fp8) {
 	case FP8KV_F32 * 2:
 		reshape_and_cache_kernel<FP8KV_CV_F32, false><<<grid, BLOCK, 0, s>>>(p);
