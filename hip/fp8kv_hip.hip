@@ -121,6 +121,10 @@ typedef struct rc_params {
 	host_report *report;     // device address of the mapped report
 	int slot_type, swa_type;
 	int cache_dtype, saturate, scale_mode, team_log2;
+	// pair / num_heads and slot / block_size by multiply and shift, when
+	// pairs and slots fit in 32 bits (narrow != 0): see magic_for()
+	uint32_t heads_magic, heads_shift, bs_magic, bs_shift;
+	int narrow, pad2;
 } rc_params;
 
 typedef struct flat_params {
@@ -142,6 +146,13 @@ static __device__ __forceinline__ int64_t div_nonneg(int64_t a, int64_t b)
 	if ((((uint64_t)a | (uint64_t)b) >> 32) == 0)
 		return (int64_t)((uint32_t)a / (uint32_t)b);
 	return a / b;
+}
+
+// n / d for n < 2^32, given magic_for(d) (Granlund and Montgomery's
+// round-up method; the 33-bit sum is formed in 64 bits)
+static __device__ __forceinline__ int64_t div_magic(int64_t n, uint32_t magic, uint32_t shift)
+{
+	return (int64_t)(((uint64_t)__umulhi((uint32_t)n, magic) + (uint64_t)(uint32_t)n) >> shift);
 }
 
 static __device__ __forceinline__ int64_t load_index(const void *base, int64_t i, int type)
@@ -298,7 +309,7 @@ static __device__ __forceinline__ uint32_t encode_hw(float y, const fp8kv_fp8_fo
 // per-element code is compiled once per kind, and a kernel picks one with a
 // branch that is uniform across the launch: a select between the two ways
 // would run both for every element.
-enum { HOW_SCALED = 1, HOW_HW = 2 };
+enum { HOW_SCALED = 1, HOW_HW = 2, HOW_RECIP = 4 /* HW vectors: divide_recip */ };
 
 static __device__ __forceinline__ int conversion_kind(int scaled, const fp8kv_fp8_format f)
 {
@@ -346,35 +357,38 @@ static __device__ __forceinline__ unsigned int quantize1(float x, int how, float
 	}
 }
 
-#ifdef HAVE_HW_FP8
 /*
- * x / s correctly rounded, from rs = RN(1 / s) without a division:
- * q0 = RN(x * rs) is within 1.5 ulp of x / s; one step of
+ * x / s from rs = RN(1 / s) without a division, for the vector path below,
+ * where only the FP8 code of the quotient matters and only when it is at
+ * most last_to_max(f) <= 2^16 (anything larger goes the slow way).
+ * q0 = RN(x * rs) is within 1.5 ulp of x / s; one step
  * q1 = RN(q0 + RN(x - s * q0) * rs) brings it within 1 ulp, and a second
- * such step is then exactly RN(x / s) by Markstein's theorem (the
- * remainder x - s * q1 is exact, computed by the fma).  The theorem needs
- * no underflow or overflow on the way, so in_range is cleared unless x is 0
- * or |x|, |s| and |q0| lie in [2^-60, 2^61); the caller then divides.
- * x = 0 gives q0 = +-0 with the quotient's sign, which the steps would
- * lose.  Checked against the CPU's division by fp8kv-validate, whose
- * scales include quotients within 2 ulp of rounding boundaries.
+ * step is then exactly RN(x / s) by Markstein's theorem (the fma computes
+ * the remainder exactly), provided nothing on the way underflows or
+ * overflows.  With 2^-30 <= |s| <= 2^30 (recip_exact, checked once per
+ * scale) that holds whenever |x / s| >= 2^-18: x is then >= 2^-48 and the
+ * remainder, about s * ulp(x / s), >= 2^-71.  Below 2^-18 every format
+ * rounds to a zero, whatever the last bits, and the sign is taken from q0,
+ * which also gives x = +-0 its quotient's sign (the steps would not).
+ * fp8kv-validate holds this to the CPU's IEEE division, with scales whose
+ * quotients land within 2 ulp of rounding boundaries.
  */
-static __device__ __forceinline__ float divide_near(float x, float s, float rs,
-						    uint32_t &in_range)
+static __device__ __forceinline__ bool recip_exact(float s)
+{
+	const uint32_t e = fp8kv_f32_bits(s) & 0x7F800000u;
+	return e >= (127u - 30u) << 23 && e <= (127u + 29u) << 23;
+}
+
+static __device__ __forceinline__ float divide_recip(float x, float s, float rs)
 {
 	const float q0 = x * rs;
 	const float q1 = __fmaf_rn(__fmaf_rn(-s, q0, x), rs, q0);
 	const float q2 = __fmaf_rn(__fmaf_rn(-s, q1, x), rs, q1);
-	const uint32_t ex = fp8kv_f32_bits(x) & 0x7F800000u;
-	const uint32_t es = fp8kv_f32_bits(s) & 0x7F800000u;
-	const uint32_t eq = fp8kv_f32_bits(q0) & 0x7F800000u;
-	const uint32_t lo = (127u - 60u) << 23, hi = (127u + 60u) << 23;
-	const uint32_t ok = (ex - lo <= hi - lo) & (es - lo <= hi - lo) & (eq - lo <= hi - lo);
-	const uint32_t zero = (fp8kv_f32_bits(x) & 0x7FFFFFFFu) == 0;
-	in_range &= ok | zero;
-	return zero ? q0 : q2;
+	return fp8kv_bits_f32((fp8kv_f32_bits(q2) & 0x7FFFFFFFu) |
+			      (fp8kv_f32_bits(q0) & 0x80000000u));
 }
 
+#ifdef HAVE_HW_FP8
 // Two codes from the hardware, y0's in the low byte.
 static __device__ __forceinline__ unsigned int cvt_pair(float y0, float y1,
 							 const fp8kv_fp8_format f)
@@ -404,14 +418,15 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 		// are the contract's codes and nothing counts: the whole vector
 		// in a few instructions.  Otherwise, element by element below.
 		float y[8];
-		uint32_t amax = 0, in_range = 1;
+		uint32_t amax = 0;
 #pragma unroll
 		for (int k = 0; k < VE; k++) {
-			y[k] = HOW & HOW_SCALED ? divide_near(x[k], s, rs, in_range) : x[k];
+			y[k] = HOW & HOW_RECIP ? divide_recip(x[k], s, rs)
+			     : HOW & HOW_SCALED ? x[k] / s : x[k];
 			const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
 			amax = a > amax ? a : amax;  // a NaN goes the slow way
 		}
-		if (amax <= last_to_max(f) && in_range) {
+		if (amax <= last_to_max(f)) {
 			const unsigned int lo = cvt_pair(y[0], y[1], f) | cvt_pair(y[2], y[3], f) << 16;
 			if (DT == FP8KV_CV_F32) {
 				*(unsigned int *)dst = lo;
@@ -454,8 +469,12 @@ static __device__ __forceinline__ void quantize_vec(unsigned char *dst, const ui
 		quantize_vec_as<DT, COUNT, HOW_HW>(dst, v, s, rs, f, saturate, overflows, nans);
 		break;
 	default:
-		quantize_vec_as<DT, COUNT, HOW_SCALED | HOW_HW>(dst, v, s, rs, f, saturate, overflows,
-								nans);
+		if (recip_exact(s))
+			quantize_vec_as<DT, COUNT, HOW_SCALED | HOW_HW | HOW_RECIP>(
+				dst, v, s, rs, f, saturate, overflows, nans);
+		else
+			quantize_vec_as<DT, COUNT, HOW_SCALED | HOW_HW>(dst, v, s, rs, f, saturate,
+									overflows, nans);
 		break;
 	}
 }
@@ -823,7 +842,8 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
 				x[i][j] = make_uint4(0u, 0u, 0u, 0u);
 		float s[2] = {tensor_s[0], tensor_s[1]}, rs[2] = {tensor_rs[0], tensor_rs[1]};
 		if (pair < pairs) {
-			t = div_nonneg(pair, p.num_heads);
+			t = p.narrow ? div_magic(pair, p.heads_magic, p.heads_shift)
+				     : div_nonneg(pair, p.num_heads);
 			h = pair - t * p.num_heads;
 			raw = raw_slot(p, t);
 #pragma unroll
@@ -843,7 +863,8 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
 			rs[1] = 1.0f / s[1];
 		}
 		if (write) {
-			block = div_nonneg(slot, p.block_size);
+			block = p.narrow ? div_magic(slot, p.bs_magic, p.bs_shift)
+					 : div_nonneg(slot, p.block_size);
 			offset = slot - block * p.block_size;
 		} else if (kind >= SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
 			record_out_of_range(p, tally, t);
@@ -1320,6 +1341,17 @@ static fp8kv_status hip_fill(void *ctx, void *dst, uint8_t byte, size_t bytes)
 /* ---- the cache write ---- */
 
 // may this side use 16-byte input vectors (and VE-element cache stores)?
+// The multiplier and shift of div_magic for 1 <= d < 2^31:
+// shift = ceil(log2 d), magic = floor(2^32 (2^shift - d) / d) + 1.
+static void magic_for(int64_t d, uint32_t *magic, uint32_t *shift)
+{
+	uint32_t l = 0;
+	while (((int64_t)1 << l) < d)
+		l++;
+	*shift = l;
+	*magic = (uint32_t)(((((uint64_t)1 << l) - (uint64_t)d) << 32) / (uint64_t)d + 1);
+}
+
 static int side_vectorizable(const void *input, size_t in_size, const void *cache,
 			     size_t cache_size, int64_t head_dim, int64_t stride_token,
 			     int64_t stride_head, int64_t cb, int64_t cs, int64_t ch)
@@ -1405,6 +1437,12 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 	p.saturate = d->overflow == FP8KV_SATURATE;
 	p.scale_mode = d->scale_mode;
 	p.team_log2 = team_log2;
+	p.narrow = d->num_tokens * d->num_heads < ((int64_t)1 << 32) && p.num_slots < ((int64_t)1 << 32) &&
+		   d->num_heads < ((int64_t)1 << 31) && d->block_size < ((int64_t)1 << 31);
+	if (p.narrow) {
+		magic_for(d->num_heads, &p.heads_magic, &p.heads_shift);
+		magic_for(d->block_size, &p.bs_magic, &p.bs_shift);
+	}
 
 	// a ring entry: graph replays keep theirs, so eager launches never share it
 	hipStreamCaptureStatus capture = hipStreamCaptureStatusNone;
