@@ -357,6 +357,7 @@ static __device__ __forceinline__ unsigned int quantize1(float x, int how, float
 	}
 }
 
+#ifdef HAVE_HW_FP8
 /*
  * x / s from rs = RN(1 / s) without a division, for the vector path below,
  * where only the FP8 code of the quotient matters and only when it is at
@@ -388,7 +389,6 @@ static __device__ __forceinline__ float divide_recip(float x, float s, float rs)
 			      (fp8kv_f32_bits(q0) & 0x80000000u));
 }
 
-#ifdef HAVE_HW_FP8
 // Two codes from the hardware, y0's in the low byte.
 static __device__ __forceinline__ unsigned int cvt_pair(float y0, float y1,
 							 const fp8kv_fp8_format f)
@@ -408,10 +408,10 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 						       float rs, const fp8kv_fp8_format f, int saturate,
 						       unsigned int &overflows, unsigned int &nans)
 {
-	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	float x[8];
 	unpack<DT>(v, x);
 #ifdef HAVE_HW_FP8
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	if (HOW & HOW_HW) {
 		// When no quotient lies beyond the last value that rounds to max
 		// (so none overflows, none is Inf or NaN), the hardware's codes
@@ -438,6 +438,8 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 			return;
 		}
 	}
+#else
+	(void)rs;
 #endif
 	unsigned int lo = 0, hi = 0;
 #pragma unroll
@@ -469,12 +471,15 @@ static __device__ __forceinline__ void quantize_vec(unsigned char *dst, const ui
 		quantize_vec_as<DT, COUNT, HOW_HW>(dst, v, s, rs, f, saturate, overflows, nans);
 		break;
 	default:
-		if (recip_exact(s))
+#ifdef HAVE_HW_FP8
+		if (recip_exact(s)) {
 			quantize_vec_as<DT, COUNT, HOW_SCALED | HOW_HW | HOW_RECIP>(
 				dst, v, s, rs, f, saturate, overflows, nans);
-		else
-			quantize_vec_as<DT, COUNT, HOW_SCALED | HOW_HW>(dst, v, s, rs, f, saturate,
-									overflows, nans);
+			break;
+		}
+#endif
+		quantize_vec_as<DT, COUNT, HOW_SCALED | HOW_HW>(dst, v, s, rs, f, saturate, overflows,
+								nans);
 		break;
 	}
 }
