@@ -50,6 +50,31 @@ typedef struct row_stats {
 } row_stats;
 
 /*
+ * One element: the code of x / s (of x when !scaled), with, when counting,
+ * ELEMENT_OVERFLOW for a finite x that is clipped (its quotient overflows,
+ * or is already infinite) and ELEMENT_NAN for a NaN x.  The one definition
+ * used by the arithmetic loops and by the lookup tables, so the two cannot
+ * disagree.
+ */
+#define ELEMENT_OVERFLOW 0x100u
+#define ELEMENT_NAN 0x200u
+
+static ALWAYS_INLINE uint32_t quantize_element(float x, int scaled, int counting, float s,
+					       fp8kv_fp8_format f, int saturate)
+{
+	const float y = scaled ? fp8kv_divide(x, s) : x;
+	const uint32_t q = fp8kv_encode(y, f, saturate);
+	if (!counting)
+		return q & 0xFFu;
+	const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
+	const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
+	const uint32_t ovf = (q >> 8) | ((xmag < 0x7F800000u ? 1u : 0u) &
+					 (ymag == 0x7F800000u ? 1u : 0u));
+	const uint32_t nan = xmag > 0x7F800000u ? 1u : 0u;
+	return (q & 0xFFu) | (ovf << 8) | (nan << 9);
+}
+
+/*
  * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype, scaled and
  * counting as constants, so each combination becomes its own branch-free
  * loop.  The overflow count includes finite x whose quotient is already
@@ -65,17 +90,12 @@ static ALWAYS_INLINE void quantize_row_generic(uint8_t *restrict dst, const void
 		const int64_t end = n - begin < 1 << 20 ? n : begin + (1 << 20);
 		uint32_t overflows = 0, nans = 0;
 		for (int64_t i = begin; i < end; i++) {
-			const float x = fp8kv_load_f32(src, i, dtype);
-			const float y = scaled ? fp8kv_divide(x, s) : x;
-			const uint32_t q = fp8kv_encode(y, f, saturate);
-			dst[i] = (uint8_t)q;
+			const uint32_t e = quantize_element(fp8kv_load_f32(src, i, dtype), scaled,
+							    counting, s, f, saturate);
+			dst[i] = (uint8_t)e;
 			if (counting) {
-				const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
-				const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
-				overflows += (q >> 8) |
-					     ((xmag < 0x7F800000u ? 1u : 0u) &
-					      (ymag == 0x7F800000u ? 1u : 0u));
-				nans += xmag > 0x7F800000u ? 1u : 0u;
+				overflows += (e >> 8) & 1u;
+				nans += e >> 9;
 			}
 		}
 		stats->overflows += overflows;
