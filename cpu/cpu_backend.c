@@ -50,6 +50,31 @@ typedef struct row_stats {
 } row_stats;
 
 /*
+ * One element: the code of x / s (of x when !scaled), with, when counting,
+ * ELEMENT_OVERFLOW for a finite x that is clipped (its quotient overflows,
+ * or is already infinite) and ELEMENT_NAN for a NaN x.  The one definition
+ * used by the arithmetic loops and by the lookup tables, so the two cannot
+ * disagree.
+ */
+#define ELEMENT_OVERFLOW 0x100u
+#define ELEMENT_NAN 0x200u
+
+static ALWAYS_INLINE uint32_t quantize_element(float x, int scaled, int counting, float s,
+					       fp8kv_fp8_format f, int saturate)
+{
+	const float y = scaled ? fp8kv_divide(x, s) : x;
+	const uint32_t q = fp8kv_encode(y, f, saturate);
+	if (!counting)
+		return q & 0xFFu;
+	const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
+	const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
+	const uint32_t ovf = (q >> 8) | ((xmag < 0x7F800000u ? 1u : 0u) &
+					 (ymag == 0x7F800000u ? 1u : 0u));
+	const uint32_t nan = xmag > 0x7F800000u ? 1u : 0u;
+	return (q & 0xFFu) | (ovf << 8) | (nan << 9);
+}
+
+/*
  * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype, scaled and
  * counting as constants, so each combination becomes its own branch-free
  * loop.  The overflow count includes finite x whose quotient is already
@@ -65,17 +90,12 @@ static ALWAYS_INLINE void quantize_row_generic(uint8_t *restrict dst, const void
 		const int64_t end = n - begin < 1 << 20 ? n : begin + (1 << 20);
 		uint32_t overflows = 0, nans = 0;
 		for (int64_t i = begin; i < end; i++) {
-			const float x = fp8kv_load_f32(src, i, dtype);
-			const float y = scaled ? fp8kv_divide(x, s) : x;
-			const uint32_t q = fp8kv_encode(y, f, saturate);
-			dst[i] = (uint8_t)q;
+			const uint32_t e = quantize_element(fp8kv_load_f32(src, i, dtype), scaled,
+							    counting, s, f, saturate);
+			dst[i] = (uint8_t)e;
 			if (counting) {
-				const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
-				const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
-				overflows += (q >> 8) |
-					     ((xmag < 0x7F800000u ? 1u : 0u) &
-					      (ymag == 0x7F800000u ? 1u : 0u));
-				nans += xmag > 0x7F800000u ? 1u : 0u;
+				overflows += (e >> 8) & 1u;
+				nans += e >> 9;
 			}
 		}
 		stats->overflows += overflows;
@@ -146,6 +166,128 @@ static uint64_t row_nans(const void *src, int64_t n, int dtype)
 	return nans;
 }
 
+/* ---- lookup tables for 16-bit inputs ---- */
+
+/*
+ * A bf16 or fp16 input has 65,536 values, so for a long call with one scale
+ * the conversion can be done once per value and then looked up: the table
+ * is built with quantize_element(), the function the arithmetic loops use,
+ * so it is memoisation and the bytes are the same by construction.  A
+ * lookup costs a load where the arithmetic costs some thirty vector
+ * operations, which makes the write memory-bound rather than compute-bound.
+ * With counters the entries are 16 bits, the code and its
+ * ELEMENT_OVERFLOW / ELEMENT_NAN flags; without, 8 bits, half the cache.
+ */
+#define TABLE_SIZE 65536
+/* Calls below this many elements convert arithmetically: a table costs
+ * TABLE_SIZE conversions to build. */
+#define TABLE_MIN_ELEMENTS (1 << 20)
+
+/* Entries [begin, end) of a table for dtype (F16 or BF16), divided by *scale
+ * unless it is NULL; 16-bit entries with flags when counting, else codes. */
+static ALWAYS_INLINE void build_table_generic(void *table, int64_t begin, int64_t end, int dtype,
+					      int scaled, int counting, float s,
+					      fp8kv_fp8_format f, int saturate)
+{
+	uint16_t bits[256];
+	for (int64_t b = begin; b < end; b += 256) {
+		const int64_t len = end - b < 256 ? end - b : 256;
+		for (int64_t j = 0; j < len; j++)
+			bits[j] = (uint16_t)(b + j);
+		for (int64_t j = 0; j < len; j++) {
+			const uint32_t e = quantize_element(fp8kv_load_f32(bits, j, dtype), scaled,
+							    counting, s, f, saturate);
+			if (counting)
+				((uint16_t *)table)[b + j] = (uint16_t)e;
+			else
+				((uint8_t *)table)[b + j] = (uint8_t)e;
+		}
+	}
+}
+
+VECTOR_CLONES
+static void build_table(void *table, int64_t begin, int64_t end, int dtype, const float *scale,
+			fp8kv_fp8_format f, int saturate, int counting)
+{
+	const float s = scale ? *scale : 1.0f;
+#define BUILD(DT, SC, CT) build_table_generic(table, begin, end, DT, SC, CT, s, f, saturate)
+	switch ((dtype == FP8KV_CV_BF16) * 4 + (scale != NULL) * 2 + (counting != 0)) {
+	case 0: BUILD(FP8KV_CV_F16, 0, 0); break;
+	case 1: BUILD(FP8KV_CV_F16, 0, 1); break;
+	case 2: BUILD(FP8KV_CV_F16, 1, 0); break;
+	case 3: BUILD(FP8KV_CV_F16, 1, 1); break;
+	case 4: BUILD(FP8KV_CV_BF16, 0, 0); break;
+	case 5: BUILD(FP8KV_CV_BF16, 0, 1); break;
+	case 6: BUILD(FP8KV_CV_BF16, 1, 0); break;
+	default: BUILD(FP8KV_CV_BF16, 1, 1); break;
+	}
+#undef BUILD
+}
+
+/* One row through an 8-bit table: eight lookups per step, packed into one
+ * 64-bit store.  Loading the inputs one by one measured faster than
+ * splitting 64-bit words (the loads have ports to spare, the shifts not). */
+static ALWAYS_INLINE void lookup_row8(uint8_t *restrict dst, const uint16_t *restrict src,
+				      int64_t n, const uint8_t *restrict t)
+{
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		const uint64_t out = (uint64_t)t[src[i]] | (uint64_t)t[src[i + 1]] << 8 |
+				     (uint64_t)t[src[i + 2]] << 16 | (uint64_t)t[src[i + 3]] << 24 |
+				     (uint64_t)t[src[i + 4]] << 32 | (uint64_t)t[src[i + 5]] << 40 |
+				     (uint64_t)t[src[i + 6]] << 48 | (uint64_t)t[src[i + 7]] << 56;
+		memcpy(dst + i, &out, 8); /* dst has no alignment */
+	}
+	for (; i < n; i++)
+		dst[i] = t[src[i]];
+}
+
+/* The same through a 16-bit table with flags, which are counted. */
+static ALWAYS_INLINE void lookup_row16(uint8_t *restrict dst, const uint16_t *restrict src,
+				       int64_t n, const uint16_t *restrict t, row_stats *stats)
+{
+	uint64_t overflows = 0, nans = 0;
+	int64_t i = 0;
+	for (; i + 4 <= n; i += 4) {
+		const uint32_t e0 = t[src[i]], e1 = t[src[i + 1]], e2 = t[src[i + 2]],
+			       e3 = t[src[i + 3]];
+		const uint32_t out = (e0 & 0xFFu) | (e1 & 0xFFu) << 8 | (e2 & 0xFFu) << 16 |
+				     (e3 & 0xFFu) << 24;
+		memcpy(dst + i, &out, 4);
+		if ((e0 | e1 | e2 | e3) >> 8) { /* rare: few inputs overflow or are NaN */
+			overflows += ((e0 >> 8) & 1u) + ((e1 >> 8) & 1u) + ((e2 >> 8) & 1u) +
+				     ((e3 >> 8) & 1u);
+			nans += (e0 >> 9) + (e1 >> 9) + (e2 >> 9) + (e3 >> 9);
+		}
+	}
+	for (; i < n; i++) {
+		const uint32_t e = t[src[i]];
+		dst[i] = (uint8_t)e;
+		overflows += (e >> 8) & 1u;
+		nans += e >> 9;
+	}
+	stats->overflows += overflows;
+	stats->nans += nans;
+}
+
+/* rows rows as in quantize_rows, through a table; stats != NULL: the table
+ * has 16-bit entries, and flags are counted */
+static void lookup_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride,
+			int64_t rows, int64_t n, const void *table, row_stats *stats)
+{
+	if (rows > 1 && src_stride == 2 * n && dst_stride == n) {
+		n *= rows; /* back to back: one long row */
+		rows = 1;
+	}
+	for (int64_t r = 0; r < rows; r++) {
+		const uint16_t *row = (const uint16_t *)(src + r * src_stride);
+		if (stats)
+			lookup_row16(dst + r * dst_stride, row, n, table, stats);
+		else
+			lookup_row8(dst + r * dst_stride, row, n, table);
+	}
+}
+
 /* ---- the cache write ---- */
 
 /* SLOT_PAST_SWA: the slot indexes past the end of the swa_mapping */
@@ -184,6 +326,7 @@ typedef struct side {
 	const float *scale;
 	float *scale_cache;
 	float *amax; /* this thread's per-head amax, or NULL */
+	const void *table; /* the lookup table of this side's conversion, or NULL */
 } side;
 
 /* Every head of token t on one side, to block/offset. */
@@ -215,6 +358,10 @@ static void write_token(const fp8kv_cache_write *d, const side *sd, int64_t t, i
 		return;
 	}
 
+	if (sd->table) {
+		lookup_rows(dst, dst_stride, src, src_stride, H, n, sd->table, stats);
+		return;
+	}
 	const fp8kv_fp8_format f = fp8kv_format_of(d->cache_dtype);
 	const int saturate = d->overflow == FP8KV_SATURATE;
 	switch (d->scale_mode) {
@@ -276,20 +423,51 @@ static fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 	}
 	row_stats total = {0, 0};
 
+	/* Lookup tables for a long call with 16-bit inputs and one scale per
+	 * side: one table when both sides divide by the same scale, else two.
+	 * Without memory for them the call converts arithmetically, to the same
+	 * bytes. */
+	const int counting = d->overflow_count || d->nan_count;
+	const size_t table_bytes = TABLE_SIZE * (counting ? 2 : 1);
+	const int tensor = d->scale_mode == FP8KV_SCALE_TENSOR;
+	int num_tables = 0;
+	uint8_t *tables = NULL;
+	if (d->input_dtype != FP8KV_F32 && fp8kv_dtype_is_fp8(d->cache_dtype) &&
+	    (d->scale_mode == FP8KV_SCALE_ONE || tensor) && work >= TABLE_MIN_ELEMENTS) {
+		num_tables = tensor && fp8kv_f32_bits(d->k_scale[0]) != fp8kv_f32_bits(d->v_scale[0])
+				     ? 2
+				     : 1;
+		tables = aligned_alloc(64, (size_t)num_tables * table_bytes);
+		if (!tables)
+			num_tables = 0;
+	}
+
 #pragma omp parallel num_threads(threads) if (threads > 1)
 	{
 		const int nthreads = THREAD_COUNT(), me = THREAD_INDEX();
+		/* each thread builds its share of every table, and all wait for
+		 * the whole before looking anything up */
+		for (int i = 0; i < num_tables; i++)
+			build_table(tables + (size_t)i * table_bytes, TABLE_SIZE * me / nthreads,
+				    TABLE_SIZE * (me + 1) / nthreads, d->input_dtype,
+				    tensor ? (i ? d->v_scale : d->k_scale) : NULL,
+				    fp8kv_format_of(d->cache_dtype), d->overflow == FP8KV_SATURATE,
+				    counting);
+		if (num_tables) {
+#pragma omp barrier
+		}
 		float *my_amax = want_amax ? amax_scratch + (size_t)me * 2 * (size_t)H : NULL;
 		const side k = {d->key, d->key_cache, d->head_dim_k, d->key_stride_token,
 				d->key_stride_head, d->key_cache_stride_block,
 				d->key_cache_stride_slot, d->key_cache_stride_head, d->k_scale,
-				d->k_scale_cache, my_amax};
+				d->k_scale_cache, my_amax, tables};
 		const side v = {d->value, d->value_cache, d->head_dim_v, d->value_stride_token,
 				d->value_stride_head, d->value_cache_stride_block,
 				d->value_cache_stride_slot, d->value_cache_stride_head, d->v_scale,
-				d->v_scale_cache, my_amax ? my_amax + H : NULL};
+				d->v_scale_cache, my_amax ? my_amax + H : NULL,
+				num_tables == 2 ? tables + table_bytes : tables};
 		row_stats mine = {0, 0};
-		row_stats *stats = d->overflow_count || d->nan_count ? &mine : NULL;
+		row_stats *stats = counting ? &mine : NULL;
 		int64_t s;
 
 		for (int64_t t = 0; t < d->num_tokens; t++) {
@@ -324,6 +502,7 @@ static fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 			}
 		free(amax_scratch);
 	}
+	free(tables);
 	if (first_bad >= 0)
 		return fp8kv_range_error(fp8kv_set_error, first_bad, bad_slot,
 					 bad_kind == SLOT_PAST_SWA ? d->swa_mapping_len : num_slots,
