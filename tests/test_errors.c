@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_errors.c - every rejected input returns its code and a message that
- * names the culprit, and leaves every cache byte as it was.
+ * test_errors.c - the README's bad-input table: every rejected input returns
+ * its code and a message that names the culprit, and leaves every cache
+ * byte as it was.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
