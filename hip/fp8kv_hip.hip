@@ -747,34 +747,21 @@ static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const r
 	const float fmax = fp8kv_format_max(f);
 	unsigned long long overflows = 0, nans = 0;
 
-	// Block-uniform loop: every lane runs every iteration.  The next pair's
-	// slot and first vectors are loaded while this pair is converted, so
-	// that each thread keeps loads in flight.
-	int64_t pair = (int64_t)blockIdx.x * teams_per_block + team_in_block;
-	int64_t t = 0, h = 0, raw = -1;
-	uint4 k0 = make_uint4(0u, 0u, 0u, 0u), v0 = k0;
-	if (pair < pairs) {
-		t = div_nonneg(pair, p.num_heads);
-		h = pair - t * p.num_heads;
-		raw = raw_slot(p, t);
-		k0 = first_vector<DT>(p.side[0], t, h, lane);
-		v0 = first_vector<DT>(p.side[1], t, h, lane);
-	}
+	// Block-uniform loop: every lane runs every iteration.  Both sides'
+	// first vectors are loaded before either row is written, so that two
+	// loads are in flight (the lean kernel is the fast path; this one
+	// serves every other descriptor).
 	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
-		const int64_t next = pair + stride;
-		int64_t nt = 0, nh = 0, nraw = -1;
-		uint4 nk0 = make_uint4(0u, 0u, 0u, 0u), nv0 = nk0;
-		if (next < pairs) {
-			nt = div_nonneg(next, p.num_heads);
-			nh = next - nt * p.num_heads;
-			nraw = raw_slot(p, nt);
-			nk0 = first_vector<DT>(p.side[0], nt, nh, lane);
-			nv0 = first_vector<DT>(p.side[1], nt, nh, lane);
-		}
-
+		const int64_t pair = base + team_in_block;
+		int64_t t = 0, h = 0, block = 0, offset = 0;
+		uint4 k0 = make_uint4(0u, 0u, 0u, 0u), v0 = k0;
 		bool write = false;
-		int64_t block = 0, offset = 0;
 		if (pair < pairs) {
+			t = div_nonneg(pair, p.num_heads);
+			h = pair - t * p.num_heads;
+			const int64_t raw = raw_slot(p, t);  // issued before the vectors
+			k0 = first_vector<DT>(p.side[0], t, h, lane);
+			v0 = first_vector<DT>(p.side[1], t, h, lane);
 			int64_t slot = 0;
 			const int kind = resolve_raw(p, raw, &slot);
 			if (kind == SLOT_WRITE) {
@@ -789,12 +776,6 @@ static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const r
 				   overflows, nans);
 		write_row<DT, FP8>(p, p.side[1], write, t, h, block, offset, lane, team, v0, f, fmax,
 				   overflows, nans);
-		pair = next;
-		t = nt;
-		h = nh;
-		raw = nraw;
-		k0 = nk0;
-		v0 = nv0;
 	}
 
 	block_end<FP8>(p, tally, overflows, nans);
