@@ -662,7 +662,8 @@ typedef struct cpu_context {
 
 static fp8kv_status cpu_open(int device, void **ctx)
 {
-	(void)device;
+	if (device > 0)
+		return fp8kv_set_error(FP8KV_ENODEV, "backend 'cpu' has only device 0");
 	cpu_context *c = malloc(sizeof *c);
 	if (!c)
 		return fp8kv_set_error(FP8KV_ENOMEM, "cpu: no memory for the backend");

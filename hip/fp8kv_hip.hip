@@ -1669,7 +1669,8 @@ static fp8kv_status hip_check_slots(void *ctx, const void *slots, int64_t count,
 	return FP8KV_OK;
 }
 
-/* ---- the module's one export ---- */
+/* ---- the entry point: the module's one export, or, linked into the
+ * library (FP8KV_HIP_LINKED), a hidden function lib/fp8kv.c calls ---- */
 
 static const fp8kv_backend_ops hip_backend = {
 	FP8KV_MODULE_ABI,
@@ -1691,8 +1692,16 @@ static const fp8kv_backend_ops hip_backend = {
 	hip_check_slots,
 };
 
-extern "C" __attribute__((visibility("default"))) const fp8kv_backend_ops *
-fp8kv_module_entry(const fp8kv_host_services *services)
+#if FP8KV_HIP_LINKED
+#define HIP_ENTRY fp8kv_hip_entry
+#define HIP_ENTRY_VISIBILITY "hidden"
+#else
+#define HIP_ENTRY fp8kv_module_entry
+#define HIP_ENTRY_VISIBILITY "default"
+#endif
+
+extern "C" __attribute__((visibility(HIP_ENTRY_VISIBILITY))) const fp8kv_backend_ops *
+HIP_ENTRY(const fp8kv_host_services *services)
 {
 	if (!services || !services->set_error)
 		return NULL;

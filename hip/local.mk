@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-# Included from the top Makefile.am: the HIP backend module, fp8kv_hip.so.
+# Included from the top Makefile.am: the HIP backend, as the module
+# fp8kv_hip.so or (configure --disable-hip-module) linked into libfp8kv.
 #
 # .hip files are compiled through libtool, as UCX does, by HIPCC: hipcc for
 # AMD GPUs, or nvcc for NVIDIA GPUs (m4/fp8kv_hip.m4 passes it -x cu and
@@ -24,13 +25,14 @@ am__v_HIPCC_0 = @echo "  HIPCC   " $@;
 am__v_HIPCC_1 =
 
 .hip.lo:
+	@$(MKDIR_P) $(@D)
 	$(AM_V_HIPCC)$(LTHIPCOMPILE) -c -o $@ $<
 
 # modules go to $(pkglibdir) (= $(moduledir)); hip/local.mk is included
 # first, so it starts the lists the other fragments may add to
 pkglib_LTLIBRARIES =
 
-if HAVE_HIP
+if HIP_MODULE
 pkglib_LTLIBRARIES += hip/fp8kv_hip.la
 hip_fp8kv_hip_la_SOURCES = hip/fp8kv_hip.hip hip/hip_compat.h
 hip_fp8kv_hip_la_LIBADD = $(HIP_LIBS)
@@ -39,7 +41,14 @@ hip_fp8kv_hip_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
 hip_fp8kv_hip_la_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) \
 	$(LIBTOOLFLAGS) --mode=link $(CXXLD) $(AM_CXXFLAGS) $(CXXFLAGS) \
 	$(hip_fp8kv_hip_la_LDFLAGS) $(LDFLAGS) -o $@
+endif
 
+# Linked in, the same object joins libfp8kv (see the top Makefile.am).
+if HIP_LINKED
+CLEANFILES += hip/fp8kv_hip.lo hip/fp8kv_hip.o hip/.libs/fp8kv_hip.o
+endif
+
+if HAVE_HIP
 # The suffix rule knows no header dependencies: list them.
 hip/fp8kv_hip.lo: $(top_srcdir)/hip/hip_compat.h $(top_srcdir)/lib/fp8_convert.h \
 	$(top_srcdir)/lib/backend.h $(top_srcdir)/include/fp8kv.h $(top_builddir)/config.h

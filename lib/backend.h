@@ -98,8 +98,13 @@ typedef struct fp8kv_backend_ops {
 /* The one symbol a module exports. */
 typedef const fp8kv_backend_ops *(*fp8kv_module_entry_fn)(const fp8kv_host_services *host);
 
-/* The CPU backend, linked in. */
+/* The CPU backend, always linked in. */
 extern const fp8kv_backend_ops fp8kv_cpu_backend;
+
+/* The HIP backend's entry when it is linked into the library (configure
+ * --disable-hip-module) rather than built as a module: the same function
+ * as the module's fp8kv_module_entry, under a hidden name of its own. */
+const fp8kv_backend_ops *fp8kv_hip_entry(const fp8kv_host_services *host);
 
 /* The library's error recorder, for linked-in backends. */
 fp8kv_status fp8kv_set_error(fp8kv_status status, const char *fmt, ...)

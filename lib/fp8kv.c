@@ -106,6 +106,23 @@ static int parse_device(const char *s, int *device)
 	return 0;
 }
 
+static const fp8kv_backend_ops *cpu_entry(const fp8kv_host_services *host)
+{
+	(void)host;
+	return &fp8kv_cpu_backend;
+}
+
+/* The backends inside the library; any other name is a module. */
+static const struct {
+	const char *name;
+	fp8kv_module_entry_fn entry;
+} linked_backends[] = {
+	{"cpu", cpu_entry},
+#if FP8KV_HIP_LINKED
+	{"hip", fp8kv_hip_entry},
+#endif
+};
+
 static fp8kv_status open_named(const char *name, fp8kv_backend **out)
 {
 	char module[64];
@@ -129,13 +146,14 @@ static fp8kv_status open_named(const char *name, fp8kv_backend **out)
 	if (colon && parse_device(colon + 1, &device))
 		return fp8kv_set_error(FP8KV_EINVAL, "backend '%s': bad device number", name);
 
-	if (!strcmp(module, "cpu")) {
-		if (device > 0)
-			return fp8kv_set_error(FP8KV_ENODEV, "backend 'cpu' has only device 0");
-		ops = &fp8kv_cpu_backend;
-	} else if ((st = fp8kv_module_load(module, &ops, &handle)) != FP8KV_OK) {
+	ops = NULL;
+	for (size_t i = 0; i < sizeof linked_backends / sizeof *linked_backends; i++)
+		if (!strcmp(module, linked_backends[i].name) &&
+		    !(ops = linked_backends[i].entry(&fp8kv_host)))
+			return fp8kv_set_error(FP8KV_EBACKEND, "backend '%s' refused to start",
+					       module);
+	if (!ops && (st = fp8kv_module_load(module, &ops, &handle)) != FP8KV_OK)
 		return st;
-	}
 
 	if ((st = ops->open(device, &ctx)) != FP8KV_OK) {
 		fp8kv_module_unload(handle);

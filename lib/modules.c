@@ -17,7 +17,7 @@
 
 #include "internal.h"
 
-static const fp8kv_host_services host_services = {fp8kv_set_error};
+const fp8kv_host_services fp8kv_host = {fp8kv_set_error};
 
 static fp8kv_status try_dir(const char *dir, size_t dir_len, const char *name,
 			    const fp8kv_backend_ops **ops, void **handle, int *found)
@@ -34,7 +34,7 @@ static fp8kv_status try_dir(const char *dir, size_t dir_len, const char *name,
 				       path, dlerror());
 	fp8kv_module_entry_fn entry;
 	*(void **)&entry = dlsym(h, FP8KV_MODULE_ENTRY);
-	const fp8kv_backend_ops *table = entry ? entry(&host_services) : NULL;
+	const fp8kv_backend_ops *table = entry ? entry(&fp8kv_host) : NULL;
 	if (!table) {
 		dlclose(h);
 		return fp8kv_set_error(FP8KV_EBACKEND, "backend '%s': %s has no %s", name, path,

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 #
-# FP8KV_CHECK_HIP: the HIP backend module (hip/fp8kv_hip.la), off by default.
+# FP8KV_CHECK_HIP: the HIP backend (the module hip/fp8kv_hip.la, or linked
+# into libfp8kv), off by default.
 #
 #   --with-hip[=DIR]          build it; DIR is a ROCm prefix (DIR/bin/hipcc)
 #   --with-hip-platform=amd   hipcc for AMD GPUs (default), or
@@ -9,6 +10,7 @@
 #   --with-hip-arch=LIST      AMD targets to try (--offload-arch)
 #   --with-cuda=DIR           CUDA toolkit for the nvidia platform
 #   --with-cuda-arch=LIST     NVIDIA targets to try (sm_NN)
+#   --disable-hip-module      link the backend into libfp8kv instead
 #   HIPCC, HIPCCFLAGS         the compiler and extra flags for it
 #
 # Every requested target is probed with a tiny compile; those the compiler
@@ -18,8 +20,10 @@
 #
 # Substitutes: HIPCC, HIPCCFLAGS (user), FP8KV_HIPCCFLAGS (ours: targets,
 # exactness, visibility, warnings), HIP_LIBS (runtime, with -L and -R when
-# not in a system directory).  Sets the HAVE_HIP conditional, the
-# FP8KV_HIP_TARGETS define and the shell variable fp8kv_hip_summary.
+# not in a system directory).  Sets the HAVE_HIP conditional (the backend
+# is built), HIP_MODULE (as fp8kv_hip.so) or HIP_LINKED (into libfp8kv, and
+# the FP8KV_HIP_LINKED define), the FP8KV_HIP_TARGETS define and the shell
+# variable fp8kv_hip_summary.
 AC_DEFUN([FP8KV_CHECK_HIP], [
 AC_ARG_WITH([hip],
   [AS_HELP_STRING([--with-hip@<:@=DIR@:>@],
@@ -47,6 +51,13 @@ AC_ARG_WITH([cuda-arch],
      (default: "sm_80 sm_90"); those nvcc rejects are skipped.  PTX of the
      last one is embedded too, for newer GPUs])],
   [], [with_cuda_arch=])
+AC_ARG_ENABLE([hip-module],
+  [AS_HELP_STRING([--disable-hip-module],
+    [with --with-hip: link the HIP backend into libfp8kv instead of building
+     the module fp8kv_hip.so (libfp8kv then depends on the GPU runtime)])],
+  [AS_CASE([$enableval], [yes | no], [],
+     [AC_MSG_ERROR([--enable-hip-module takes yes or no, not '$enableval'])])],
+  [enable_hip_module=yes])
 AC_ARG_VAR([HIPCC], [compiler of the HIP module: hipcc, or nvcc with --with-hip-platform=nvidia])
 AC_ARG_VAR([HIPCCFLAGS], [extra flags for HIPCC (e.g. -O2 -g)])
 
@@ -63,11 +74,20 @@ AS_CASE([$with_hip],
      [AC_MSG_ERROR([--with-hip-platform must be amd or nvidia, not '$with_hip_platform'])])
    fp8kv_hip_summary="$with_hip_platform ($fp8kv_hip_targets)"
    AC_DEFINE_UNQUOTED([FP8KV_HIP_TARGETS], ["$fp8kv_hip_targets"],
-     [GPU targets the HIP module is built for.])])
+     [GPU targets the HIP backend is built for.])
+   AS_IF([test "x$enable_hip_module" = xno],
+     [fp8kv_hip_summary="$fp8kv_hip_summary, linked into libfp8kv"
+      AC_DEFINE([FP8KV_HIP_LINKED], [1],
+        [Define to 1 if the HIP backend is linked into libfp8kv, not a module.])],
+     [fp8kv_hip_summary="$fp8kv_hip_summary, module fp8kv_hip.so"])])
 
 AC_SUBST([FP8KV_HIPCCFLAGS])
 AC_SUBST([HIP_LIBS])
 AM_CONDITIONAL([HAVE_HIP], [test "x$fp8kv_hip_summary" != xno])
+AM_CONDITIONAL([HIP_MODULE],
+  [test "x$fp8kv_hip_summary" != xno && test "x$enable_hip_module" != xno])
+AM_CONDITIONAL([HIP_LINKED],
+  [test "x$fp8kv_hip_summary" != xno && test "x$enable_hip_module" = xno])
 ])
 
 # _FP8KV_HIP_TRY(FLAGS, [ACTION-IF-OK], [ACTION-IF-NOT])
