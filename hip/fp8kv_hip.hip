@@ -366,7 +366,11 @@ static __device__ __forceinline__ unsigned int quantize1(float x, int how, float
  * q1 = RN(q0 + RN(x - s * q0) * rs) brings it within 1 ulp, and a second
  * step is then exactly RN(x / s) by Markstein's theorem (the fma computes
  * the remainder exactly), provided nothing on the way underflows or
- * overflows.  With 2^-30 <= |s| <= 2^30 (recip_exact, checked once per
+ * overflows.  For x of at most 11 significant bits (every f16 and bf16
+ * input) the first step is already RN(x / s): the steps commute with
+ * powers of two, so the pairs of significands decide, and
+ * dev/check-division.c tries them all (2^33 pairs for f16, 0 misses) —
+ * so 16-bit inputs take STEPS = 1.  With 2^-30 <= |s| <= 2^30 (recip_exact, checked once per
  * scale) that holds whenever |x / s| >= 2^-18: x is then >= 2^-48 and the
  * remainder, about s * ulp(x / s), >= 2^-71.  Below 2^-18 every format
  * rounds to a zero, whatever the last bits, and the sign is taken from q0,
@@ -380,12 +384,15 @@ static __device__ __forceinline__ bool recip_exact(float s)
 	return e >= (127u - 30u) << 23 && e <= (127u + 29u) << 23;
 }
 
+template <int STEPS>
 static __device__ __forceinline__ float divide_recip(float x, float s, float rs)
 {
 	const float q0 = x * rs;
-	const float q1 = __fmaf_rn(__fmaf_rn(-s, q0, x), rs, q0);
-	const float q2 = __fmaf_rn(__fmaf_rn(-s, q1, x), rs, q1);
-	return fp8kv_bits_f32((fp8kv_f32_bits(q2) & 0x7FFFFFFFu) |
+	float q = q0;
+#pragma unroll
+	for (int i = 0; i < STEPS; i++)
+		q = __fmaf_rn(__fmaf_rn(-s, q, x), rs, q);
+	return fp8kv_bits_f32((fp8kv_f32_bits(q) & 0x7FFFFFFFu) |
 			      (fp8kv_f32_bits(q0) & 0x80000000u));
 }
 
@@ -421,7 +428,7 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 		uint32_t amax = 0;
 #pragma unroll
 		for (int k = 0; k < VE; k++) {
-			y[k] = HOW & HOW_RECIP ? divide_recip(x[k], s, rs)
+			y[k] = HOW & HOW_RECIP ? divide_recip<DT == FP8KV_CV_F32 ? 2 : 1>(x[k], s, rs)
 			     : HOW & HOW_SCALED ? x[k] / s : x[k];
 			const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
 			amax = a > amax ? a : amax;  // a NaN goes the slow way
