@@ -2,8 +2,8 @@
 /*
  * fp8kv-bench - how close fp8kv_reshape_and_cache runs to memory speed.
  *
- * For each shape it times the fused write (median of repeats after a
- * warm-up), counts the fewest bytes the write must move, and divides by a
+ * For each shape it times the fused write (median of interleaved rounds,
+ * each after a warm-up), counts the fewest bytes the write must move, and divides by a
  * ceiling measured in the same run: a streaming pass that reads 2 bytes and
  * writes 1 byte per element, contiguous, with no conversion.  It also times
  * the unfused path the fusion replaces (quantize K, quantize V into a
@@ -56,6 +56,13 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* sorts t */
+static double median(double *t, int n)
+{
+	qsort(t, (size_t)n, sizeof t[0], cmp_double);
+	return t[n / 2];
+}
+
 static void *host_stream_create(void) { return NULL; }
 static void host_stream_destroy(void *s) { (void)s; }
 
@@ -76,8 +83,7 @@ static int host_time(bench_work_fn work, void *arg, void *stream, int per_sample
 				return -1;
 		t[s] = (now() - t0) / per_sample;
 	}
-	qsort(t, (size_t)samples, sizeof t[0], cmp_double);
-	*seconds = t[samples / 2];
+	*seconds = median(t, samples);
 	return 0;
 }
 
@@ -207,8 +213,9 @@ static const char *mode_name(int m)
 typedef struct result {
 	shape s;
 	int mode;
-	double fused_s, unfused_s, ceiling_s;
+	double fused_s, unfused_s, ceiling_s;  /* medians over the rounds */
 	double bytes, ceiling_bytes;
+	double ratio;  /* median over the rounds of fused GB/s / ceiling GB/s */
 } result;
 
 #define CHECK(call)                                                                       \
@@ -318,21 +325,33 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 	const double fused_bytes = 3.0 * (double)r.elements;
 	const int graph = fused_bytes < 64e6;
 	const int per_sample = graph ? 64 : 1;
-	if (dev->time(do_fused, &r, stream, per_sample, o->samples, graph, &res->fused_s) ||
-	    (D % 2 == 0 && o->input != FP8KV_F32 &&
-	     dev->time(do_unfused, &r, stream, per_sample, o->samples, graph, &res->unfused_s)) ||
-	    dev->time(do_ceiling, &r, stream, per_sample, o->samples, graph, &res->ceiling_s)) {
-		fprintf(stderr, "fp8kv-bench: timing failed: %s\n", fp8kv_last_error());
-		goto fail;
-	}
-	CHECK(fp8kv_backend_synchronize(b, stream));
-	res->s = *s;
-	res->mode = mode;
 	/* minimal bytes: inputs read once, codes written once, slots read once,
 	 * computed scales written once */
 	res->bytes = (double)r.elements * (double)(in_size + 1) + 8.0 * (double)T +
 		     (mode == FP8KV_SCALE_TOKEN_HEAD ? 8.0 * (double)(T * H) : 0.0);
 	res->ceiling_bytes = (double)r.elements * 3.0;
+	/* Rounds of fused, unfused and ceiling, one sample each, so that the
+	 * three see the same machine (a shared VM's bandwidth drifts between
+	 * seconds); medians over the rounds. */
+	const int unfused = D % 2 == 0 && o->input != FP8KV_F32;
+	double fused_t[256], unfused_t[256], ceiling_t[256], ratio_t[256];
+	for (int k = 0; k < o->samples; k++) {
+		if (dev->time(do_fused, &r, stream, per_sample, 1, graph, &fused_t[k]) ||
+		    (unfused &&
+		     dev->time(do_unfused, &r, stream, per_sample, 1, graph, &unfused_t[k])) ||
+		    dev->time(do_ceiling, &r, stream, per_sample, 1, graph, &ceiling_t[k])) {
+			fprintf(stderr, "fp8kv-bench: timing failed: %s\n", fp8kv_last_error());
+			goto fail;
+		}
+		ratio_t[k] = (res->bytes / fused_t[k]) / (res->ceiling_bytes / ceiling_t[k]);
+	}
+	CHECK(fp8kv_backend_synchronize(b, stream));
+	res->fused_s = median(fused_t, o->samples);
+	res->unfused_s = unfused ? median(unfused_t, o->samples) : 0.0;
+	res->ceiling_s = median(ceiling_t, o->samples);
+	res->ratio = median(ratio_t, o->samples);
+	res->s = *s;
+	res->mode = mode;
 	rc = 0;
 fail:
 	fp8kv_buffer_free(b, input);
@@ -386,7 +405,7 @@ static void usage(FILE *f)
 		"  --format FMT       e4m3fn (default), e4m3fnuz, e5m2, e5m2fnuz\n"
 		"  --scale MODES      comma list of one,tensor,head,dynamic, or all (default one,tensor)\n"
 		"  --shape TxHxD[/BS] a shape (repeatable; default: the standard set)\n"
-		"  --samples N        timed samples per measurement, median taken (default 21)\n"
+		"  --samples N        rounds of fused, unfused and ceiling; medians taken (default 21)\n"
 		"  --json FILE        also write the results as JSON\n"
 		"  --help, --version\n");
 }
@@ -492,6 +511,7 @@ int main(int argc, char **argv)
 	       fp8kv_dtype_name(o.format));
 	printf("bytes = minimal traffic (inputs read, codes written, 8 B/token slots, computed scales);\n"
 	       "ceiling = same-run stream reading 2 B and writing 1 B per element, no conversion;\n"
+	       "fused, unfused and ceiling timed in turns; ratio = median of each round's GB/s ratio;\n"
 	       "calls rotate over up to 16 copies of the buffers, to span twice the %zu MiB last-level cache\n\n",
 	       dev->cache_bytes() >> 20);
 	printf("%-22s %-8s %10s %9s %10s %9s %7s %11s %8s\n", "tokens x heads x dim/bs", "scale",
@@ -515,7 +535,7 @@ int main(int argc, char **argv)
 			const double gbs = r->bytes / r->fused_s * 1e-9;
 			const double cgbs = r->ceiling_bytes / r->ceiling_s * 1e-9;
 			printf("%-22s %-8s %10.2f %9.1f %10.2f %9.1f %6.1f%% ", label, mode_name(r->mode),
-			       r->fused_s * 1e6, gbs, r->ceiling_s * 1e6, cgbs, 100.0 * gbs / cgbs);
+			       r->fused_s * 1e6, gbs, r->ceiling_s * 1e6, cgbs, 100.0 * r->ratio);
 			if (r->unfused_s > 0)
 				printf("%11.2f %7.2fx\n", r->unfused_s * 1e6, r->unfused_s / r->fused_s);
 			else
@@ -556,7 +576,7 @@ int main(int argc, char **argv)
 					(long long)r->s.dim, (long long)r->s.block_size,
 					mode_name(r->mode), r->fused_s, r->bytes, r->ceiling_s,
 					r->ceiling_bytes, r->unfused_s,
-					(r->bytes / r->fused_s) / (r->ceiling_bytes / r->ceiling_s));
+					r->ratio);
 			}
 			fprintf(f, "\n]");
 			if (on_host)
