@@ -27,12 +27,13 @@
 AC_DEFUN([FP8KV_CHECK_HIP], [
 AC_ARG_WITH([hip],
   [AS_HELP_STRING([--with-hip@<:@=DIR@:>@],
-    [build the HIP backend module fp8kv_hip.so (default: no).  hipcc is
-     taken from DIR/bin when DIR is given, else from PATH, then /opt/rocm/bin])],
+    [build the HIP backend, as the module fp8kv_hip.so unless
+     --disable-hip-module (default: no).  hipcc is taken from DIR/bin when
+     DIR is given, else from PATH, then /opt/rocm/bin])],
   [], [with_hip=no])
 AC_ARG_WITH([hip-platform],
   [AS_HELP_STRING([--with-hip-platform=amd|nvidia],
-    [GPUs the HIP module is built for: amd (hipcc, default) or nvidia (nvcc
+    [GPUs the HIP backend is built for: amd (hipcc, default) or nvidia (nvcc
      compiles the same sources against the CUDA runtime)])],
   [], [with_hip_platform=amd])
 AC_ARG_WITH([hip-arch],
