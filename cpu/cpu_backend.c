@@ -103,6 +103,17 @@ static ALWAYS_INLINE void quantize_row_generic(uint8_t *restrict dst, const void
 	}
 }
 
+/* Rows that lie back to back in both buffers are one long row: fewer,
+ * longer inner loops.  in_size: bytes per input element. */
+static void join_back_to_back(int64_t *rows, int64_t *n, int64_t src_stride, int64_t dst_stride,
+			      size_t in_size)
+{
+	if (*rows > 1 && src_stride == *n * (int64_t)in_size && dst_stride == *n) {
+		*n *= *rows;
+		*rows = 1;
+	}
+}
+
 /*
  * rows rows of n elements, row r at src + r * src_stride bytes and dst +
  * r * dst_stride, divided by scale[r * scale_stride] when scale is not NULL.
@@ -117,11 +128,8 @@ static void quantize_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src,
 			  int saturate, row_stats *stats)
 {
 	row_stats unused;
-	const size_t in_size = dtype == FP8KV_CV_F32 ? 4 : 2;
-	if (rows > 1 && src_stride == n * (int64_t)in_size && dst_stride == n && !scale_stride) {
-		n *= rows; /* back to back with one scale: one long row */
-		rows = 1;
-	}
+	if (!scale_stride) /* one scale for all */
+		join_back_to_back(&rows, &n, src_stride, dst_stride, dtype == FP8KV_CV_F32 ? 4 : 2);
 #define ROW(DT, SC, CT)                                                                   \
 	for (int64_t r = 0; r < rows; r++)                                                 \
 	quantize_row_generic(dst + r * dst_stride, src + r * src_stride, n, DT, SC, CT,    \
@@ -275,10 +283,7 @@ static ALWAYS_INLINE void lookup_row16(uint8_t *restrict dst, const uint16_t *re
 static void lookup_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride,
 			int64_t rows, int64_t n, const void *table, row_stats *stats)
 {
-	if (rows > 1 && src_stride == 2 * n && dst_stride == n) {
-		n *= rows; /* back to back: one long row */
-		rows = 1;
-	}
+	join_back_to_back(&rows, &n, src_stride, dst_stride, 2);
 	for (int64_t r = 0; r < rows; r++) {
 		const uint16_t *row = (const uint16_t *)(src + r * src_stride);
 		if (stats)
