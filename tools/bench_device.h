@@ -23,11 +23,11 @@ typedef struct bench_device {
 	/* stream to pass to fp8kv calls (NULL on the host) */
 	void *(*stream_create)(void);
 	void (*stream_destroy)(void *stream);
-	/* median seconds per call of work over repeats, after warm-up; calls
-	 * per_sample calls back to back per sample (through a graph on a GPU
-	 * when graph is nonzero) */
-	int (*time)(bench_work_fn work, void *arg, void *stream, int per_sample, int samples,
-		    int graph, double *seconds);
+	/* seconds per call of work, after a warm-up: per_sample calls back to
+	 * back, timed once (through a graph on a GPU when graph is nonzero).
+	 * The caller takes medians over rounds of its own. */
+	int (*time)(bench_work_fn work, void *arg, void *stream, int per_sample, int graph,
+		    double *seconds);
 	/* The yardstick: read count 2-byte elements from src, write count bytes
 	 * to dst, contiguous, no conversion. */
 	int (*stream_ceiling)(uint8_t *dst, const uint16_t *src, size_t count, void *stream);

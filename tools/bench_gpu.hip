@@ -3,8 +3,6 @@
 // small shapes are not measured as launch gaps, and the streaming ceiling.
 #include "hip_compat.h"
 
-#include <algorithm>
-#include <vector>
 
 #include "bench_device.h"
 
@@ -60,14 +58,14 @@ static void gpu_stream_destroy(void *stream)
 		(void)hipStreamDestroy((hipStream_t)stream);
 }
 
-static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample, int samples,
-		    int use_graph, double *seconds)
+static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample, int use_graph,
+		    double *seconds)
 {
 	const hipStream_t s = (hipStream_t)stream;
 	hipEvent_t start, stop;
 	hipGraph_t graph = nullptr;
 	hipGraphExec_t exec = nullptr;
-	std::vector<double> t;
+	float ms = 0;
 	int rc = -1;
 
 	if (hipEventCreate(&start) != hipSuccess)
@@ -95,25 +93,20 @@ static int gpu_time(bench_work_fn work, void *arg, void *stream, int per_sample,
 		    hipGraphLaunch(exec, s) != hipSuccess || hipStreamSynchronize(s) != hipSuccess)
 			goto out;
 	}
-	for (int k = 0; k < samples; k++) {
-		(void)hipEventRecord(start, s);
-		if (use_graph) {
-			if (hipGraphLaunch(exec, s) != hipSuccess)
-				goto out;
-		} else {
-			for (int i = 0; i < per_sample; i++)
-				if (work(arg, stream))
-					goto out;
-		}
-		(void)hipEventRecord(stop, s);
-		float ms = 0;
-		if (hipEventSynchronize(stop) != hipSuccess ||
-		    hipEventElapsedTime(&ms, start, stop) != hipSuccess)
+	(void)hipEventRecord(start, s);
+	if (use_graph) {
+		if (hipGraphLaunch(exec, s) != hipSuccess)
 			goto out;
-		t.push_back(1e-3 * ms / per_sample);
+	} else {
+		for (int i = 0; i < per_sample; i++)
+			if (work(arg, stream))
+				goto out;
 	}
-	std::sort(t.begin(), t.end());
-	*seconds = t[t.size() / 2];
+	(void)hipEventRecord(stop, s);
+	if (hipEventSynchronize(stop) != hipSuccess ||
+	    hipEventElapsedTime(&ms, start, stop) != hipSuccess)
+		goto out;
+	*seconds = 1e-3 * ms / per_sample;
 	rc = 0;
 out:
 	if (exec)

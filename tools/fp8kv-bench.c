@@ -3,9 +3,10 @@
  * fp8kv-bench - how close fp8kv_reshape_and_cache runs to memory speed.
  *
  * For each shape it times the fused write (median of interleaved rounds,
- * each after a warm-up), counts the fewest bytes the write must move, and divides by a
- * ceiling measured in the same run: a streaming pass that reads 2 bytes and
- * writes 1 byte per element, contiguous, with no conversion.  It also times
+ * each after a warm-up), counts the fewest bytes the write must move, and
+ * divides by a ceiling measured in the same run: a streaming pass that
+ * reads 2 bytes and writes 1 byte per element, contiguous, with no
+ * conversion.  It also times
  * the unfused path the fusion replaces (quantize K, quantize V into a
  * staging buffer, then scatter).  Correctness is the test suite's business;
  * this program only measures.
@@ -66,24 +67,18 @@ static double median(double *t, int n)
 static void *host_stream_create(void) { return NULL; }
 static void host_stream_destroy(void *s) { (void)s; }
 
-static int host_time(bench_work_fn work, void *arg, void *stream, int per_sample,
-		     int samples, int graph, double *seconds)
+static int host_time(bench_work_fn work, void *arg, void *stream, int per_sample, int graph,
+		     double *seconds)
 {
-	double t[256];
 	(void)graph;
-	if (samples > 256)
-		samples = 256;
 	for (int i = 0; i < 3; i++) /* warm-up: page faults, thread team */
 		if (work(arg, stream))
 			return -1;
-	for (int s = 0; s < samples; s++) {
-		const double t0 = now();
-		for (int i = 0; i < per_sample; i++)
-			if (work(arg, stream))
-				return -1;
-		t[s] = (now() - t0) / per_sample;
-	}
-	*seconds = median(t, samples);
+	const double t0 = now();
+	for (int i = 0; i < per_sample; i++)
+		if (work(arg, stream))
+			return -1;
+	*seconds = (now() - t0) / per_sample;
 	return 0;
 }
 
@@ -336,10 +331,9 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 	const int unfused = D % 2 == 0 && o->input != FP8KV_F32;
 	double fused_t[256], unfused_t[256], ceiling_t[256], ratio_t[256];
 	for (int k = 0; k < o->samples; k++) {
-		if (dev->time(do_fused, &r, stream, per_sample, 1, graph, &fused_t[k]) ||
-		    (unfused &&
-		     dev->time(do_unfused, &r, stream, per_sample, 1, graph, &unfused_t[k])) ||
-		    dev->time(do_ceiling, &r, stream, per_sample, 1, graph, &ceiling_t[k])) {
+		if (dev->time(do_fused, &r, stream, per_sample, graph, &fused_t[k]) ||
+		    (unfused && dev->time(do_unfused, &r, stream, per_sample, graph, &unfused_t[k])) ||
+		    dev->time(do_ceiling, &r, stream, per_sample, graph, &ceiling_t[k])) {
 			fprintf(stderr, "fp8kv-bench: timing failed: %s\n", fp8kv_last_error());
 			goto fail;
 		}
