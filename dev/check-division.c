@@ -13,28 +13,16 @@
  * significands of s and counts the pairs where q1 differs from x / s.
  * STEPS 0 (q0 alone) shows that the check does detect wrong quotients.
  *
- *   cc -O2 -fopenmp -ffp-contract=off dev/check-division.c -o check-division -lm
+ *   cc -O2 -fopenmp -ffp-contract=off -Iinclude -Ilib dev/check-division.c \
+ *      -o check-division -lm
  *   ./check-division 7 && ./check-division 10     (both print 0 misses)
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-static float from_bits(uint32_t b)
-{
-	float x;
-	memcpy(&x, &b, sizeof x);
-	return x;
-}
-
-static uint32_t to_bits(float x)
-{
-	uint32_t b;
-	memcpy(&b, &x, sizeof b);
-	return b;
-}
+#include "fp8_convert.h" /* fp8kv_bits_f32, fp8kv_f32_bits */
 
 int main(int argc, char **argv)
 {
@@ -47,14 +35,14 @@ int main(int argc, char **argv)
 	unsigned long long misses = 0;
 #pragma omp parallel for reduction(+ : misses) schedule(dynamic, 1)
 	for (uint32_t xm = 0; xm < (1u << bits); xm++) {
-		const float x = from_bits(0x3F800000u | xm << (23 - bits));
+		const float x = fp8kv_bits_f32(0x3F800000u | xm << (23 - bits));
 		for (uint32_t sm = 0; sm < (1u << 23); sm++) {
-			const float s = from_bits(0x3F800000u | sm);
+			const float s = fp8kv_bits_f32(0x3F800000u | sm);
 			const float rs = 1.0f / s;
 			float q = x * rs;
 			for (int i = 0; i < steps; i++)
 				q = fmaf(fmaf(-s, q, x), rs, q);
-			misses += to_bits(q) != to_bits(x / s);
+			misses += fp8kv_f32_bits(q) != fp8kv_f32_bits(x / s);
 		}
 	}
 	printf("%d fraction bits, %d step(s): %llu pairs, %llu misses\n", bits, steps,

@@ -366,15 +366,15 @@ static __device__ __forceinline__ unsigned int quantize1(float x, int how, float
  * q1 = RN(q0 + RN(x - s * q0) * rs) brings it within 1 ulp, and a second
  * step is then exactly RN(x / s) by Markstein's theorem (the fma computes
  * the remainder exactly), provided nothing on the way underflows or
- * overflows.  For x of at most 11 significant bits (every f16 and bf16
- * input) the first step is already RN(x / s): the steps commute with
- * powers of two, so the pairs of significands decide, and
- * dev/check-division.c tries them all (2^33 pairs for f16, 0 misses) —
- * so 16-bit inputs take STEPS = 1.  With 2^-30 <= |s| <= 2^30 (recip_exact, checked once per
+ * overflows.  With 2^-30 <= |s| <= 2^30 (recip_exact, checked once per
  * scale) that holds whenever |x / s| >= 2^-18: x is then >= 2^-48 and the
  * remainder, about s * ulp(x / s), >= 2^-71.  Below 2^-18 every format
  * rounds to a zero, whatever the last bits, and the sign is taken from q0,
  * which also gives x = +-0 its quotient's sign (the steps would not).
+ * For x of at most 11 significant bits (every f16 and bf16 input) the
+ * first step is already RN(x / s): the steps commute with powers of two,
+ * so the pairs of significands decide, and dev/check-division.c tries them
+ * all (2^33 pairs for f16, 0 misses); 16-bit inputs take STEPS = 1.
  * fp8kv-validate holds this to the CPU's IEEE division, with scales whose
  * quotients land within 2 ulp of rounding boundaries.
  */
