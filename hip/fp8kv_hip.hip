@@ -62,6 +62,7 @@
 #define BLOCK 256           // threads per block, every kernel
 #define MAX_TEAM 32         // lanes per (token, head) pair, at most
 #define BLOCKS_PER_SM 32    // grid cap, in blocks per multiprocessor
+#define SHORT_LAUNCH_WAVES 2 // lean_grid_for()
 #ifndef LEAN_MIN_BLOCKS
 #define LEAN_MIN_BLOCKS 4   // resident blocks of the lean kernel: <= 64 registers
 #endif
@@ -432,45 +433,14 @@ static __device__ __forceinline__ unsigned int cvt_pair(float y0, float y1,
 }
 #endif
 
-// converts one 16-byte input vector and stores its 8 (or 4) codes
+// one 16-byte input vector's 8 (or 4) codes, element by element
 template <int DT, bool COUNT, int HOW>
-static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const uint4 v, float s,
-						       float rs, const fp8kv_fp8_format f, int saturate,
-						       unsigned int &overflows, unsigned int &nans)
+static __device__ __forceinline__ void quantize_vec_elements(unsigned char *dst, const uint4 v,
+							     float s, const fp8kv_fp8_format f,
+							     int saturate, unsigned int &overflows,
+							     unsigned int &nans)
 {
 	float x[8];
-#ifdef HAVE_HW_FP8
-	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
-	if (HOW & HOW_HW) {
-		// When no quotient lies beyond the last value that rounds to max
-		// (so none overflows, none is Inf or NaN), the hardware's codes
-		// are the contract's codes and nothing counts: the whole vector
-		// in a few instructions.  Otherwise, element by element below.
-		unpack_hw<DT>(v, x);
-		float y[8];
-		uint32_t amax = 0;
-#pragma unroll
-		for (int k = 0; k < VE; k++) {
-			y[k] = HOW & HOW_RECIP ? divide_recip<DT == FP8KV_CV_F32 ? 2 : 1>(x[k], s, rs)
-			     : HOW & HOW_SCALED ? x[k] / s : x[k];
-			const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
-			amax = a > amax ? a : amax;  // a NaN goes the slow way
-		}
-		if (amax <= last_to_max(f)) {
-			const unsigned int lo = cvt_pair(y[0], y[1], f) | cvt_pair(y[2], y[3], f) << 16;
-			if (DT == FP8KV_CV_F32) {
-				*(unsigned int *)dst = lo;
-			} else {
-				const unsigned int hi =
-					cvt_pair(y[4], y[5], f) | cvt_pair(y[6], y[7], f) << 16;
-				*(uint2 *)dst = make_uint2(lo, hi);
-			}
-			return;
-		}
-	}
-#else
-	(void)rs;
-#endif
 	unpack<DT>(v, x);
 	unsigned int lo = 0, hi = 0;
 #pragma unroll
@@ -485,6 +455,71 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 			      << (8 * k);
 		*(uint2 *)dst = make_uint2(lo, hi);
 	}
+}
+
+#ifdef HAVE_HW_FP8
+// The same, out of line, as the hardware path's fallback (overflow, Inf,
+// NaN, a scale without an exact reciprocal): rare, and its registers then
+// cost the loops that inline the hardware path nothing.  Returns the
+// overflows and NaNs.
+template <int DT, bool COUNT, int HOW>
+static __device__ __noinline__ uint2 quantize_vec_fallback(unsigned char *dst, const uint4 v,
+							   float s, const fp8kv_fp8_format f,
+							   int saturate)
+{
+	unsigned int overflows = 0, nans = 0;
+	quantize_vec_elements<DT, COUNT, HOW>(dst, v, s, f, saturate, overflows, nans);
+	return make_uint2(overflows, nans);
+}
+#endif
+
+// converts one 16-byte input vector and stores its 8 (or 4) codes; hw_ok
+// false sends the vector the element-by-element way (the fast kernel's
+// scale without an exact reciprocal)
+template <int DT, bool COUNT, int HOW>
+static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const uint4 v, float s,
+						       float rs, const fp8kv_fp8_format f, int saturate,
+						       unsigned int &overflows, unsigned int &nans,
+						       const bool hw_ok = true)
+{
+#ifdef HAVE_HW_FP8
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	if (HOW & HOW_HW) {
+		// When no quotient lies beyond the last value that rounds to max
+		// (so none overflows, none is Inf or NaN), the hardware's codes
+		// are the contract's codes and nothing counts: the whole vector
+		// in a few instructions.  Otherwise, element by element.
+		float x[8], y[8];
+		unpack_hw<DT>(v, x);
+		uint32_t amax = 0;
+#pragma unroll
+		for (int k = 0; k < VE; k++) {
+			y[k] = HOW & HOW_RECIP ? divide_recip<DT == FP8KV_CV_F32 ? 2 : 1>(x[k], s, rs)
+			     : HOW & HOW_SCALED ? x[k] / s : x[k];
+			const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
+			amax = a > amax ? a : amax;  // a NaN goes the slow way
+		}
+		if (hw_ok && amax <= last_to_max(f)) {
+			const unsigned int lo = cvt_pair(y[0], y[1], f) | cvt_pair(y[2], y[3], f) << 16;
+			if (DT == FP8KV_CV_F32) {
+				*(unsigned int *)dst = lo;
+			} else {
+				const unsigned int hi =
+					cvt_pair(y[4], y[5], f) | cvt_pair(y[6], y[7], f) << 16;
+				*(uint2 *)dst = make_uint2(lo, hi);
+			}
+			return;
+		}
+		const uint2 counts = quantize_vec_fallback<DT, COUNT, HOW>(dst, v, s, f, saturate);
+		overflows += counts.x;
+		nans += counts.y;
+		return;
+	}
+#else
+	(void)rs;
+	(void)hw_ok;
+#endif
+	quantize_vec_elements<DT, COUNT, HOW>(dst, v, s, f, saturate, overflows, nans);
 }
 
 template <int DT, bool COUNT>
@@ -672,10 +707,10 @@ static __device__ __forceinline__ void write_row(const rc_params &p, const rc_si
 }
 
 /*
- * Called by thread 0 of every block once the block is done; error: this
- * block recorded an out-of-range token.  The last block of the launch
- * publishes the smallest one, if any.  Without errors this costs one atomic
- * per block.
+ * Called by thread 0 of every block once the block has recorded its
+ * out-of-range tokens (error: it recorded one).  The last block of the
+ * launch publishes the smallest one, if any.  Without errors this costs one
+ * atomic per block.
  */
 static __device__ void finish_launch(const rc_params &p, int error)
 {
@@ -733,12 +768,10 @@ static __device__ __forceinline__ void block_begin(const rc_params &p, block_tal
 }
 
 // the first out-of-range token of the launch wins (token order)
-static __device__ __forceinline__ void record_out_of_range(const rc_params &p, block_tally &b,
-							   int64_t t)
+static __device__ __forceinline__ void record_out_of_range(const rc_params &p, int64_t t)
 {
 	atomicMin(&p.entry->token, (unsigned long long)t);
 	__threadfence();  // done before this block counts itself finished
-	b.error = 1;
 }
 
 template <bool FP8>
@@ -800,7 +833,8 @@ static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const r
 				block = div_nonneg(slot, p.block_size);
 				offset = slot - block * p.block_size;
 			} else if (kind >= SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
-				record_out_of_range(p, tally, t);
+				record_out_of_range(p, t);
+				tally.error = 1;
 			}
 		}
 		write_row<DT, FP8>(p, p.side[0], write, t, h, block, offset, lane, team, k0, f, fmax,
@@ -814,7 +848,7 @@ static __global__ void __launch_bounds__(BLOCK) reshape_and_cache_kernel(const r
 
 /*
  * The common case, lean in registers: an FP8 cache, both sides vectorised
- * with at most one 16-byte vector per lane (head dims up to 32 vectors).
+ * with at most VPL 16-byte vectors per lane (head dims up to 64 vectors).
  * No state is carried from one pair to the next, so many warps fit on a
  * multiprocessor, and each thread has its slot, its scale and both of its
  * vectors in flight at once.  Same arithmetic and order as write_row.
@@ -884,7 +918,8 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
 					 : div_nonneg(slot, p.block_size);
 			offset = slot - block * p.block_size;
 		} else if (kind >= SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
-			record_out_of_range(p, tally, t);
+			record_out_of_range(p, t);
+			tally.error = 1;
 		}
 #pragma unroll
 		for (int i = 0; i < 2; i++) {
@@ -920,6 +955,137 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
 		}
 	}
 	block_end<true>(p, tally, overflows, nans);
+}
+
+/*
+ * The hot path, its choices made at compile time: FP8 format FMT, a scale
+ * of 1 or one per tensor (SCALED), no counters, amax or swa_mapping, both
+ * sides vectorised in rows of at most VPL vectors per lane (FULL: exactly
+ * VPL in both rows, so no lane checks its vectors' bounds), and pairs,
+ * slots and every element offset in 32 bits (fast_eligible()).  It is the
+ * lean kernel without the runtime branches and the 64-bit index
+ * arithmetic: a prefill launch is bound by the instructions issued per
+ * 16-byte vector, and a decode launch is a chain of latencies, which this
+ * kernel keeps short:
+ * - the scale is read after the first pair's loads are issued, so that its
+ *   latency overlaps theirs;
+ * - the block counts itself finished (finish_launch) as soon as the slot
+ *   of its last pair is resolved, rather than after its last stores: the
+ *   round trip of the count's atomic then overlaps the other warps' work.
+ */
+template <int DT, int FMT, int HOW, int VPL, bool FULL>
+static __device__ __forceinline__ void convert_pair(unsigned char *const row[2],
+						    const uint4 x[2][VPL], const float s[2],
+						    const float rs[2], const uint32_t lane,
+						    const uint32_t team, const uint32_t nvec[2],
+						    const int saturate, const bool hw_ok = true)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	const fp8kv_fp8_format f = fp8kv_format_of(FMT);
+	unsigned int overflows = 0, nans = 0;  // not counted here
+#pragma unroll
+	for (int i = 0; i < 2; i++)
+#pragma unroll
+		for (int j = 0; j < VPL; j++)
+			if (FULL || lane + j * team < nvec[i])
+				quantize_vec_as<DT, false, HOW>(row[i] + (lane + j * team) * VE,
+								x[i][j], s[i], rs[i], f, saturate,
+								overflows, nans, hw_ok);
+}
+
+#ifdef HAVE_HW_FP8
+#define HW_FORMAT(FMT) ((FMT) == FP8KV_CV_E4M3FN || (FMT) == FP8KV_CV_E5M2)
+#else
+#define HW_FORMAT(FMT) 0
+#endif
+
+template <int DT, int FMT, bool SCALED, int VPL, bool FULL>
+static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS)
+reshape_and_cache_fast(const rc_params p)
+{
+	constexpr int IN = DT == FP8KV_CV_F32 ? 4 : 2;
+	constexpr int VE = 16 / IN;
+	constexpr int HW = HW_FORMAT(FMT) ? HOW_HW : 0;
+	const uint32_t team = 1u << p.team_log2;
+	const uint32_t lane = threadIdx.x & (team - 1);
+	const uint32_t teams_per_block = BLOCK >> p.team_log2;
+	const uint64_t pairs = (uint64_t)(p.num_tokens * p.num_heads);
+	const uint64_t stride = (uint64_t)gridDim.x * teams_per_block;
+	const uint32_t heads = (uint32_t)p.num_heads, block_size = (uint32_t)p.block_size;
+	const uint32_t nvec[2] = {(uint32_t)(p.side[0].head_dim / VE),
+				  (uint32_t)(p.side[1].head_dim / VE)};
+	float s[2] = {1.0f, 1.0f}, rs[2] = {1.0f, 1.0f};
+	bool have_scale = !SCALED, recip = HW != 0;
+	int error = 0;
+	bool counted = false;
+
+	for (uint64_t base = (uint64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
+		const uint64_t pair = base + (threadIdx.x >> p.team_log2);
+		uint32_t t = 0, h = 0;
+		int64_t raw = -1;
+		uint4 x[2][VPL];  // loaded where they are converted
+		if (pair < pairs) {
+			t = (uint32_t)div_magic((int64_t)pair, p.heads_magic, p.heads_shift);
+			h = (uint32_t)pair - t * heads;
+			raw = raw_slot(p, t);
+#pragma unroll
+			for (int i = 0; i < 2; i++) {
+				const rc_side &sd = p.side[i];
+				const unsigned char *src =
+					sd.input + (uint64_t)(t * (uint32_t)sd.stride_token +
+							      h * (uint32_t)sd.stride_head) * IN;
+#pragma unroll
+				for (int j = 0; j < VPL; j++)
+					if (FULL || lane + j * team < nvec[i])
+						x[i][j] = load16(src + (lane + j * team) * 16);
+			}
+		}
+		if (!have_scale) {
+			// once, after the loads above: the compiler may not hoist
+			// the scale's load (and the wait for it) above them
+			asm volatile("" ::: "memory");
+			s[0] = p.side[0].scale[0];
+			s[1] = p.side[1].scale[0];
+			rs[0] = 1.0f / s[0];
+			rs[1] = 1.0f / s[1];
+#ifdef HAVE_HW_FP8
+			recip = HW && recip_exact(s[0]) && recip_exact(s[1]);
+#endif
+			have_scale = true;
+		}
+		if (raw >= p.num_slots && h == 0 && lane == 0) {
+			record_out_of_range(p, t);
+			error = 1;
+		}
+		if (base + stride >= pairs) {  // the block's last pair
+			error = __syncthreads_or(error);
+			if (threadIdx.x == 0)
+				finish_launch(p, error);
+			counted = true;
+		}
+		if (raw < 0 || raw >= p.num_slots)
+			continue;
+		const uint32_t block = (uint32_t)div_magic(raw, p.bs_magic, p.bs_shift);
+		const uint32_t offset = (uint32_t)raw - block * block_size;
+		unsigned char *row[2];
+#pragma unroll
+		for (int i = 0; i < 2; i++) {
+			const rc_side &sd = p.side[i];
+			row[i] = sd.cache + (uint64_t)block * (uint32_t)sd.cache_block +
+				 (offset * (uint32_t)sd.cache_slot + h * (uint32_t)sd.cache_head);
+		}
+		if (!SCALED)
+			convert_pair<DT, FMT, HW, VPL, FULL>(row, x, s, rs, lane, team, nvec,
+							     p.saturate);
+		else
+			convert_pair<DT, FMT, HOW_SCALED | HW | HOW_RECIP, VPL, FULL>(
+				row, x, s, rs, lane, team, nvec, p.saturate, recip);
+	}
+	if (!counted) {  // a block with no pairs (none is launched)
+		error = __syncthreads_or(error);
+		if (threadIdx.x == 0)
+			finish_launch(p, error);
+	}
 }
 
 /* ------------------------------------------------------ flat conversions */
@@ -1135,6 +1301,19 @@ static unsigned int grid_for(const hip_context *c, int64_t units, int64_t per_bl
 	if (blocks > cap)
 		blocks = cap;
 	return (unsigned int)(blocks < 1 ? 1 : blocks);
+}
+
+// Blocks for the lean and fast kernels, which are sized for LEAN_MIN_BLOCKS
+// resident blocks per multiprocessor (a wave): a launch of up to
+// SHORT_LAUNCH_WAVES waves runs as one wave whose blocks loop, so that the
+// fixed costs of a block (its start, the scale's reciprocal, its count in
+// finish_launch) are paid once per resident block and no partial wave
+// trails.
+static unsigned int lean_grid_for(const hip_context *c, int64_t pairs, int team_log2)
+{
+	const unsigned int grid = grid_for(c, pairs, (int64_t)(BLOCK >> team_log2));
+	const unsigned int wave = (unsigned int)c->sm_count * LEAN_MIN_BLOCKS;
+	return grid > wave && grid <= SHORT_LAUNCH_WAVES * wave ? wave : grid;
 }
 
 // a report the device published and nobody has read yet
@@ -1380,6 +1559,72 @@ static int side_vectorizable(const void *input, size_t in_size, const void *cach
 	       cs % ve == 0 && ch % ve == 0;
 }
 
+// Does reshape_and_cache_fast serve this descriptor (besides lean)?  Its
+// index arithmetic is 32-bit: pairs and slots (narrow), and the largest
+// element offset of a row within the input and within a cache block.
+static int fast_eligible(const fp8kv_cache_write *d, const rc_params *p)
+{
+	if (d->overflow_count || d->nan_count || d->k_amax || d->v_amax || d->swa_mapping ||
+	    !p->narrow ||
+	    (d->scale_mode != FP8KV_SCALE_ONE && d->scale_mode != FP8KV_SCALE_TENSOR))
+		return 0;
+	const int64_t limit = (int64_t)1 << 32;
+	for (int i = 0; i < 2; i++) {
+		const rc_side *sd = &p->side[i];
+		const int64_t in_end = (p->num_tokens - 1) * sd->stride_token +
+				       (p->num_heads - 1) * sd->stride_head + sd->head_dim;
+		const int64_t row_end = (p->block_size - 1) * sd->cache_slot +
+					(p->num_heads - 1) * sd->cache_head + sd->head_dim;
+		if (in_end >= limit || row_end >= limit || sd->cache_block >= limit)
+			return 0;
+	}
+	return 1;
+}
+
+template <int DT, int FMT, bool SCALED>
+static void launch_fast_rows(unsigned int grid, hipStream_t s, const rc_params &p, int vpl,
+			     int full)
+{
+	if (vpl == 2) {
+		if (full)
+			reshape_and_cache_fast<DT, FMT, SCALED, 2, true><<<grid, BLOCK, 0, s>>>(p);
+		else
+			reshape_and_cache_fast<DT, FMT, SCALED, 2, false><<<grid, BLOCK, 0, s>>>(p);
+	} else {
+		if (full)
+			reshape_and_cache_fast<DT, FMT, SCALED, 1, true><<<grid, BLOCK, 0, s>>>(p);
+		else
+			reshape_and_cache_fast<DT, FMT, SCALED, 1, false><<<grid, BLOCK, 0, s>>>(p);
+	}
+}
+
+template <int DT, int FMT>
+static void launch_fast(unsigned int grid, hipStream_t s, const rc_params &p, int scaled,
+			int vpl, int full)
+{
+	if (scaled)
+		launch_fast_rows<DT, FMT, true>(grid, s, p, vpl, full);
+	else
+		launch_fast_rows<DT, FMT, false>(grid, s, p, vpl, full);
+}
+
+// full: every lane of a team has VPL vectors in both rows
+template <int DT>
+static void launch_fast_dt(unsigned int grid, hipStream_t s, const rc_params &p, int scaled,
+			   int vpl, int full)
+{
+	switch (p.cache_dtype) {
+	case FP8KV_E4M3FNUZ:
+		launch_fast<DT, FP8KV_CV_E4M3FNUZ>(grid, s, p, scaled, vpl, full);
+		break;
+	case FP8KV_E5M2: launch_fast<DT, FP8KV_CV_E5M2>(grid, s, p, scaled, vpl, full); break;
+	case FP8KV_E5M2FNUZ:
+		launch_fast<DT, FP8KV_CV_E5M2FNUZ>(grid, s, p, scaled, vpl, full);
+		break;
+	default: launch_fast<DT, FP8KV_CV_E4M3FN>(grid, s, p, scaled, vpl, full); break;
+	}
+}
+
 static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d, void *stream)
 {
 	hip_context *c = (hip_context *)ctx;
@@ -1475,16 +1720,25 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 
 	const unsigned int grid =
 		grid_for(c, d->num_tokens * d->num_heads, (int64_t)(BLOCK >> team_log2));
-	const int lean = fp8 && k->vec && v->vec && units <= MAX_TEAM;
+	const int lean = fp8 && k->vec && v->vec && units <= 2 * MAX_TEAM;
 	const int count = d->overflow_count || d->nan_count;
 	if (lean) {
 		// rows of 8 vectors or more: 2 per lane, in a team half as wide
 		const int vpl = units >= 8 ? 2 : 1;
-		p.team_log2 = team_log2 - (vpl == 2);
+		p.team_log2 = 0;
+		while (((int64_t)vpl << p.team_log2) < units)
+			p.team_log2++;
 		const unsigned int lean_grid =
-			grid_for(c, d->num_tokens * d->num_heads, (int64_t)(BLOCK >> p.team_log2));
+			lean_grid_for(c, d->num_tokens * d->num_heads, p.team_log2);
+		const int scaled = d->scale_mode == FP8KV_SCALE_TENSOR;
+		const int64_t row_vectors = (int64_t)vpl << p.team_log2;
+		const int full = k->head_dim / ve == row_vectors && v->head_dim / ve == row_vectors;
 #define LEAN(DT, COUNT, VPL) reshape_and_cache_lean<DT, COUNT, VPL><<<lean_grid, BLOCK, 0, s>>>(p)
-		switch ((d->input_dtype * 2 + count) * 2 + (vpl == 2)) {
+		if (fast_eligible(d, &p)) switch (d->input_dtype) {
+		case FP8KV_F32: launch_fast_dt<FP8KV_CV_F32>(lean_grid, s, p, scaled, vpl, full); break;
+		case FP8KV_F16: launch_fast_dt<FP8KV_CV_F16>(lean_grid, s, p, scaled, vpl, full); break;
+		default: launch_fast_dt<FP8KV_CV_BF16>(lean_grid, s, p, scaled, vpl, full); break;
+		} else switch ((d->input_dtype * 2 + count) * 2 + (vpl == 2)) {
 		case (FP8KV_F32 * 2) * 2: LEAN(FP8KV_CV_F32, false, 1); break;
 		case (FP8KV_F32 * 2) * 2 + 1: LEAN(FP8KV_CV_F32, false, 2); break;
 		case (FP8KV_F32 * 2 + 1) * 2: LEAN(FP8KV_CV_F32, true, 1); break;
