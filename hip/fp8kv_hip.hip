@@ -322,6 +322,14 @@ static __device__ __forceinline__ int conversion_kind(int scaled, const fp8kv_fp
 #endif
 }
 
+// conversion_kind's choice of the hardware encoder, for a format known at
+// compile time (the fast kernel)
+#ifdef HAVE_HW_FP8
+#define HW_FORMAT(FMT) ((FMT) == FP8KV_CV_E4M3FN || (FMT) == FP8KV_CV_E5M2)
+#else
+#define HW_FORMAT(FMT) 0
+#endif
+
 // one element, as cpu_backend.c quantize_row_generic; COUNT: the counters
 // are wanted (else their arithmetic is left out)
 template <bool COUNT, int HOW>
@@ -992,12 +1000,6 @@ static __device__ __forceinline__ void convert_pair(unsigned char *const row[2],
 								x[i][j], s[i], rs[i], f, saturate,
 								overflows, nans, hw_ok);
 }
-
-#ifdef HAVE_HW_FP8
-#define HW_FORMAT(FMT) ((FMT) == FP8KV_CV_E4M3FN || (FMT) == FP8KV_CV_E5M2)
-#else
-#define HW_FORMAT(FMT) 0
-#endif
 
 template <int DT, int FMT, bool SCALED, int VPL, bool FULL>
 static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS)
