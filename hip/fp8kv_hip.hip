@@ -1019,8 +1019,10 @@ reshape_and_cache_fast(const rc_params p)
 	float s[2] = {1.0f, 1.0f}, rs[2] = {1.0f, 1.0f};
 	bool have_scale = !SCALED, recip = HW != 0;
 	int error = 0;
-	bool counted = false;
 
+	// Every block has at least one pair (grid_for and lean_grid_for launch
+	// no more blocks than the pairs fill), so each counts itself finished
+	// in its last iteration.
 	for (uint64_t base = (uint64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
 		const uint64_t pair = base + (threadIdx.x >> p.team_log2);
 		uint32_t t = 0, h = 0;
@@ -1063,7 +1065,6 @@ reshape_and_cache_fast(const rc_params p)
 			error = __syncthreads_or(error);
 			if (threadIdx.x == 0)
 				finish_launch(p, error);
-			counted = true;
 		}
 		if (raw < 0 || raw >= p.num_slots)
 			continue;
@@ -1082,11 +1083,6 @@ reshape_and_cache_fast(const rc_params p)
 		else
 			convert_pair<DT, FMT, HOW_SCALED | HW | HOW_RECIP, VPL, FULL>(
 				row, x, s, rs, lane, team, nvec, p.saturate, recip);
-	}
-	if (!counted) {  // a block with no pairs (none is launched)
-		error = __syncthreads_or(error);
-		if (threadIdx.x == 0)
-			finish_launch(p, error);
 	}
 }
 
