@@ -1557,6 +1557,16 @@ static int side_vectorizable(const void *input, size_t in_size, const void *cach
 	       cs % ve == 0 && ch % ve == 0;
 }
 
+// log2 of a team's lanes for a row of `units` vectors (or elements), one
+// per lane: the smallest power of two that covers them, at most MAX_TEAM
+static int team_log2_for(int64_t units)
+{
+	int l = 0;
+	while ((1 << l) < MAX_TEAM && (int64_t)1 << l < units)
+		l++;
+	return l;
+}
+
 // Does reshape_and_cache_fast serve this descriptor (besides lean)?  Its
 // index arithmetic is 32-bit: pairs and slots (narrow), and the largest
 // element offset of a row within the input and within a cache block.
@@ -1673,9 +1683,7 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 		const int64_t u = sd->vec ? sd->head_dim / ve : sd->head_dim;
 		units = u > units ? u : units;
 	}
-	int team_log2 = 0;
-	while ((1 << team_log2) < MAX_TEAM && (int64_t)1 << team_log2 < units)
-		team_log2++;
+	const int team_log2 = team_log2_for(units);
 
 	p.slot_mapping = d->slot_mapping;
 	p.swa_mapping = d->swa_mapping;
@@ -1723,9 +1731,7 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 	if (lean) {
 		// rows of 8 vectors or more: 2 per lane, in a team half as wide
 		const int vpl = units >= 8 ? 2 : 1;
-		p.team_log2 = 0;
-		while (((int64_t)vpl << p.team_log2) < units)
-			p.team_log2++;
+		p.team_log2 = team_log2_for((units + vpl - 1) / vpl);
 		const unsigned int lean_grid =
 			lean_grid_for(c, d->num_tokens * d->num_heads, p.team_log2);
 		const int scaled = d->scale_mode == FP8KV_SCALE_TENSOR;
