@@ -378,8 +378,12 @@ static __device__ __forceinline__ unsigned int quantize1(float x, int how, float
  * overflows.  With 2^-30 <= |s| <= 2^30 (recip_exact, checked once per
  * scale) that holds whenever |x / s| >= 2^-18: x is then >= 2^-48 and the
  * remainder, about s * ulp(x / s), >= 2^-71.  Below 2^-18 every format
- * rounds to a zero, whatever the last bits, and the sign is taken from q0,
- * which also gives x = +-0 its quotient's sign (the steps would not).
+ * rounds to a zero, whatever the last bits, and only the zero's sign is
+ * left to get right (the steps would also give x = +-0 the wrong one):
+ * fp32 inputs take it from q0; 16-bit inputs, whose scale must then be
+ * positive (recip_ok), take it from x itself, four codes at a time
+ * (codes_signed_as), which costs a quarter of an instruction per element
+ * where q0's sign costs one.
  * For x of at most 11 significant bits (every f16 and bf16 input) the
  * first step is already RN(x / s): the steps commute with powers of two,
  * so the pairs of significands decide, and dev/check-division.c tries them
@@ -393,7 +397,15 @@ static __device__ __forceinline__ bool recip_exact(float s)
 	return e >= (127u - 30u) << 23 && e <= (127u + 29u) << 23;
 }
 
-template <int STEPS>
+// May the vectors of input DT divide by s the divide_recip way?
+template <int DT>
+static __device__ __forceinline__ bool recip_ok(float s)
+{
+	return recip_exact(s) && (DT == FP8KV_CV_F32 || s > 0.0f);
+}
+
+// Q0_SIGN: the quotient takes q0's sign; else its sign is left to the caller
+template <int STEPS, bool Q0_SIGN>
 static __device__ __forceinline__ float divide_recip(float x, float s, float rs)
 {
 	const float q0 = x * rs;
@@ -401,8 +413,18 @@ static __device__ __forceinline__ float divide_recip(float x, float s, float rs)
 #pragma unroll
 	for (int i = 0; i < STEPS; i++)
 		q = __fmaf_rn(__fmaf_rn(-s, q, x), rs, q);
+	if (!Q0_SIGN)
+		return q;
 	return fp8kv_bits_f32((fp8kv_f32_bits(q) & 0x7FFFFFFFu) |
 			      (fp8kv_f32_bits(q0) & 0x80000000u));
+}
+
+// Four codes (the elements of 16-bit input words w0 and w1, in order), each
+// given its input's sign bit: one byte permute gathers the four sign bytes.
+static __device__ __forceinline__ unsigned int codes_signed_as(unsigned int codes,
+							       unsigned int w0, unsigned int w1)
+{
+	return (codes & 0x7F7F7F7Fu) | (__byte_perm(w0, w1, 0x7531) & 0x80808080u);
 }
 
 // The vector's elements as fp32 for the hardware path: f16 through the
@@ -491,7 +513,8 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 						       const bool hw_ok = true)
 {
 #ifdef HAVE_HW_FP8
-	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	constexpr bool F32 = DT == FP8KV_CV_F32;
+	constexpr int VE = F32 ? 4 : 8;
 	if (HOW & HOW_HW) {
 		// When no quotient lies beyond the last value that rounds to max
 		// (so none overflows, none is Inf or NaN), the hardware's codes
@@ -502,18 +525,21 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 		uint32_t amax = 0;
 #pragma unroll
 		for (int k = 0; k < VE; k++) {
-			y[k] = HOW & HOW_RECIP ? divide_recip<DT == FP8KV_CV_F32 ? 2 : 1>(x[k], s, rs)
+			y[k] = HOW & HOW_RECIP ? divide_recip<F32 ? 2 : 1, F32>(x[k], s, rs)
 			     : HOW & HOW_SCALED ? x[k] / s : x[k];
 			const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
 			amax = a > amax ? a : amax;  // a NaN goes the slow way
 		}
 		if (hw_ok && amax <= last_to_max(f)) {
-			const unsigned int lo = cvt_pair(y[0], y[1], f) | cvt_pair(y[2], y[3], f) << 16;
-			if (DT == FP8KV_CV_F32) {
+			unsigned int lo = cvt_pair(y[0], y[1], f) | cvt_pair(y[2], y[3], f) << 16;
+			if (F32) {
 				*(unsigned int *)dst = lo;
 			} else {
-				const unsigned int hi =
-					cvt_pair(y[4], y[5], f) | cvt_pair(y[6], y[7], f) << 16;
+				unsigned int hi = cvt_pair(y[4], y[5], f) | cvt_pair(y[6], y[7], f) << 16;
+				if (HOW & HOW_RECIP) {  // the quotients' signs, left unset
+					lo = codes_signed_as(lo, v.x, v.y);
+					hi = codes_signed_as(hi, v.z, v.w);
+				}
 				*(uint2 *)dst = make_uint2(lo, hi);
 			}
 			return;
@@ -546,7 +572,7 @@ static __device__ __forceinline__ void quantize_vec(unsigned char *dst, const ui
 		break;
 	default:
 #ifdef HAVE_HW_FP8
-		if (recip_exact(s)) {
+		if (recip_ok<DT>(s)) {
 			quantize_vec_as<DT, COUNT, HOW_SCALED | HOW_HW | HOW_RECIP>(
 				dst, v, s, rs, f, saturate, overflows, nans);
 			break;
@@ -1053,7 +1079,7 @@ reshape_and_cache_fast(const rc_params p)
 			rs[0] = 1.0f / s[0];
 			rs[1] = 1.0f / s[1];
 #ifdef HAVE_HW_FP8
-			recip = HW && recip_exact(s[0]) && recip_exact(s[1]);
+			recip = HW && recip_ok<DT>(s[0]) && recip_ok<DT>(s[1]);
 #endif
 			have_scale = true;
 		}
