@@ -66,6 +66,8 @@
 #ifndef LEAN_MIN_BLOCKS
 #define LEAN_MIN_BLOCKS 4   // resident blocks of the lean kernel: <= 64 registers
 #endif
+#define PIPE_MIN_BLOCKS 3   // and of the pipelined fast kernel: <= 85 registers
+#define PIPELINED_WAVES 16  // pipelined_grid()
 #define RING_EAGER 192      // error entries for eager launches
 #define RING_GRAPH 64       // and for launches captured into graphs
 #define RING (RING_EAGER + RING_GRAPH)
@@ -1027,48 +1029,84 @@ static __device__ __forceinline__ void convert_pair(unsigned char *const row[2],
 								overflows, nans, hw_ok);
 }
 
-template <int DT, int FMT, bool SCALED, int VPL, bool FULL>
-static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS)
-reshape_and_cache_fast(const rc_params p)
+// Pair `pair` (none past `pairs`): its token t, head h, raw slot and the
+// lane's input vectors.
+template <int DT, int VPL, bool FULL>
+static __device__ __forceinline__ void fetch_pair(const rc_params &p, uint64_t pair, uint64_t pairs,
+						  uint32_t lane, uint32_t team,
+						  const uint32_t nvec[2], uint32_t &t, uint32_t &h,
+						  int64_t &raw, uint4 (&x)[2][VPL])
 {
 	constexpr int IN = DT == FP8KV_CV_F32 ? 4 : 2;
-	constexpr int VE = 16 / IN;
+	raw = -1;
+	if (pair >= pairs)
+		return;
+	t = (uint32_t)div_magic((int64_t)pair, p.heads_magic, p.heads_shift);
+	h = (uint32_t)pair - t * (uint32_t)p.num_heads;
+	raw = raw_slot(p, t);
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		const rc_side &sd = p.side[i];
+		const unsigned char *src =
+			sd.input + (uint64_t)(t * (uint32_t)sd.stride_token + h * (uint32_t)sd.stride_head) * IN;
+#pragma unroll
+		for (int j = 0; j < VPL; j++)
+			if (FULL || lane + j * team < nvec[i])
+				x[i][j] = load16(src + (lane + j * team) * 16);
+	}
+}
+
+// PIPELINED: the launch is one wave of blocks that loop (pipelined_grid),
+// and each iteration issues the next pair's loads before it converts its
+// own, so that a lane keeps a pair's loads in flight all the way through.
+// The second set of vectors costs registers: such a block is sized for
+// PIPE_MIN_BLOCKS per multiprocessor.
+template <int DT, int FMT, bool SCALED, int VPL, bool FULL, bool PIPELINED>
+static __global__ void __launch_bounds__(BLOCK, PIPELINED ? PIPE_MIN_BLOCKS : LEAN_MIN_BLOCKS)
+reshape_and_cache_fast(const rc_params p)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	constexpr int HW = HW_FORMAT(FMT) ? HOW_HW : 0;
 	const uint32_t team = 1u << p.team_log2;
 	const uint32_t lane = threadIdx.x & (team - 1);
 	const uint32_t teams_per_block = BLOCK >> p.team_log2;
+	const uint32_t my_team = threadIdx.x >> p.team_log2;
 	const uint64_t pairs = (uint64_t)(p.num_tokens * p.num_heads);
 	const uint64_t stride = (uint64_t)gridDim.x * teams_per_block;
-	const uint32_t heads = (uint32_t)p.num_heads, block_size = (uint32_t)p.block_size;
+	const uint32_t block_size = (uint32_t)p.block_size;
 	const uint32_t nvec[2] = {(uint32_t)(p.side[0].head_dim / VE),
 				  (uint32_t)(p.side[1].head_dim / VE)};
 	float s[2] = {1.0f, 1.0f}, rs[2] = {1.0f, 1.0f};
-	bool have_scale = !SCALED, recip = HW != 0;
+	bool recip = HW != 0;
 	int error = 0;
 
-	// Every block has at least one pair (grid_for and lean_grid_for launch
-	// no more blocks than the pairs fill), so each counts itself finished
-	// in its last iteration.
+	// Every block has at least one pair (the grids never hold more blocks
+	// than the pairs fill), so each counts itself finished in its last
+	// iteration.  PIPELINED carries the next pair (its loads in flight)
+	// from one iteration to the next in next_*.
+	bool have_scale = !SCALED;
+	uint32_t next_t = 0, next_h = 0;
+	int64_t next_raw = -1;
+	uint4 next_x[2][VPL];
+	if (PIPELINED)
+		fetch_pair<DT, VPL, FULL>(p, (uint64_t)blockIdx.x * teams_per_block + my_team, pairs,
+					  lane, team, nvec, next_t, next_h, next_raw, next_x);
 	for (uint64_t base = (uint64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
-		const uint64_t pair = base + (threadIdx.x >> p.team_log2);
 		uint32_t t = 0, h = 0;
 		int64_t raw = -1;
-		uint4 x[2][VPL];  // loaded where they are converted
-		if (pair < pairs) {
-			t = (uint32_t)div_magic((int64_t)pair, p.heads_magic, p.heads_shift);
-			h = (uint32_t)pair - t * heads;
-			raw = raw_slot(p, t);
+		uint4 x[2][VPL];  // the pair's vectors, converted below
+		if (PIPELINED) {
+			t = next_t;
+			h = next_h;
+			raw = next_raw;
 #pragma unroll
-			for (int i = 0; i < 2; i++) {
-				const rc_side &sd = p.side[i];
-				const unsigned char *src =
-					sd.input + (uint64_t)(t * (uint32_t)sd.stride_token +
-							      h * (uint32_t)sd.stride_head) * IN;
+			for (int i = 0; i < 2; i++)
 #pragma unroll
 				for (int j = 0; j < VPL; j++)
-					if (FULL || lane + j * team < nvec[i])
-						x[i][j] = load16(src + (lane + j * team) * 16);
-			}
+					x[i][j] = next_x[i][j];
+		} else {
+			fetch_pair<DT, VPL, FULL>(p, base + my_team, pairs, lane, team, nvec, t, h,
+						  raw, x);
 		}
 		if (!have_scale) {
 			// once, after the loads above: the compiler may not hoist
@@ -1083,11 +1121,15 @@ reshape_and_cache_fast(const rc_params p)
 #endif
 			have_scale = true;
 		}
+		const bool last = base + stride >= pairs;  // the block's last pair
+		if (PIPELINED && !last)
+			fetch_pair<DT, VPL, FULL>(p, base + stride + my_team, pairs, lane, team, nvec,
+						  next_t, next_h, next_raw, next_x);
 		if (raw >= p.num_slots && h == 0 && lane == 0) {
 			record_out_of_range(p, t);
 			error = 1;
 		}
-		if (base + stride >= pairs) {  // the block's last pair
+		if (last) {
 			error = __syncthreads_or(error);
 			if (threadIdx.x == 0)
 				finish_launch(p, error);
@@ -1593,6 +1635,45 @@ static int team_log2_for(int64_t units)
 	return l;
 }
 
+// The fast kernel's shapes: one vector per lane, or two (in turn pipelined)
+enum { FAST_VPL1, FAST_VPL2, FAST_VPL2_PIPELINED };
+
+// The fast kernel's shape (FAST_*), team width and grid for `pairs` rows of
+// `units` vectors:
+// - rows of 8 vectors or more take 2 per lane, in a team half as wide,
+//   except in a launch that would then have blocks for fewer than a
+//   quarter of the multiprocessors (small decode batches): there 1 per
+//   lane, in twice the blocks, shortens each lane's chain of latencies.
+//   At 64 blocks (256 tokens x 8 heads on 132 multiprocessors) doubling
+//   the blocks measured slower (bench/NOTES.md, v9);
+// - a launch of 2 per lane of more than one wave and up to PIPELINED_WAVES
+//   runs as one wave of pipelined blocks, so that no partial wave trails
+//   and a block's fixed costs (its start, the scale's reciprocal, its
+//   count) are paid once.  Longer launches keep one pair per block: the
+//   hardware then balances the multiprocessors' work, which a wave's fixed
+//   split of it does not (bench/NOTES.md, v9).
+static unsigned int fast_grid_for(const hip_context *c, int64_t pairs, int64_t units, int *shape,
+				  int *team_log2)
+{
+	if (units >= 8) {
+		*team_log2 = team_log2_for((units + 1) / 2);
+		const int64_t per_block = BLOCK >> *team_log2;
+		const int64_t blocks = (pairs + per_block - 1) / per_block;  // not capped
+		const int64_t wave = (int64_t)c->sm_count * PIPE_MIN_BLOCKS;
+		if (blocks > wave && blocks <= PIPELINED_WAVES * wave) {
+			*shape = FAST_VPL2_PIPELINED;
+			return (unsigned int)wave;
+		}
+		if (blocks >= c->sm_count / 4 || units > MAX_TEAM) {
+			*shape = FAST_VPL2;
+			return lean_grid_for(c, pairs, *team_log2);
+		}
+	}
+	*shape = FAST_VPL1;
+	*team_log2 = team_log2_for(units);
+	return lean_grid_for(c, pairs, *team_log2);
+}
+
 // Does reshape_and_cache_fast serve this descriptor (besides lean)?  Its
 // index arithmetic is 32-bit: pairs and slots (narrow), and the largest
 // element offset of a row within the input and within a cache block.
@@ -1616,46 +1697,46 @@ static int fast_eligible(const fp8kv_cache_write *d, const rc_params *p)
 }
 
 template <int DT, int FMT, bool SCALED>
-static void launch_fast_rows(unsigned int grid, hipStream_t s, const rc_params &p, int vpl,
+static void launch_fast_rows(unsigned int grid, hipStream_t s, const rc_params &p, int shape,
 			     int full)
 {
-	if (vpl == 2) {
-		if (full)
-			reshape_and_cache_fast<DT, FMT, SCALED, 2, true><<<grid, BLOCK, 0, s>>>(p);
-		else
-			reshape_and_cache_fast<DT, FMT, SCALED, 2, false><<<grid, BLOCK, 0, s>>>(p);
-	} else {
-		if (full)
-			reshape_and_cache_fast<DT, FMT, SCALED, 1, true><<<grid, BLOCK, 0, s>>>(p);
-		else
-			reshape_and_cache_fast<DT, FMT, SCALED, 1, false><<<grid, BLOCK, 0, s>>>(p);
+#define FAST(VPL, FULL, PIPELINED) \
+	reshape_and_cache_fast<DT, FMT, SCALED, VPL, FULL, PIPELINED><<<grid, BLOCK, 0, s>>>(p)
+	switch (shape * 2 + !!full) {
+	case FAST_VPL1 * 2: FAST(1, false, false); break;
+	case FAST_VPL1 * 2 + 1: FAST(1, true, false); break;
+	case FAST_VPL2 * 2: FAST(2, false, false); break;
+	case FAST_VPL2 * 2 + 1: FAST(2, true, false); break;
+	case FAST_VPL2_PIPELINED * 2: FAST(2, false, true); break;
+	default: FAST(2, true, true); break;
 	}
+#undef FAST
 }
 
 template <int DT, int FMT>
 static void launch_fast(unsigned int grid, hipStream_t s, const rc_params &p, int scaled,
-			int vpl, int full)
+			int shape, int full)
 {
 	if (scaled)
-		launch_fast_rows<DT, FMT, true>(grid, s, p, vpl, full);
+		launch_fast_rows<DT, FMT, true>(grid, s, p, shape, full);
 	else
-		launch_fast_rows<DT, FMT, false>(grid, s, p, vpl, full);
+		launch_fast_rows<DT, FMT, false>(grid, s, p, shape, full);
 }
 
 // full: every lane of a team has VPL vectors in both rows
 template <int DT>
 static void launch_fast_dt(unsigned int grid, hipStream_t s, const rc_params &p, int scaled,
-			   int vpl, int full)
+			   int shape, int full)
 {
 	switch (p.cache_dtype) {
 	case FP8KV_E4M3FNUZ:
-		launch_fast<DT, FP8KV_CV_E4M3FNUZ>(grid, s, p, scaled, vpl, full);
+		launch_fast<DT, FP8KV_CV_E4M3FNUZ>(grid, s, p, scaled, shape, full);
 		break;
-	case FP8KV_E5M2: launch_fast<DT, FP8KV_CV_E5M2>(grid, s, p, scaled, vpl, full); break;
+	case FP8KV_E5M2: launch_fast<DT, FP8KV_CV_E5M2>(grid, s, p, scaled, shape, full); break;
 	case FP8KV_E5M2FNUZ:
-		launch_fast<DT, FP8KV_CV_E5M2FNUZ>(grid, s, p, scaled, vpl, full);
+		launch_fast<DT, FP8KV_CV_E5M2FNUZ>(grid, s, p, scaled, shape, full);
 		break;
-	default: launch_fast<DT, FP8KV_CV_E4M3FN>(grid, s, p, scaled, vpl, full); break;
+	default: launch_fast<DT, FP8KV_CV_E4M3FN>(grid, s, p, scaled, shape, full); break;
 	}
 }
 
@@ -1754,21 +1835,26 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 		grid_for(c, d->num_tokens * d->num_heads, (int64_t)(BLOCK >> team_log2));
 	const int lean = fp8 && k->vec && v->vec && units <= 2 * MAX_TEAM;
 	const int count = d->overflow_count || d->nan_count;
-	if (lean) {
+	if (lean && fast_eligible(d, &p)) {
+		int shape;
+		const unsigned int fast_grid =
+			fast_grid_for(c, d->num_tokens * d->num_heads, units, &shape, &p.team_log2);
+		const int scaled = d->scale_mode == FP8KV_SCALE_TENSOR;
+		const int64_t row_vectors = (int64_t)(shape == FAST_VPL1 ? 1 : 2) << p.team_log2;
+		const int full = k->head_dim / ve == row_vectors && v->head_dim / ve == row_vectors;
+		switch (d->input_dtype) {
+		case FP8KV_F32: launch_fast_dt<FP8KV_CV_F32>(fast_grid, s, p, scaled, shape, full); break;
+		case FP8KV_F16: launch_fast_dt<FP8KV_CV_F16>(fast_grid, s, p, scaled, shape, full); break;
+		default: launch_fast_dt<FP8KV_CV_BF16>(fast_grid, s, p, scaled, shape, full); break;
+		}
+	} else if (lean) {
 		// rows of 8 vectors or more: 2 per lane, in a team half as wide
 		const int vpl = units >= 8 ? 2 : 1;
 		p.team_log2 = team_log2_for((units + vpl - 1) / vpl);
 		const unsigned int lean_grid =
 			lean_grid_for(c, d->num_tokens * d->num_heads, p.team_log2);
-		const int scaled = d->scale_mode == FP8KV_SCALE_TENSOR;
-		const int64_t row_vectors = (int64_t)vpl << p.team_log2;
-		const int full = k->head_dim / ve == row_vectors && v->head_dim / ve == row_vectors;
 #define LEAN(DT, COUNT, VPL) reshape_and_cache_lean<DT, COUNT, VPL><<<lean_grid, BLOCK, 0, s>>>(p)
-		if (fast_eligible(d, &p)) switch (d->input_dtype) {
-		case FP8KV_F32: launch_fast_dt<FP8KV_CV_F32>(lean_grid, s, p, scaled, vpl, full); break;
-		case FP8KV_F16: launch_fast_dt<FP8KV_CV_F16>(lean_grid, s, p, scaled, vpl, full); break;
-		default: launch_fast_dt<FP8KV_CV_BF16>(lean_grid, s, p, scaled, vpl, full); break;
-		} else switch ((d->input_dtype * 2 + count) * 2 + (vpl == 2)) {
+		switch ((d->input_dtype * 2 + count) * 2 + (vpl == 2)) {
 		case (FP8KV_F32 * 2) * 2: LEAN(FP8KV_CV_F32, false, 1); break;
 		case (FP8KV_F32 * 2) * 2 + 1: LEAN(FP8KV_CV_F32, false, 2); break;
 		case (FP8KV_F32 * 2 + 1) * 2: LEAN(FP8KV_CV_F32, true, 1); break;
