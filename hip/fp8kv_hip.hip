@@ -67,7 +67,7 @@
 #define LEAN_MIN_BLOCKS 4   // resident blocks of the lean kernel: <= 64 registers
 #endif
 #define PIPE_MIN_BLOCKS 3   // and of the pipelined fast kernel: <= 85 registers
-#define PIPELINED_WAVES 16  // pipelined_grid()
+#define PIPELINED_WAVES 16  // fast_grid_for()
 #define RING_EAGER 192      // error entries for eager launches
 #define RING_GRAPH 64       // and for launches captured into graphs
 #define RING (RING_EAGER + RING_GRAPH)
@@ -1056,7 +1056,7 @@ static __device__ __forceinline__ void fetch_pair(const rc_params &p, uint64_t p
 	}
 }
 
-// PIPELINED: the launch is one wave of blocks that loop (pipelined_grid),
+// PIPELINED: the launch is one wave of blocks that loop (fast_grid_for),
 // and each iteration issues the next pair's loads before it converts its
 // own, so that a lane keeps a pair's loads in flight all the way through.
 // The second set of vectors costs registers: such a block is sized for
@@ -1649,7 +1649,7 @@ enum { FAST_VPL1, FAST_VPL2, FAST_VPL2_PIPELINED };
 // - a launch of 2 per lane of more than one wave and up to PIPELINED_WAVES
 //   runs as one wave of pipelined blocks, so that no partial wave trails
 //   and a block's fixed costs (its start, the scale's reciprocal, its
-//   count) are paid once.  Longer launches keep one pair per block: the
+//   count) are paid once.  Longer launches keep one pair per team: the
 //   hardware then balances the multiprocessors' work, which a wave's fixed
 //   split of it does not (bench/NOTES.md, v9).
 static unsigned int fast_grid_for(const hip_context *c, int64_t pairs, int64_t units, int *shape,
