@@ -24,6 +24,8 @@
  *                      tokens {0, 1, 300} x swa x slot type, 8 heads mostly;
  *                      poisoned caches, counters, amax, ERANGE status and
  *                      message (reported by the call or by synchronize);
+ *   long_launches      calls of 8-57 million elements, long enough for a
+ *                      GPU's multi-wave launch shapes (skipped for "cpu");
  *   one_vs_tensor      implicit ONE == TENSOR 1.0 on the backend itself;
  *   erange             out-of-range tokens; the error is reported once;
  *   quantize           all 2^16 f16/bf16 inputs (and 2^20 f32) x formats x
@@ -182,11 +184,10 @@ static void matrix_case(cache_case *c, int i, int r)
 /* Runs c on the CPU, makes the poison differ from every byte the CPU
  * wrote, runs it on backend bi and compares the two results.  Returns the
  * number of differences; *first receives the first report. */
-static uint64_t run_pair(int bi, cache_case *c, cache_diff *d, char *first, size_t n)
+static uint64_t run_generated(int bi, cache_case *c, cache_diff *d, char *first, size_t n)
 {
 	cache_result want, got;
 	cache_diff one;
-	ck_assert_msg(cache_case_generate(c) == 0, "generate: %s", cache_case_error());
 	ck_assert_msg(cache_case_run(ref, c, &want) == 0, "cpu run: %s", cache_case_error());
 	ck_assert_msg(!want.setup_error[0], "cpu: %s", want.setup_error);
 	cache_case_fix_poison(c, &want);
@@ -204,6 +205,12 @@ static uint64_t run_pair(int bi, cache_case *c, cache_diff *d, char *first, size
 	return diffs;
 }
 
+static uint64_t run_pair(int bi, cache_case *c, cache_diff *d, char *first, size_t n)
+{
+	ck_assert_msg(cache_case_generate(c) == 0, "generate: %s", cache_case_error());
+	return run_generated(bi, c, d, first, n);
+}
+
 START_TEST(cache_matrix)
 {
 	static char first[6000];
@@ -219,6 +226,124 @@ START_TEST(cache_matrix)
 			cache_case_free(&c);
 		}
 	summary(_i, "cache matrix", d.cases, d.bytes_compared, d.bytes_differing);
+	ck_assert_msg(failures == 0, "%s: %d of %llu cases differ from the CPU; the first: %s",
+		      backend_names[_i], failures, (unsigned long long)d.cases, first);
+	ck_assert_uint_gt(d.bytes_compared, 0);
+}
+END_TEST
+
+/*
+ * Launches long enough for a GPU's multi-wave paths, which the matrix's
+ * 300 tokens never reach.  On a GPU of about 132 multiprocessors the HIP
+ * backend runs them as one wave of pipelined blocks (2.6 to 15 waves of
+ * work; rows of 4 to 32 vectors, and of two lengths), as a grid-stride
+ * loop past 16 waves (28000 tokens), and as a looping wave of one vector
+ * per lane (6000 tokens of 32 elements).  Most elements are finite
+ * quotients well inside the format, so that whole vectors take the
+ * hardware conversion as in real traffic; every 61st keeps the
+ * generator's value (NaN, Inf, overflow, ties), so vectors that fall back
+ * to the element path are interleaved with them.
+ */
+typedef struct long_case {
+	int64_t tokens, heads, dk, dv, block_size;
+	fp8kv_dtype in, cache;
+	fp8kv_scale_mode mode;
+	cache_case_layout layout;
+	int64_t out_of_range;
+} long_case;
+
+static const long_case long_cases[] = {
+	{32768, 1, 128, 128, 64, FP8KV_BF16, FP8KV_E4M3FN, FP8KV_SCALE_ONE, CACHE_CASE_NHD, 0},
+	{32768, 1, 128, 128, 64, FP8KV_BF16, FP8KV_E4M3FN, FP8KV_SCALE_TENSOR, CACHE_CASE_NHD, 1},
+	{32768, 1, 128, 128, 64, FP8KV_F16, FP8KV_E5M2, FP8KV_SCALE_TENSOR, CACHE_CASE_HND, 0},
+	{32768, 1, 128, 128, 64, FP8KV_F32, FP8KV_E4M3FN, FP8KV_SCALE_ONE, CACHE_CASE_NHD, 0},
+	{16384, 8, 128, 128, 16, FP8KV_BF16, FP8KV_E4M3FN, FP8KV_SCALE_TENSOR, CACHE_CASE_NHD, 0},
+	{16384, 8, 128, 128, 16, FP8KV_F16, FP8KV_E4M3FNUZ, FP8KV_SCALE_ONE, CACHE_CASE_HND, 2},
+	{16384, 4, 128, 64, 16, FP8KV_BF16, FP8KV_E5M2, FP8KV_SCALE_TENSOR, CACHE_CASE_NHD, 0},
+	{28000, 8, 128, 128, 16, FP8KV_BF16, FP8KV_E4M3FN, FP8KV_SCALE_ONE, CACHE_CASE_NHD, 1},
+	{28000, 8, 128, 128, 16, FP8KV_BF16, FP8KV_E4M3FN, FP8KV_SCALE_TENSOR, CACHE_CASE_HND, 0},
+	{6000, 8, 32, 32, 16, FP8KV_BF16, FP8KV_E4M3FN, FP8KV_SCALE_TENSOR, CACHE_CASE_NHD, 0},
+	{20000, 8, 32, 32, 16, FP8KV_F32, FP8KV_E5M2FNUZ, FP8KV_SCALE_ONE, CACHE_CASE_NHD, 1},
+	{12000, 8, 256, 256, 16, FP8KV_BF16, FP8KV_E4M3FN, FP8KV_SCALE_TENSOR, CACHE_CASE_NHD, 0},
+};
+
+/* Overwrites all but every 61st input element with x * s, x log-uniform
+ * in [2^-12, 0.9 fmax) (less where f16 would overflow) with a random
+ * sign: quotients that neither overflow nor are specials. */
+static void calm_inputs(cache_case *c, float fmax, uint64_t seed)
+{
+	void *side[2] = {c->key, c->value};
+	const size_t elems[2] = {c->key_elems, c->value_elems};
+	const float scale[2] = {c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->k_scale,
+				c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->v_scale};
+	uint64_t x = seed | 1;
+	for (int k = 0; k < 2; k++) {
+		double lim = 0.9 * fmax;
+		if (c->input_dtype == FP8KV_F16 && lim * scale[k] > 60000.0)
+			lim = 60000.0 / scale[k]; /* finite in f16 */
+		const double top = log2(lim);
+		for (size_t i = 0; i < elems[k]; i++) {
+			if (i % 61 == 0)
+				continue;
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+			const double u = (double)(x >> 11) * 0x1p-53;
+			const double v = exp2(-12.0 + u * (top + 12.0)) * scale[k];
+			cache_case_set_bits(side[k], c->input_dtype, i,
+					    cache_case_round_bits((x & 1) ? -v : v, c->input_dtype));
+		}
+	}
+}
+
+static float format_max(fp8kv_dtype f)
+{
+	switch (f) {
+	case FP8KV_E4M3FN: return 448.0f;
+	case FP8KV_E4M3FNUZ: return 240.0f;
+	default: return 57344.0f; /* e5m2, e5m2fnuz */
+	}
+}
+
+START_TEST(long_launches)
+{
+	static char first[6000];
+	cache_diff d;
+	int failures = 0;
+	first[0] = 0;
+	if (!strcmp(fp8kv_backend_name(backends[_i]), "cpu")) {
+		/* the CPU's work split does not depend on the call's length */
+		printf("[%s vs cpu] %-16s skipped: a GPU's launch shapes\n", backend_names[_i],
+		       "long launches");
+		return;
+	}
+	cache_diff_init(&d);
+	for (size_t i = 0; i < sizeof long_cases / sizeof long_cases[0]; i++) {
+		const long_case *lc = &long_cases[i];
+		cache_case c;
+		cache_case_init(&c);
+		c.seed = 70000 + i;
+		c.input_dtype = lc->in;
+		c.cache_dtype = lc->cache;
+		c.scale_mode = lc->mode;
+		c.overflow = i % 2 ? FP8KV_NONSATURATING : FP8KV_SATURATE;
+		c.layout = lc->layout;
+		c.num_tokens = lc->tokens;
+		c.num_heads = lc->heads;
+		c.head_dim_k = lc->dk;
+		c.head_dim_v = lc->dv;
+		c.block_size = lc->block_size;
+		c.slot_type = i % 3 ? FP8KV_INDEX_INT64 : FP8KV_INDEX_INT32;
+		c.padding_fraction = 0.1;
+		c.num_out_of_range = lc->out_of_range;
+		c.k_scale = 0.0478f;
+		c.v_scale = 3.0f;
+		/* the backend's fast path: no counters, amax or swa mapping */
+		c.want_overflow_count = c.want_nan_count = c.want_amax = 0;
+		ck_assert_msg(cache_case_generate(&c) == 0, "generate: %s", cache_case_error());
+		calm_inputs(&c, format_max(lc->cache), c.seed * 0x9E3779B97F4A7C15ull);
+		failures += run_generated(_i, &c, &d, first, sizeof first) != 0;
+		cache_case_free(&c);
+	}
+	summary(_i, "long launches", d.cases, d.bytes_compared, d.bytes_differing);
 	ck_assert_msg(failures == 0, "%s: %d of %llu cases differ from the CPU; the first: %s",
 		      backend_names[_i], failures, (unsigned long long)d.cases, first);
 	ck_assert_uint_gt(d.bytes_compared, 0);
@@ -704,6 +829,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("backends");
 	TCase *tc = tcase_create("vs_cpu");
 	tcase_add_loop_test(tc, cache_matrix, 0, nbackends);
+	tcase_add_loop_test(tc, long_launches, 0, nbackends);
 	tcase_add_loop_test(tc, one_vs_tensor, 0, nbackends);
 	tcase_add_loop_test(tc, erange, 0, nbackends);
 	tcase_add_loop_test(tc, quantize_all, 0, nbackends);
