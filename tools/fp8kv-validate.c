@@ -537,8 +537,11 @@ struct cache_shape {
 
 /* One group per (format, scale mode, policy), over input dtypes, layouts,
  * shapes (int32 and int64 slots, with and without the swa mapping and
- * out-of-range tokens) and seeds.  A cache of the input dtype (a plain copy)
- * is one more group, "copy". */
+ * out-of-range tokens), seeds, and with and without the optional outputs
+ * (overflow and NaN counters, amax): every other case leaves them out, as
+ * most callers do, and a GPU then runs its specialised kernels, which the
+ * outputs rule out.  A cache of the input dtype (a plain copy) is one more
+ * group, "copy". */
 static void check_cache_write(fp8kv_backend *b, fp8kv_backend *cpu)
 {
 	static const fp8kv_dtype inputs[3] = {FP8KV_BF16, FP8KV_F16, FP8KV_F32};
@@ -583,6 +586,7 @@ static void check_cache_write(fp8kv_backend *b, fp8kv_backend *cpu)
 					c.use_swa = sh == 2;
 					c.num_out_of_range = sh == 0 ? 2 : 0;
 					c.special_rows = 1;
+					c.want_overflow_count = c.want_nan_count = c.want_amax = k % 2;
 					c.seed = opt.seed * 1000003u + (uint64_t)k;
 					c.k_scale = 0.0478f;
 					c.v_scale = 3.0f;
