@@ -422,11 +422,19 @@ static __device__ __forceinline__ float divide_recip(float x, float s, float rs)
 }
 
 // Four codes (the elements of 16-bit input words w0 and w1, in order), each
-// given its input's sign bit: one byte permute gathers the four sign bytes.
+// given its input's sign bit: one byte permute gathers the four sign bytes,
+// and one LOP3 merges them, (codes & m) | (signs & ~m) with m = 0x7F7F7F7F;
+// 0xE4 is that function of 0xF0, 0xCC and 0xAA.  ptxas makes two LOP3 of
+// the same expression in C (bench/NOTES.md, after v9).
 static __device__ __forceinline__ unsigned int codes_signed_as(unsigned int codes,
 							       unsigned int w0, unsigned int w1)
 {
-	return (codes & 0x7F7F7F7Fu) | (__byte_perm(w0, w1, 0x7531) & 0x80808080u);
+	const unsigned int signs = __byte_perm(w0, w1, 0x7531);
+	unsigned int merged;
+	asm("lop3.b32 %0, %1, %2, %3, 0xE4;"
+	    : "=r"(merged)
+	    : "r"(codes), "r"(signs), "r"(0x7F7F7F7Fu));
+	return merged;
 }
 
 // The vector's elements as fp32 for the hardware path: f16 through the
