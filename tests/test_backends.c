@@ -211,6 +211,17 @@ static uint64_t run_pair(int bi, cache_case *c, cache_diff *d, char *first, size
 	return run_generated(bi, c, d, first, n);
 }
 
+/* A group of run_pair cases: its summary line, then no case may differ and
+ * some bytes must have been compared. */
+static void end_of_cases(int bi, const char *what, const cache_diff *d, int failures,
+			 const char *first)
+{
+	summary(bi, what, d->cases, d->bytes_compared, d->bytes_differing);
+	ck_assert_msg(failures == 0, "%s: %d of %llu cases differ from the CPU; the first: %s",
+		      backend_names[bi], failures, (unsigned long long)d->cases, first);
+	ck_assert_uint_gt(d->bytes_compared, 0);
+}
+
 START_TEST(cache_matrix)
 {
 	static char first[6000];
@@ -225,10 +236,7 @@ START_TEST(cache_matrix)
 			failures += run_pair(_i, &c, &d, first, sizeof first) != 0;
 			cache_case_free(&c);
 		}
-	summary(_i, "cache matrix", d.cases, d.bytes_compared, d.bytes_differing);
-	ck_assert_msg(failures == 0, "%s: %d of %llu cases differ from the CPU; the first: %s",
-		      backend_names[_i], failures, (unsigned long long)d.cases, first);
-	ck_assert_uint_gt(d.bytes_compared, 0);
+	end_of_cases(_i, "cache matrix", &d, failures, first);
 }
 END_TEST
 
@@ -334,10 +342,7 @@ START_TEST(long_launches)
 		failures += run_generated(_i, &c, &d, first, sizeof first) != 0;
 		cache_case_free(&c);
 	}
-	summary(_i, "long launches", d.cases, d.bytes_compared, d.bytes_differing);
-	ck_assert_msg(failures == 0, "%s: %d of %llu cases differ from the CPU; the first: %s",
-		      backend_names[_i], failures, (unsigned long long)d.cases, first);
-	ck_assert_uint_gt(d.bytes_compared, 0);
+	end_of_cases(_i, "long launches", &d, failures, first);
 }
 END_TEST
 
