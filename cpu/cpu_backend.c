@@ -50,7 +50,7 @@ typedef struct row_stats {
 } row_stats;
 
 /*
- * One element: the code of x / s (of x when !scaled), with, when counting,
+ * One element: the code of x / s (of x when not scaled), with, when counting,
  * ELEMENT_OVERFLOW for a finite x that is clipped (its quotient overflows,
  * or is already infinite) and ELEMENT_NAN for a NaN x.  The one definition
  * used by the arithmetic loops and by the lookup tables, so the two cannot
@@ -59,10 +59,29 @@ typedef struct row_stats {
 #define ELEMENT_OVERFLOW 0x100u
 #define ELEMENT_NAN 0x200u
 
-static ALWAYS_INLINE uint32_t quantize_element(float x, int scaled, int counting, float s,
-					       fp8kv_fp8_format f, int saturate)
+/*
+ * How an element is scaled: not at all, by any s, or by an s whose sign bit
+ * is clear.  For the last, the contract's sign of x / s is the sign of x,
+ * NaN quotient or not (fp8kv_fix_nan_sign), and the encoder reads only that
+ * sign and the magnitude, so x's sign bit set on the raw quotient stands in
+ * for the NaN fix-up at a fraction of its vector operations.
+ */
+enum scaling { SCALE_NONE, SCALE_ANY, SCALE_SIGN_CLEAR };
+
+static ALWAYS_INLINE float scaled_value(float x, enum scaling scaling, float s)
 {
-	const float y = scaled ? fp8kv_divide(x, s) : x;
+	if (scaling == SCALE_NONE)
+		return x;
+	if (scaling == SCALE_ANY)
+		return fp8kv_divide(x, s);
+	return fp8kv_bits_f32((fp8kv_f32_bits(x / s) & 0x7FFFFFFFu) |
+			      (fp8kv_f32_bits(x) & 0x80000000u));
+}
+
+static ALWAYS_INLINE uint32_t quantize_element(float x, enum scaling scaling, int counting,
+					       float s, fp8kv_fp8_format f, int saturate)
+{
+	const float y = scaled_value(x, scaling, s);
 	const uint32_t q = fp8kv_encode(y, f, saturate);
 	if (!counting)
 		return q & 0xFFu;
@@ -75,13 +94,14 @@ static ALWAYS_INLINE uint32_t quantize_element(float x, int scaled, int counting
 }
 
 /*
- * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype, scaled and
+ * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype, scaling and
  * counting as constants, so each combination becomes its own branch-free
  * loop.  The overflow count includes finite x whose quotient is already
  * infinite.
  */
 static ALWAYS_INLINE void quantize_row_generic(uint8_t *restrict dst, const void *restrict src,
-					       int64_t n, int dtype, int scaled, int counting,
+					       int64_t n, int dtype, enum scaling scaling,
+					       int counting,
 					       float s, fp8kv_fp8_format f, int saturate,
 					       row_stats *stats)
 {
@@ -90,7 +110,7 @@ static ALWAYS_INLINE void quantize_row_generic(uint8_t *restrict dst, const void
 		const int64_t end = n - begin < 1 << 20 ? n : begin + (1 << 20);
 		uint32_t overflows = 0, nans = 0;
 		for (int64_t i = begin; i < end; i++) {
-			const uint32_t e = quantize_element(fp8kv_load_f32(src, i, dtype), scaled,
+			const uint32_t e = quantize_element(fp8kv_load_f32(src, i, dtype), scaling,
 							    counting, s, f, saturate);
 			dst[i] = (uint8_t)e;
 			if (counting) {
@@ -130,11 +150,21 @@ static void quantize_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src,
 	row_stats unused;
 	if (!scale_stride) /* one scale for all */
 		join_back_to_back(&rows, &n, src_stride, dst_stride, dtype == FP8KV_CV_F32 ? 4 : 2);
+#define ROW_AS(DT, SCALING, CT, S)                                                       \
+	quantize_row_generic(dst + r * dst_stride, src + r * src_stride, n, DT, SCALING, CT, \
+			     S, f, saturate, CT ? stats : &unused)
 #define ROW(DT, SC, CT)                                                                   \
-	for (int64_t r = 0; r < rows; r++)                                                 \
-	quantize_row_generic(dst + r * dst_stride, src + r * src_stride, n, DT, SC, CT,    \
-			     SC ? scale[r * scale_stride] : 1.0f, f, saturate,             \
-			     CT ? stats : &unused)
+	do {                                                                              \
+		for (int64_t r = 0; r < rows; r++) {                                       \
+			const float s = SC ? scale[r * scale_stride] : 1.0f;               \
+			if (!(SC))                                                         \
+				ROW_AS(DT, SCALE_NONE, CT, s);                             \
+			else if (fp8kv_f32_bits(s) >> 31)                                  \
+				ROW_AS(DT, SCALE_ANY, CT, s);                              \
+			else                                                              \
+				ROW_AS(DT, SCALE_SIGN_CLEAR, CT, s);                       \
+		}                                                                         \
+	} while (0)
 #define ROWS(DT, SC)                                                                      \
 	do {                                                                              \
 		if (stats)                                                                \
@@ -152,6 +182,7 @@ static void quantize_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src,
 	}
 #undef ROWS
 #undef ROW
+#undef ROW_AS
 }
 
 /* max |x| over the finite elements of a row */
@@ -203,7 +234,8 @@ static ALWAYS_INLINE void build_table_generic(void *table, int64_t begin, int64_
 		for (int64_t j = 0; j < len; j++)
 			bits[j] = (uint16_t)(b + j);
 		for (int64_t j = 0; j < len; j++) {
-			const uint32_t e = quantize_element(fp8kv_load_f32(bits, j, dtype), scaled,
+			const uint32_t e = quantize_element(fp8kv_load_f32(bits, j, dtype),
+							    scaled ? SCALE_ANY : SCALE_NONE,
 							    counting, s, f, saturate);
 			if (counting)
 				((uint16_t *)table)[b + j] = (uint16_t)e;
