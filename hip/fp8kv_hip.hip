@@ -437,6 +437,53 @@ static __device__ __forceinline__ unsigned int codes_signed_as(unsigned int code
 	return merged;
 }
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // max.u16x2
+#define HAVE_INPUT_LIMIT 1
+// A cheaper test for the hardware path in long launches of 16-bit inputs:
+// input_limit(s, f) is the largest 16-bit magnitude T (as its bits, in
+// both halves of a word) with T <= last_to_max(f) * s.  For s with
+// recip_ok, inputs of magnitude <= T have quotients RN(x / s) <=
+// last_to_max(f) (rounding is monotonic and last_to_max(f) is an fp32
+// value): none overflows, and none is Inf or NaN, whose bits exceed any
+// finite T.  inputs_within() tests that on the packed inputs, two at a
+// time, where the quotients' maximum costs one or two instructions per
+// element.  range_edges in tests/test_backends.c holds the line to the CPU.
+template <int DT>
+static __device__ __forceinline__ uint32_t input_limit(float s, const fp8kv_fp8_format f)
+{
+	const float l = fp8kv_bits_f32(last_to_max(f));
+	const float q = l * s;  // may exceed l * s by half an ulp: mended below
+	uint32_t t;
+	float tf;
+	if (DT == FP8KV_CV_BF16) {
+		t = fp8kv_f32_bits(q) >> 16;  // toward zero
+		tf = fp8kv_bits_f32(t << 16);
+	} else {
+		unsigned short h;
+		asm("cvt.rz.f16.f32 %0, %1;" : "=h"(h) : "f"(q));  // toward zero, finite
+		asm("cvt.f32.f16 %0, %1;" : "=f"(tf) : "h"(h));
+		t = h;
+	}
+	// the sign of l * s - tf, exactly: both are multiples of 2^-80 or
+	// coarser for recip_ok scales, so the difference cannot underflow
+	if (__fmaf_rn(l, s, -tf) < 0.0f)
+		t -= 1;
+	return t | t << 16;
+}
+
+// Are the eight 16-bit magnitudes of v all <= the limit in lim2?
+static __device__ __forceinline__ bool inputs_within(const uint4 v, uint32_t lim2)
+{
+	uint32_t a = v.x & 0x7FFF7FFFu, b = v.y & 0x7FFF7FFFu;
+	uint32_t c = v.z & 0x7FFF7FFFu, d = v.w & 0x7FFF7FFFu;
+	asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(b));
+	asm("max.u16x2 %0, %1, %2;" : "=r"(c) : "r"(c), "r"(d));
+	asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(c));
+	asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(lim2));
+	return a == lim2;
+}
+#endif
+
 // The vector's elements as fp32 for the hardware path: f16 through the
 // hardware's widening (exact for every finite f16, subnormals included,
 // in one instruction where fp8kv_f16_to_f32 takes a dozen).  Infinities
@@ -515,16 +562,23 @@ static __device__ __noinline__ uint2 quantize_vec_fallback(unsigned char *dst, c
 
 // converts one 16-byte input vector and stores its 8 (or 4) codes; hw_ok
 // false sends the vector the element-by-element way (the fast kernel's
-// scale without an exact reciprocal)
-template <int DT, bool COUNT, int HOW>
+// scale without an exact reciprocal); LIMIT: 16-bit inputs are tested
+// against in_limit, input_limit() of the scale
+template <int DT, bool COUNT, int HOW, bool LIMIT = false>
 static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const uint4 v, float s,
 						       float rs, const fp8kv_fp8_format f, int saturate,
 						       unsigned int &overflows, unsigned int &nans,
-						       const bool hw_ok = true)
+						       const bool hw_ok = true, const uint32_t in_limit = 0)
 {
+	(void)in_limit;
 #ifdef HAVE_HW_FP8
 	constexpr bool F32 = DT == FP8KV_CV_F32;
 	constexpr int VE = F32 ? 4 : 8;
+#ifdef HAVE_INPUT_LIMIT
+	constexpr bool BY_INPUTS = LIMIT && !F32;
+#else
+	constexpr bool BY_INPUTS = false;
+#endif
 	if (HOW & HOW_HW) {
 		// When no quotient lies beyond the last value that rounds to max
 		// (so none overflows, none is Inf or NaN), the hardware's codes
@@ -537,10 +591,17 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 		for (int k = 0; k < VE; k++) {
 			y[k] = HOW & HOW_RECIP ? divide_recip<F32 ? 2 : 1, F32>(x[k], s, rs)
 			     : HOW & HOW_SCALED ? x[k] / s : x[k];
-			const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
-			amax = a > amax ? a : amax;  // a NaN goes the slow way
+			if (!BY_INPUTS) {
+				const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
+				amax = a > amax ? a : amax;  // a NaN goes the slow way
+			}
 		}
-		if (hw_ok && amax <= last_to_max(f)) {
+		bool fits = amax <= last_to_max(f);
+#ifdef HAVE_INPUT_LIMIT
+		if (BY_INPUTS)
+			fits = inputs_within(v, in_limit);
+#endif
+		if (hw_ok && fits) {
 			unsigned int lo = cvt_pair(y[0], y[1], f) | cvt_pair(y[2], y[3], f) << 16;
 			if (F32) {
 				*(unsigned int *)dst = lo;
@@ -1017,12 +1078,13 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
  *   of its last pair is resolved, rather than after its last stores: the
  *   round trip of the count's atomic then overlaps the other warps' work.
  */
-template <int DT, int FMT, int HOW, int VPL, bool FULL>
+template <int DT, int FMT, int HOW, int VPL, bool FULL, bool LIMIT>
 static __device__ __forceinline__ void convert_pair(unsigned char *const row[2],
 						    const uint4 x[2][VPL], const float s[2],
 						    const float rs[2], const uint32_t lane,
 						    const uint32_t team, const uint32_t nvec[2],
-						    const int saturate, const bool hw_ok = true)
+						    const int saturate, const uint32_t lim[2],
+						    const bool hw_ok = true)
 {
 	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	const fp8kv_fp8_format f = fp8kv_format_of(FMT);
@@ -1032,9 +1094,9 @@ static __device__ __forceinline__ void convert_pair(unsigned char *const row[2],
 #pragma unroll
 		for (int j = 0; j < VPL; j++)
 			if (FULL || lane + j * team < nvec[i])
-				quantize_vec_as<DT, false, HOW>(row[i] + (lane + j * team) * VE,
-								x[i][j], s[i], rs[i], f, saturate,
-								overflows, nans, hw_ok);
+				quantize_vec_as<DT, false, HOW, LIMIT>(
+					row[i] + (lane + j * team) * VE, x[i][j], s[i], rs[i], f,
+					saturate, overflows, nans, hw_ok, lim[i]);
 }
 
 // Pair `pair` (none past `pairs`): its token t, head h, raw slot and the
@@ -1069,7 +1131,9 @@ static __device__ __forceinline__ void fetch_pair(const rc_params &p, uint64_t p
 // own, so that a lane keeps a pair's loads in flight all the way through.
 // The second set of vectors costs registers: such a block is sized for
 // PIPE_MIN_BLOCKS per multiprocessor.
-template <int DT, int FMT, bool SCALED, int VPL, bool FULL, bool PIPELINED>
+// LIMIT: 16-bit inputs take the hardware path by input_limit(), worked out
+// once per block (fast_grid_for says when that pays).
+template <int DT, int FMT, bool SCALED, int VPL, bool FULL, bool PIPELINED, bool LIMIT>
 static __global__ void __launch_bounds__(BLOCK, PIPELINED ? PIPE_MIN_BLOCKS : LEAN_MIN_BLOCKS)
 reshape_and_cache_fast(const rc_params p)
 {
@@ -1087,6 +1151,11 @@ reshape_and_cache_fast(const rc_params p)
 	float s[2] = {1.0f, 1.0f}, rs[2] = {1.0f, 1.0f};
 	bool recip = HW != 0;
 	int error = 0;
+	uint32_t lim[2] = {0, 0};  // input_limit() of each side's scale
+#ifdef HAVE_INPUT_LIMIT
+	if (LIMIT && HW && !SCALED)
+		lim[0] = lim[1] = input_limit<DT>(1.0f, fp8kv_format_of(FMT));
+#endif
 
 	// Every block has at least one pair (the grids never hold more blocks
 	// than the pairs fill), so each counts itself finished in its last
@@ -1127,6 +1196,11 @@ reshape_and_cache_fast(const rc_params p)
 #ifdef HAVE_HW_FP8
 			recip = HW && recip_ok<DT>(s[0]) && recip_ok<DT>(s[1]);
 #endif
+#ifdef HAVE_INPUT_LIMIT
+			if (LIMIT && HW && recip)
+				for (int i = 0; i < 2; i++)
+					lim[i] = input_limit<DT>(s[i], fp8kv_format_of(FMT));
+#endif
 			have_scale = true;
 		}
 		const bool last = base + stride >= pairs;  // the block's last pair
@@ -1154,11 +1228,11 @@ reshape_and_cache_fast(const rc_params p)
 				 (offset * (uint32_t)sd.cache_slot + h * (uint32_t)sd.cache_head);
 		}
 		if (!SCALED)
-			convert_pair<DT, FMT, HW, VPL, FULL>(row, x, s, rs, lane, team, nvec,
-							     p.saturate);
+			convert_pair<DT, FMT, HW, VPL, FULL, LIMIT>(row, x, s, rs, lane, team, nvec,
+								    p.saturate, lim);
 		else
-			convert_pair<DT, FMT, HOW_SCALED | HW | HOW_RECIP, VPL, FULL>(
-				row, x, s, rs, lane, team, nvec, p.saturate, recip);
+			convert_pair<DT, FMT, HOW_SCALED | HW | HOW_RECIP, VPL, FULL, LIMIT>(
+				row, x, s, rs, lane, team, nvec, p.saturate, lim, recip);
 	}
 }
 
@@ -1643,8 +1717,9 @@ static int team_log2_for(int64_t units)
 	return l;
 }
 
-// The fast kernel's shapes: one vector per lane, or two (in turn pipelined)
-enum { FAST_VPL1, FAST_VPL2, FAST_VPL2_PIPELINED };
+// The fast kernel's shapes: one vector per lane, or two (in turn
+// pipelined, or in a long launch that tests the inputs against a limit)
+enum { FAST_VPL1, FAST_VPL2, FAST_VPL2_PIPELINED, FAST_VPL2_LIMIT };
 
 // The fast kernel's shape (FAST_*), team width and grid for `pairs` rows of
 // `units` vectors:
@@ -1659,7 +1734,10 @@ enum { FAST_VPL1, FAST_VPL2, FAST_VPL2_PIPELINED };
 //   and a block's fixed costs (its start, the scale's reciprocal, its
 //   count) are paid once.  Longer launches keep one pair per team: the
 //   hardware then balances the multiprocessors' work, which a wave's fixed
-//   split of it does not (bench/NOTES.md, v9).
+//   split of it does not (bench/NOTES.md, v9).  They test 16-bit inputs
+//   against input_limit(): fewer instructions per vector, for a limit
+//   worked out first, which cost shorter launches more than it saved
+//   (bench/NOTES.md, v11).
 static unsigned int fast_grid_for(const hip_context *c, int64_t pairs, int64_t units, int *shape,
 				  int *team_log2)
 {
@@ -1673,7 +1751,7 @@ static unsigned int fast_grid_for(const hip_context *c, int64_t pairs, int64_t u
 			return (unsigned int)wave;
 		}
 		if (blocks >= c->sm_count / 4 || units > MAX_TEAM) {
-			*shape = FAST_VPL2;
+			*shape = blocks > PIPELINED_WAVES * wave ? FAST_VPL2_LIMIT : FAST_VPL2;
 			return lean_grid_for(c, pairs, *team_log2);
 		}
 	}
@@ -1708,15 +1786,21 @@ template <int DT, int FMT, bool SCALED>
 static void launch_fast_rows(unsigned int grid, hipStream_t s, const rc_params &p, int shape,
 			     int full)
 {
-#define FAST(VPL, FULL, PIPELINED) \
-	reshape_and_cache_fast<DT, FMT, SCALED, VPL, FULL, PIPELINED><<<grid, BLOCK, 0, s>>>(p)
+	// the limit serves 16-bit inputs of the formats with hardware codes
+	// (not HW_FORMAT: host and device code must launch the same kernels)
+	constexpr bool LIMIT = DT != FP8KV_CV_F32 &&
+			       (FMT == FP8KV_CV_E4M3FN || FMT == FP8KV_CV_E5M2);
+#define FAST(VPL, FULL, PIPELINED, LIM) \
+	reshape_and_cache_fast<DT, FMT, SCALED, VPL, FULL, PIPELINED, LIM><<<grid, BLOCK, 0, s>>>(p)
 	switch (shape * 2 + !!full) {
-	case FAST_VPL1 * 2: FAST(1, false, false); break;
-	case FAST_VPL1 * 2 + 1: FAST(1, true, false); break;
-	case FAST_VPL2 * 2: FAST(2, false, false); break;
-	case FAST_VPL2 * 2 + 1: FAST(2, true, false); break;
-	case FAST_VPL2_PIPELINED * 2: FAST(2, false, true); break;
-	default: FAST(2, true, true); break;
+	case FAST_VPL1 * 2: FAST(1, false, false, false); break;
+	case FAST_VPL1 * 2 + 1: FAST(1, true, false, false); break;
+	case FAST_VPL2 * 2: FAST(2, false, false, false); break;
+	case FAST_VPL2 * 2 + 1: FAST(2, true, false, false); break;
+	case FAST_VPL2_LIMIT * 2: FAST(2, false, false, LIMIT); break;
+	case FAST_VPL2_LIMIT * 2 + 1: FAST(2, true, false, LIMIT); break;
+	case FAST_VPL2_PIPELINED * 2: FAST(2, false, true, false); break;
+	default: FAST(2, true, true, false); break;
 	}
 #undef FAST
 }

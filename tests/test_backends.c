@@ -346,6 +346,109 @@ START_TEST(long_launches)
 }
 END_TEST
 
+/*
+ * Vectors whose largest quotient sits at the edge of the format's range:
+ * in every 8-element vector one element is the 16-bit input nearest to
+ * M * s, or one or two steps either side of it, where M = fmax + half an
+ * ulp is the quotient that ties between fmax and the next binade; the
+ * rest are calm.  A GPU that decides from the packed inputs whether a
+ * vector may take the hardware conversion must draw that line exactly
+ * where the quotients do.  Both policies, so a vector let through wrongly
+ * shows as a saturated code where the contract wants Inf or NaN.
+ */
+static const float edge_scales[] = {1.0f, 0.0478f, 3.0f, 1.0f / 448, 0x1p-20f, 7.0f, 0.1f};
+#define N_EDGE_SCALES (sizeof edge_scales / sizeof edge_scales[0])
+
+static void edge_inputs(cache_case *c, fp8kv_dtype format, uint64_t seed)
+{
+	void *side[2] = {c->key, c->value};
+	const size_t elems[2] = {c->key_elems, c->value_elems};
+	const float scale[2] = {c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->k_scale,
+				c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->v_scale};
+	const double fmax = fp8kv_fp8_max(format);
+	const int mant = format == FP8KV_E4M3FN || format == FP8KV_E4M3FNUZ ? 3 : 2;
+	const double tie = fmax + ldexp(1.0, ilogb(fmax) - mant - 1);
+	const uint32_t inf_bits = c->input_dtype == FP8KV_F16 ? 0x7C00u : 0x7F80u;
+	uint64_t x = seed | 1;
+	for (int k = 0; k < 2; k++) {
+		const uint32_t edge = cache_case_round_bits(tie * scale[k], c->input_dtype) & 0x7FFFu;
+		const double top = log2(0.9 * fmax);
+		for (size_t v = 0; v + 8 <= elems[k]; v += 8) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+			const size_t at = v + (x >> 8) % 8;
+			for (size_t i = v; i < v + 8; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				uint32_t bits;
+				if (i == at) {
+					bits = edge + (uint32_t)((x >> 20) % 5) - 2u;
+					bits = bits > inf_bits ? inf_bits : bits;
+				} else {
+					const double u = (double)(x >> 11) * 0x1p-53;
+					bits = cache_case_round_bits(exp2(-12.0 + u * (top + 12.0)) *
+									     scale[k],
+								     c->input_dtype);
+				}
+				cache_case_set_bits(side[k], c->input_dtype, i,
+						    bits | (uint32_t)(x & 1) << 15);
+			}
+		}
+	}
+}
+
+START_TEST(range_edges)
+{
+	static const fp8kv_dtype edge_inputs_dt[2] = {FP8KV_BF16, FP8KV_F16};
+	/* on about 132 multiprocessors: rows of two vectors per lane, full
+	 * and not; a pipelined wave; a launch past 16 waves, contiguous, for
+	 * the formats with hardware codes and the policy that shows a vector
+	 * let through wrongly, with and without a scale */
+	static const int64_t shapes[4][4] = {{300, 8, 128, 128}, {300, 8, 96, 64},
+					     {2000, 8, 128, 128}, {28000, 8, 128, 128}};
+	static char first[6000];
+	cache_diff d;
+	int failures = 0, n = 0;
+	first[0] = 0;
+	if (!strcmp(fp8kv_backend_name(backends[_i]), "cpu")) {
+		/* the CPU decides per element, so there is no line to draw */
+		printf("[%s vs cpu] %-16s skipped: a GPU's vector paths\n", backend_names[_i],
+		       "range edges");
+		return;
+	}
+	cache_diff_init(&d);
+	for (int in = 0; in < 2; in++)
+		for (int f = 0; f < 4; f++)
+			for (int p = 0; p < 2; p++)
+				for (size_t sc = 0; sc < N_EDGE_SCALES; sc++, n++) {
+					const int longest = (f == 0 || f == 2) && p == 1 && sc <= 1;
+					const int64_t *sh = shapes[longest ? 3 : n % 3];
+					cache_case c;
+					cache_case_init(&c);
+					c.seed = 90000 + (uint64_t)n;
+					c.input_dtype = edge_inputs_dt[in];
+					c.cache_dtype = formats[f];
+					c.overflow = policies[p];
+					c.scale_mode = sc == 0 ? FP8KV_SCALE_ONE : FP8KV_SCALE_TENSOR;
+					c.k_scale = edge_scales[sc];
+					c.v_scale = edge_scales[(sc + 3) % N_EDGE_SCALES];
+					c.layout = (cache_case_layout)(n % (longest ? 2 : 3));
+					c.num_tokens = sh[0];
+					c.num_heads = sh[1];
+					c.head_dim_k = sh[2];
+					c.head_dim_v = sh[3];
+					c.block_size = 16;
+					c.padding_fraction = 0.05;
+					/* the backend's fast path */
+					c.want_overflow_count = c.want_nan_count = c.want_amax = 0;
+					ck_assert_msg(cache_case_generate(&c) == 0, "generate: %s",
+						      cache_case_error());
+					edge_inputs(&c, formats[f], c.seed * 0x9E3779B97F4A7C15ull);
+					failures += run_generated(_i, &c, &d, first, sizeof first) != 0;
+					cache_case_free(&c);
+				}
+	end_of_cases(_i, "range edges", &d, failures, first);
+}
+END_TEST
+
 /* ONE and TENSOR 1.0 give the same bytes on the backend (and the CPU's). */
 START_TEST(one_vs_tensor)
 {
@@ -826,6 +929,7 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("vs_cpu");
 	tcase_add_loop_test(tc, cache_matrix, 0, nbackends);
 	tcase_add_loop_test(tc, long_launches, 0, nbackends);
+	tcase_add_loop_test(tc, range_edges, 0, nbackends);
 	tcase_add_loop_test(tc, one_vs_tensor, 0, nbackends);
 	tcase_add_loop_test(tc, erange, 0, nbackends);
 	tcase_add_loop_test(tc, quantize_all, 0, nbackends);
