@@ -275,6 +275,39 @@ static const long_case long_cases[] = {
 	{12000, 8, 256, 256, 16, FP8KV_BF16, FP8KV_E4M3FN, FP8KV_SCALE_TENSOR, CACHE_CASE_NHD, 0},
 };
 
+/* Groups that only a GPU's kernels give a meaning skip the cpu backend,
+ * saying why; nonzero when skipped. */
+static int skip_on_cpu(int bi, const char *what, const char *why)
+{
+	if (strcmp(fp8kv_backend_name(backends[bi]), "cpu"))
+		return 0;
+	printf("[%s vs cpu] %-16s skipped: %s\n", backend_names[bi], what, why);
+	return 1;
+}
+
+/* The next state of a xorshift64 generator */
+static uint64_t next_random(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* s times a value log-uniform in [2^-12, 2^top), from the top bits of r */
+static double calm_value(uint64_t r, double top, float s)
+{
+	const double u = (double)(r >> 11) * 0x1p-53;
+	return exp2(-12.0 + u * (top + 12.0)) * s;
+}
+
+/* The scale of each side's quotients: k, v */
+static void side_scales(const cache_case *c, float scale[2])
+{
+	scale[0] = c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->k_scale;
+	scale[1] = c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->v_scale;
+}
+
 /* Overwrites all but every 61st input element with x * s, x log-uniform
  * in [2^-12, 0.9 fmax) (less where f16 would overflow) with a random
  * sign: quotients that neither overflow nor are specials. */
@@ -282,8 +315,8 @@ static void calm_inputs(cache_case *c, float fmax, uint64_t seed)
 {
 	void *side[2] = {c->key, c->value};
 	const size_t elems[2] = {c->key_elems, c->value_elems};
-	const float scale[2] = {c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->k_scale,
-				c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->v_scale};
+	float scale[2];
+	side_scales(c, scale);
 	uint64_t x = seed | 1;
 	for (int k = 0; k < 2; k++) {
 		double lim = 0.9 * fmax;
@@ -293,11 +326,10 @@ static void calm_inputs(cache_case *c, float fmax, uint64_t seed)
 		for (size_t i = 0; i < elems[k]; i++) {
 			if (i % 61 == 0)
 				continue;
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
-			const double u = (double)(x >> 11) * 0x1p-53;
-			const double v = exp2(-12.0 + u * (top + 12.0)) * scale[k];
+			const uint64_t r = next_random(&x);
+			const double v = calm_value(r, top, scale[k]);
 			cache_case_set_bits(side[k], c->input_dtype, i,
-					    cache_case_round_bits((x & 1) ? -v : v, c->input_dtype));
+					    cache_case_round_bits((r & 1) ? -v : v, c->input_dtype));
 		}
 	}
 }
@@ -308,12 +340,9 @@ START_TEST(long_launches)
 	cache_diff d;
 	int failures = 0;
 	first[0] = 0;
-	if (!strcmp(fp8kv_backend_name(backends[_i]), "cpu")) {
-		/* the CPU's work split does not depend on the call's length */
-		printf("[%s vs cpu] %-16s skipped: a GPU's launch shapes\n", backend_names[_i],
-		       "long launches");
+	/* the CPU's work split does not depend on the call's length */
+	if (skip_on_cpu(_i, "long launches", "a GPU's launch shapes"))
 		return;
-	}
 	cache_diff_init(&d);
 	for (size_t i = 0; i < sizeof long_cases / sizeof long_cases[0]; i++) {
 		const long_case *lc = &long_cases[i];
@@ -363,8 +392,8 @@ static void edge_inputs(cache_case *c, fp8kv_dtype format, uint64_t seed)
 {
 	void *side[2] = {c->key, c->value};
 	const size_t elems[2] = {c->key_elems, c->value_elems};
-	const float scale[2] = {c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->k_scale,
-				c->scale_mode == FP8KV_SCALE_ONE ? 1.0f : c->v_scale};
+	float scale[2];
+	side_scales(c, scale);
 	const double fmax = fp8kv_fp8_max(format);
 	const int mant = format == FP8KV_E4M3FN || format == FP8KV_E4M3FNUZ ? 3 : 2;
 	const double tie = fmax + ldexp(1.0, ilogb(fmax) - mant - 1);
@@ -374,22 +403,19 @@ static void edge_inputs(cache_case *c, fp8kv_dtype format, uint64_t seed)
 		const uint32_t edge = cache_case_round_bits(tie * scale[k], c->input_dtype) & 0x7FFFu;
 		const double top = log2(0.9 * fmax);
 		for (size_t v = 0; v + 8 <= elems[k]; v += 8) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
-			const size_t at = v + (x >> 8) % 8;
+			const size_t at = v + (next_random(&x) >> 8) % 8;
 			for (size_t i = v; i < v + 8; i++) {
-				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				const uint64_t r = next_random(&x);
 				uint32_t bits;
 				if (i == at) {
-					bits = edge + (uint32_t)((x >> 20) % 5) - 2u;
+					bits = edge + (uint32_t)((r >> 20) % 5) - 2u;
 					bits = bits > inf_bits ? inf_bits : bits;
 				} else {
-					const double u = (double)(x >> 11) * 0x1p-53;
-					bits = cache_case_round_bits(exp2(-12.0 + u * (top + 12.0)) *
-									     scale[k],
+					bits = cache_case_round_bits(calm_value(r, top, scale[k]),
 								     c->input_dtype);
 				}
 				cache_case_set_bits(side[k], c->input_dtype, i,
-						    bits | (uint32_t)(x & 1) << 15);
+						    bits | (uint32_t)(r & 1) << 15);
 			}
 		}
 	}
@@ -408,12 +434,9 @@ START_TEST(range_edges)
 	cache_diff d;
 	int failures = 0, n = 0;
 	first[0] = 0;
-	if (!strcmp(fp8kv_backend_name(backends[_i]), "cpu")) {
-		/* the CPU decides per element, so there is no line to draw */
-		printf("[%s vs cpu] %-16s skipped: a GPU's vector paths\n", backend_names[_i],
-		       "range edges");
+	/* the CPU decides per element, so there is no line to draw */
+	if (skip_on_cpu(_i, "range edges", "a GPU's vector paths"))
 		return;
-	}
 	cache_diff_init(&d);
 	for (int in = 0; in < 2; in++)
 		for (int f = 0; f < 4; f++)
