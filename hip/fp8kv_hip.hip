@@ -854,8 +854,21 @@ typedef struct block_tally {
 	int error;  // an out-of-range token was recorded
 } block_tally;
 
+// The first step of every kernel launched on the caller's stream (the
+// cache writes and the flat conversions).  They are dependent launches
+// (fp8kv_launch in hip_compat.h) where the device has them, which may start
+// before the kernel ahead of them has finished: nothing reads or writes
+// global memory before the wait.  Once past it, the kernel after this one
+// may be scheduled early (and waits in turn).
+static __device__ __forceinline__ void begin_after_prior_grid(void)
+{
+	fp8kv_wait_prior_grid();
+	fp8kv_release_next_grid();
+}
+
 static __device__ __forceinline__ void block_begin(const rc_params &p, block_tally &b)
 {
+	begin_after_prior_grid();
 	if (threadIdx.x == 0) {
 		b.overflows = 0;
 		b.nans = 0;
@@ -1139,6 +1152,7 @@ reshape_and_cache_fast(const rc_params p)
 {
 	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	constexpr int HW = HW_FORMAT(FMT) ? HOW_HW : 0;
+	begin_after_prior_grid();
 	const uint32_t team = 1u << p.team_log2;
 	const uint32_t lane = threadIdx.x & (team - 1);
 	const uint32_t teams_per_block = BLOCK >> p.team_log2;
@@ -1243,6 +1257,7 @@ static __global__ void __launch_bounds__(BLOCK) quantize_kernel(const flat_param
 {
 	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	__shared__ unsigned long long block_overflows;
+	begin_after_prior_grid();
 	if (threadIdx.x == 0)
 		block_overflows = 0;
 	__syncthreads();
@@ -1283,6 +1298,7 @@ static __global__ void __launch_bounds__(BLOCK) quantize_kernel(const flat_param
 template <int DT>
 static __global__ void __launch_bounds__(BLOCK) dequantize_kernel(const flat_params p)
 {
+	begin_after_prior_grid();
 	const fp8kv_fp8_format f = fp8kv_format_of(p.format);
 	const float s = p.scaled ? p.scale[0] : 1.0f;
 	const int64_t stride = (int64_t)gridDim.x * BLOCK;
@@ -1401,6 +1417,7 @@ typedef struct hip_context {
 	host_report *report;        // mapped host memory, host address
 	host_report *report_dev;    // its device address
 	unsigned int eager_seq, graph_seq;
+	int dependent_launch;       // kernels as dependent launches (sm_90+)
 	pthread_mutex_t lock;       // report consumption
 	char name[24];
 	char description[320];
@@ -1521,6 +1538,13 @@ static fp8kv_status hip_open(int device, void **out)
 		goto fail;
 	}
 	c->sm_count = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
+#ifdef FP8KV_HAVE_DEPENDENT_LAUNCH
+	{
+		// from sm_90 on; FP8KV_HIP_DEPENDENT_LAUNCH=0 turns them off
+		const char *env = getenv("FP8KV_HIP_DEPENDENT_LAUNCH");
+		c->dependent_launch = prop.major >= 9 && !(env && strcmp(env, "0") == 0);
+	}
+#endif
 	{
 		char arch[64];
 #if defined(__NVCC__)
@@ -1782,53 +1806,60 @@ static int fast_eligible(const fp8kv_cache_write *d, const rc_params *p)
 	return 1;
 }
 
+// Where a cache write launches; dependent: as a programmatic dependent
+// launch (begin_after_prior_grid), where the device has it.
+typedef struct write_launch {
+	unsigned int grid;
+	hipStream_t stream;
+	int dependent;
+} write_launch;
+
+template <typename Kernel>
+static hipError_t launch_write(Kernel kernel, const write_launch &at, const rc_params &p)
+{
+	return fp8kv_launch(kernel, at.grid, BLOCK, at.stream, at.dependent, p);
+}
+
 template <int DT, int FMT, bool SCALED>
-static void launch_fast_rows(unsigned int grid, hipStream_t s, const rc_params &p, int shape,
-			     int full)
+static hipError_t launch_fast_rows(const write_launch &at, const rc_params &p, int shape, int full)
 {
 	// the limit serves 16-bit inputs of the formats with hardware codes
 	// (not HW_FORMAT: host and device code must launch the same kernels)
 	constexpr bool LIMIT = DT != FP8KV_CV_F32 &&
 			       (FMT == FP8KV_CV_E4M3FN || FMT == FP8KV_CV_E5M2);
 #define FAST(VPL, FULL, PIPELINED, LIM) \
-	reshape_and_cache_fast<DT, FMT, SCALED, VPL, FULL, PIPELINED, LIM><<<grid, BLOCK, 0, s>>>(p)
+	launch_write(reshape_and_cache_fast<DT, FMT, SCALED, VPL, FULL, PIPELINED, LIM>, at, p)
 	switch (shape * 2 + !!full) {
-	case FAST_VPL1 * 2: FAST(1, false, false, false); break;
-	case FAST_VPL1 * 2 + 1: FAST(1, true, false, false); break;
-	case FAST_VPL2 * 2: FAST(2, false, false, false); break;
-	case FAST_VPL2 * 2 + 1: FAST(2, true, false, false); break;
-	case FAST_VPL2_LIMIT * 2: FAST(2, false, false, LIMIT); break;
-	case FAST_VPL2_LIMIT * 2 + 1: FAST(2, true, false, LIMIT); break;
-	case FAST_VPL2_PIPELINED * 2: FAST(2, false, true, false); break;
-	default: FAST(2, true, true, false); break;
+	case FAST_VPL1 * 2: return FAST(1, false, false, false);
+	case FAST_VPL1 * 2 + 1: return FAST(1, true, false, false);
+	case FAST_VPL2 * 2: return FAST(2, false, false, false);
+	case FAST_VPL2 * 2 + 1: return FAST(2, true, false, false);
+	case FAST_VPL2_LIMIT * 2: return FAST(2, false, false, LIMIT);
+	case FAST_VPL2_LIMIT * 2 + 1: return FAST(2, true, false, LIMIT);
+	case FAST_VPL2_PIPELINED * 2: return FAST(2, false, true, false);
+	default: return FAST(2, true, true, false);
 	}
 #undef FAST
 }
 
 template <int DT, int FMT>
-static void launch_fast(unsigned int grid, hipStream_t s, const rc_params &p, int scaled,
-			int shape, int full)
+static hipError_t launch_fast(const write_launch &at, const rc_params &p, int scaled, int shape,
+			      int full)
 {
-	if (scaled)
-		launch_fast_rows<DT, FMT, true>(grid, s, p, shape, full);
-	else
-		launch_fast_rows<DT, FMT, false>(grid, s, p, shape, full);
+	return scaled ? launch_fast_rows<DT, FMT, true>(at, p, shape, full)
+		      : launch_fast_rows<DT, FMT, false>(at, p, shape, full);
 }
 
 // full: every lane of a team has VPL vectors in both rows
 template <int DT>
-static void launch_fast_dt(unsigned int grid, hipStream_t s, const rc_params &p, int scaled,
-			   int shape, int full)
+static hipError_t launch_fast_dt(const write_launch &at, const rc_params &p, int scaled, int shape,
+				 int full)
 {
 	switch (p.cache_dtype) {
-	case FP8KV_E4M3FNUZ:
-		launch_fast<DT, FP8KV_CV_E4M3FNUZ>(grid, s, p, scaled, shape, full);
-		break;
-	case FP8KV_E5M2: launch_fast<DT, FP8KV_CV_E5M2>(grid, s, p, scaled, shape, full); break;
-	case FP8KV_E5M2FNUZ:
-		launch_fast<DT, FP8KV_CV_E5M2FNUZ>(grid, s, p, scaled, shape, full);
-		break;
-	default: launch_fast<DT, FP8KV_CV_E4M3FN>(grid, s, p, scaled, shape, full); break;
+	case FP8KV_E4M3FNUZ: return launch_fast<DT, FP8KV_CV_E4M3FNUZ>(at, p, scaled, shape, full);
+	case FP8KV_E5M2: return launch_fast<DT, FP8KV_CV_E5M2>(at, p, scaled, shape, full);
+	case FP8KV_E5M2FNUZ: return launch_fast<DT, FP8KV_CV_E5M2FNUZ>(at, p, scaled, shape, full);
+	default: return launch_fast<DT, FP8KV_CV_E4M3FN>(at, p, scaled, shape, full);
 	}
 }
 
@@ -1923,29 +1954,28 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 			: __atomic_fetch_add(&c->eager_seq, 1u, __ATOMIC_RELAXED) % RING_EAGER;
 	p.entry = (err_entry *)((char *)c->dev + offsetof(dev_state, ring) + slot * sizeof(err_entry));
 
-	const unsigned int grid =
-		grid_for(c, d->num_tokens * d->num_heads, (int64_t)(BLOCK >> team_log2));
+	write_launch at = {grid_for(c, d->num_tokens * d->num_heads, (int64_t)(BLOCK >> team_log2)), s,
+			   c->dependent_launch};
 	const int lean = fp8 && k->vec && v->vec && units <= 2 * MAX_TEAM;
 	const int count = d->overflow_count || d->nan_count;
+	hipError_t e;
 	if (lean && fast_eligible(d, &p)) {
 		int shape;
-		const unsigned int fast_grid =
-			fast_grid_for(c, d->num_tokens * d->num_heads, units, &shape, &p.team_log2);
+		at.grid = fast_grid_for(c, d->num_tokens * d->num_heads, units, &shape, &p.team_log2);
 		const int scaled = d->scale_mode == FP8KV_SCALE_TENSOR;
 		const int64_t row_vectors = (int64_t)(shape == FAST_VPL1 ? 1 : 2) << p.team_log2;
 		const int full = k->head_dim / ve == row_vectors && v->head_dim / ve == row_vectors;
 		switch (d->input_dtype) {
-		case FP8KV_F32: launch_fast_dt<FP8KV_CV_F32>(fast_grid, s, p, scaled, shape, full); break;
-		case FP8KV_F16: launch_fast_dt<FP8KV_CV_F16>(fast_grid, s, p, scaled, shape, full); break;
-		default: launch_fast_dt<FP8KV_CV_BF16>(fast_grid, s, p, scaled, shape, full); break;
+		case FP8KV_F32: e = launch_fast_dt<FP8KV_CV_F32>(at, p, scaled, shape, full); break;
+		case FP8KV_F16: e = launch_fast_dt<FP8KV_CV_F16>(at, p, scaled, shape, full); break;
+		default: e = launch_fast_dt<FP8KV_CV_BF16>(at, p, scaled, shape, full); break;
 		}
 	} else if (lean) {
 		// rows of 8 vectors or more: 2 per lane, in a team half as wide
 		const int vpl = units >= 8 ? 2 : 1;
 		p.team_log2 = team_log2_for((units + vpl - 1) / vpl);
-		const unsigned int lean_grid =
-			lean_grid_for(c, d->num_tokens * d->num_heads, p.team_log2);
-#define LEAN(DT, COUNT, VPL) reshape_and_cache_lean<DT, COUNT, VPL><<<lean_grid, BLOCK, 0, s>>>(p)
+		at.grid = lean_grid_for(c, d->num_tokens * d->num_heads, p.team_log2);
+#define LEAN(DT, COUNT, VPL) e = launch_write(reshape_and_cache_lean<DT, COUNT, VPL>, at, p)
 		switch ((d->input_dtype * 2 + count) * 2 + (vpl == 2)) {
 		case (FP8KV_F32 * 2) * 2: LEAN(FP8KV_CV_F32, false, 1); break;
 		case (FP8KV_F32 * 2) * 2 + 1: LEAN(FP8KV_CV_F32, false, 2); break;
@@ -1961,30 +1991,20 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_cache_write *d,
 		default: LEAN(FP8KV_CV_BF16, true, 2); break;
 		}
 #undef LEAN
-	} else switch (d->input_dtype * 2 + fp8) {
-	case FP8KV_F32 * 2:
-		reshape_and_cache_kernel<FP8KV_CV_F32, false><<<grid, BLOCK, 0, s>>>(p);
-		break;
-	case FP8KV_F32 * 2 + 1:
-		reshape_and_cache_kernel<FP8KV_CV_F32, true><<<grid, BLOCK, 0, s>>>(p);
-		break;
-	case FP8KV_F16 * 2:
-		reshape_and_cache_kernel<FP8KV_CV_F16, false><<<grid, BLOCK, 0, s>>>(p);
-		break;
-	case FP8KV_F16 * 2 + 1:
-		reshape_and_cache_kernel<FP8KV_CV_F16, true><<<grid, BLOCK, 0, s>>>(p);
-		break;
-	case FP8KV_BF16 * 2:
-		reshape_and_cache_kernel<FP8KV_CV_BF16, false><<<grid, BLOCK, 0, s>>>(p);
-		break;
-	default:
-		reshape_and_cache_kernel<FP8KV_CV_BF16, true><<<grid, BLOCK, 0, s>>>(p);
-		break;
+	} else {
+#define GENERAL(DT, FP8) e = launch_write(reshape_and_cache_kernel<DT, FP8>, at, p)
+		switch (d->input_dtype * 2 + fp8) {
+		case FP8KV_F32 * 2: GENERAL(FP8KV_CV_F32, false); break;
+		case FP8KV_F32 * 2 + 1: GENERAL(FP8KV_CV_F32, true); break;
+		case FP8KV_F16 * 2: GENERAL(FP8KV_CV_F16, false); break;
+		case FP8KV_F16 * 2 + 1: GENERAL(FP8KV_CV_F16, true); break;
+		case FP8KV_BF16 * 2: GENERAL(FP8KV_CV_BF16, false); break;
+		default: GENERAL(FP8KV_CV_BF16, true); break;
+		}
+#undef GENERAL
 	}
-	const hipError_t e = hipGetLastError();
 	if (e != hipSuccess)
-		return host->set_error(FP8KV_EBACKEND, "hip: reshape_and_cache launch: %s",
-				       hipGetErrorString(e));
+		return runtime_error(FP8KV_EBACKEND, "reshape_and_cache launch", e);
 	return have_earlier ? report_error(&earlier) : FP8KV_OK;
 }
 
@@ -2008,18 +2028,19 @@ static fp8kv_status hip_quantize(void *ctx, const fp8kv_convert_args *a, void *s
 	p.scaled = a->scale_mode == FP8KV_SCALE_TENSOR;
 	p.vec = (uintptr_t)a->src % 16 == 0 && (uintptr_t)a->dst % (uintptr_t)ve == 0;
 	const unsigned int grid = grid_for(c, p.vec ? (p.count + ve - 1) / ve : p.count, BLOCK);
+	hipError_t e;
+#define QUANTIZE(DT, COUNT) \
+	e = fp8kv_launch(quantize_kernel<DT, COUNT>, grid, BLOCK, s, c->dependent_launch, p)
 	switch (a->src_dtype * 2 + (p.overflow_count != NULL)) {
-	case FP8KV_F32 * 2: quantize_kernel<FP8KV_CV_F32, false><<<grid, BLOCK, 0, s>>>(p); break;
-	case FP8KV_F32 * 2 + 1: quantize_kernel<FP8KV_CV_F32, true><<<grid, BLOCK, 0, s>>>(p); break;
-	case FP8KV_F16 * 2: quantize_kernel<FP8KV_CV_F16, false><<<grid, BLOCK, 0, s>>>(p); break;
-	case FP8KV_F16 * 2 + 1: quantize_kernel<FP8KV_CV_F16, true><<<grid, BLOCK, 0, s>>>(p); break;
-	case FP8KV_BF16 * 2: quantize_kernel<FP8KV_CV_BF16, false><<<grid, BLOCK, 0, s>>>(p); break;
-	default: quantize_kernel<FP8KV_CV_BF16, true><<<grid, BLOCK, 0, s>>>(p); break;
+	case FP8KV_F32 * 2: QUANTIZE(FP8KV_CV_F32, false); break;
+	case FP8KV_F32 * 2 + 1: QUANTIZE(FP8KV_CV_F32, true); break;
+	case FP8KV_F16 * 2: QUANTIZE(FP8KV_CV_F16, false); break;
+	case FP8KV_F16 * 2 + 1: QUANTIZE(FP8KV_CV_F16, true); break;
+	case FP8KV_BF16 * 2: QUANTIZE(FP8KV_CV_BF16, false); break;
+	default: QUANTIZE(FP8KV_CV_BF16, true); break;
 	}
-	const hipError_t e = hipGetLastError();
-	return e == hipSuccess ? FP8KV_OK
-			       : host->set_error(FP8KV_EBACKEND, "hip: quantize launch: %s",
-						 hipGetErrorString(e));
+#undef QUANTIZE
+	return e == hipSuccess ? FP8KV_OK : runtime_error(FP8KV_EBACKEND, "quantize launch", e);
 }
 
 static fp8kv_status hip_dequantize(void *ctx, const fp8kv_convert_args *a, void *stream)
@@ -2036,15 +2057,16 @@ static fp8kv_status hip_dequantize(void *ctx, const fp8kv_convert_args *a, void 
 	p.format = a->src_dtype;
 	p.scaled = a->scale_mode == FP8KV_SCALE_TENSOR;
 	const unsigned int grid = grid_for(c, p.count, BLOCK);
+	hipError_t e;
+#define DEQUANTIZE(DT) \
+	e = fp8kv_launch(dequantize_kernel<DT>, grid, BLOCK, s, c->dependent_launch, p)
 	switch (a->dst_dtype) {
-	case FP8KV_F32: dequantize_kernel<FP8KV_CV_F32><<<grid, BLOCK, 0, s>>>(p); break;
-	case FP8KV_F16: dequantize_kernel<FP8KV_CV_F16><<<grid, BLOCK, 0, s>>>(p); break;
-	default: dequantize_kernel<FP8KV_CV_BF16><<<grid, BLOCK, 0, s>>>(p); break;
+	case FP8KV_F32: DEQUANTIZE(FP8KV_CV_F32); break;
+	case FP8KV_F16: DEQUANTIZE(FP8KV_CV_F16); break;
+	default: DEQUANTIZE(FP8KV_CV_BF16); break;
 	}
-	const hipError_t e = hipGetLastError();
-	return e == hipSuccess ? FP8KV_OK
-			       : host->set_error(FP8KV_EBACKEND, "hip: dequantize launch: %s",
-						 hipGetErrorString(e));
+#undef DEQUANTIZE
+	return e == hipSuccess ? FP8KV_OK : runtime_error(FP8KV_EBACKEND, "dequantize launch", e);
 }
 
 /* ---- synchronous helpers ---- */

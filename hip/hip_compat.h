@@ -7,9 +7,10 @@
  * nvcc compiles the same sources (-x cu) against the CUDA runtime directly:
  * HIP's own NVIDIA headers are tied to one CUDA release (those of Debian's
  * ROCm 5.2 do not compile against CUDA 13), so this file maps the hip*
- * names the sources use to their cuda* equivalents, and nothing else.
- * Kernel language (__global__, __shared__, atomics, vector types) is
- * common to both and needs no mapping.
+ * names the sources use to their cuda* equivalents.  Kernel language
+ * (__global__, __shared__, atomics, vector types) is common to both and
+ * needs no mapping.  One thing HIP lacks has a wrapper of its own here:
+ * programmatic dependent launch (fp8kv_launch, below).
  */
 #ifndef FP8KV_HIP_COMPAT_H
 #define FP8KV_HIP_COMPAT_H
@@ -32,6 +33,7 @@
 #define hipGetDeviceProperties cudaGetDeviceProperties
 #define hipDeviceGetAttribute cudaDeviceGetAttribute
 #define hipDeviceAttributeL2CacheSize cudaDevAttrL2CacheSize
+#define hipDeviceAttributeComputeCapabilityMajor cudaDevAttrComputeCapabilityMajor
 #define hipDeviceSynchronize cudaDeviceSynchronize
 #define hipFuncAttributes cudaFuncAttributes
 #define hipFuncGetAttributes cudaFuncGetAttributes
@@ -97,5 +99,63 @@ static inline cudaError_t fp8kv_compat_graph_instantiate(cudaGraphExec_t *exec, 
 #include <hip/hip_runtime.h>
 
 #endif
+
+#include <utility>
+
+/*
+ * Programmatic dependent launch, CUDA on sm_90 and later.  A kernel
+ * launched by fp8kv_launch(..., dependent = 1) may be scheduled while the
+ * kernel before it on the stream is still finishing, so that its launch
+ * latency hides behind that kernel's tail.  Such a kernel must call
+ * fp8kv_wait_prior_grid() before its first access to global memory: that
+ * waits until the kernel before has completed and its writes are visible,
+ * exactly as ordinary stream order would.  fp8kv_release_next_grid() lets
+ * the kernel after it be scheduled early in turn (that kernel still waits,
+ * if it asked for early launch, until this one completes).  Elsewhere the
+ * launch is an ordinary one and both calls do nothing.
+ */
+#if defined(__NVCC__)
+#define FP8KV_HAVE_DEPENDENT_LAUNCH 1
+template <typename... Params, typename... Args>
+static inline cudaError_t fp8kv_launch(void (*kernel)(Params...), unsigned int grid,
+				       unsigned int block, cudaStream_t stream, int dependent,
+				       Args &&...args)
+{
+	cudaLaunchAttribute attr[1];
+	attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+	attr[0].val.programmaticStreamSerializationAllowed = dependent ? 1 : 0;
+	cudaLaunchConfig_t config = {};
+	config.gridDim = dim3(grid);
+	config.blockDim = dim3(block);
+	config.stream = stream;
+	config.attrs = attr;
+	config.numAttrs = 1;
+	return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+#else
+template <typename... Params, typename... Args>
+static inline hipError_t fp8kv_launch(void (*kernel)(Params...), unsigned int grid,
+				      unsigned int block, hipStream_t stream, int dependent,
+				      Args &&...args)
+{
+	(void)dependent;
+	kernel<<<grid, block, 0, stream>>>(std::forward<Args>(args)...);
+	return hipGetLastError();
+}
+#endif
+
+static __device__ __forceinline__ void fp8kv_wait_prior_grid(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+static __device__ __forceinline__ void fp8kv_release_next_grid(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
 #endif /* FP8KV_HIP_COMPAT_H */

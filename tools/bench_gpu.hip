@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // bench_gpu.hip - fp8kv-bench on a GPU: events for timing, graphs so that
 // small shapes are not measured as launch gaps, and the streaming ceiling.
-#include "hip_compat.h"
+#include <stdlib.h>
+#include <string.h>
 
+#include "hip_compat.h"
 
 #include "bench_device.h"
 
@@ -12,6 +14,8 @@
 static __global__ void stream_ceiling_kernel(uint2 *__restrict__ dst,
 					     const uint4 *__restrict__ src, size_t vectors)
 {
+	fp8kv_wait_prior_grid();  // as the library's kernels begin
+	fp8kv_release_next_grid();
 	const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i >= vectors)
 		return;
@@ -32,13 +36,33 @@ static __global__ void stream_ceiling_tail(uint8_t *dst, const uint16_t *src, si
 		dst[i] = (uint8_t)(src[i] >> 8);
 }
 
+// The ceiling launches as the library's kernels do (fp8kv_hip.hip,
+// hip_open): as dependent launches from sm_90 on, unless
+// FP8KV_HIP_DEPENDENT_LAUNCH=0, so that both gain the same overlap of one
+// launch with the next.
+static int gpu_dependent_launch(void)
+{
+	static int dependent = -1;
+	if (dependent < 0) {
+		int device = 0, major = 0;
+		const char *env = getenv("FP8KV_HIP_DEPENDENT_LAUNCH");
+		dependent = hipGetDevice(&device) == hipSuccess &&
+			    hipDeviceGetAttribute(&major, hipDeviceAttributeComputeCapabilityMajor,
+						  device) == hipSuccess &&
+			    major >= 9 && !(env && strcmp(env, "0") == 0);
+	}
+	return dependent;
+}
+
 static int gpu_stream_ceiling(uint8_t *dst, const uint16_t *src, size_t count, void *stream)
 {
 	const hipStream_t s = (hipStream_t)stream;
 	const size_t vectors = count / 8, threads = 256;
-	if (vectors)
-		stream_ceiling_kernel<<<(unsigned)((vectors + threads - 1) / threads), threads, 0, s>>>(
-			(uint2 *)dst, (const uint4 *)src, vectors);
+	if (vectors &&
+	    fp8kv_launch(stream_ceiling_kernel, (unsigned)((vectors + threads - 1) / threads),
+			 (unsigned)threads, s, gpu_dependent_launch(), (uint2 *)dst,
+			 (const uint4 *)src, vectors) != hipSuccess)
+		return 1;
 	if (count % 8)
 		stream_ceiling_tail<<<1, 8, 0, s>>>(dst, src, vectors * 8, count);
 	return hipGetLastError() != hipSuccess;
