@@ -643,6 +643,147 @@ static uint64_t count_diff(const uint8_t *a, const uint8_t *b, size_t n, size_t 
 	return k;
 }
 
+/* ------------------------------------------------------- stream order */
+
+/*
+ * Calls queued on one stream see what the calls before them wrote.  Six
+ * calls, each reading the buffer the one before it filled, are queued
+ * without a synchronize: a write, a dequantization of its cache, a write
+ * from that, and so on.  Every output starts as poison; a kernel that read
+ * its input before the previous kernel's writes were visible (a GPU that
+ * starts kernels early, as dependent launches do, and lets them read too
+ * soon) would carry poison or stale codes into the bytes compared here.
+ * The rows fill the cache exactly (NHD), so a cache read flat is the rows
+ * of the next write, in slot order.
+ */
+enum { SO_TOKENS = 16384, SO_HEADS = 8, SO_DIM = 128, SO_BS = 16, SO_STAGES = 6 };
+#define SO_ELEMS ((size_t)2 * SO_TOKENS * SO_HEADS * SO_DIM) /* keys, then values */
+
+static const char *const so_names[SO_STAGES] = {"write 1", "dequantize 1", "write 2",
+						 "dequantize 2", "write 3", "quantize"};
+
+/* The chain on b from the bf16 rows x and the slots; out[k] receives stage
+ * k's output (SO_ELEMS codes or bf16 values).  Nonzero on an error. */
+static int stream_chain(fp8kv_backend *b, const uint16_t *x, const int64_t *slots, float scale,
+			uint8_t *out[SO_STAGES], char *why, size_t n)
+{
+	const size_t bf = SO_ELEMS * 2, codes = SO_ELEMS;
+	const size_t bytes[SO_STAGES] = {codes, bf, codes, bf, codes, codes};
+	void *buf[SO_STAGES] = {NULL}, *dx = dev_copy(b, x, bf);
+	void *dslots = dev_copy(b, slots, SO_TOKENS * sizeof *slots);
+	void *dscale = dev_copy(b, &scale, sizeof scale);
+	for (int k = 0; k < SO_STAGES; k++) {
+		ck_assert_int_eq(fp8kv_buffer_alloc(b, bytes[k], &buf[k]), FP8KV_OK);
+		ck_assert_int_eq(fp8kv_buffer_fill(b, buf[k], bytes[k] == bf ? 0xFF : 0xA5, bytes[k]),
+				 FP8KV_OK);
+	}
+	const size_t half = SO_ELEMS / 2;
+	fp8kv_status st[SO_STAGES];
+	const void *rows[3] = {dx, buf[1], buf[3]};
+	for (int w = 0; w < 3; w++) {
+		fp8kv_cache_write d;
+		fp8kv_cache_write_init(&d, SO_TOKENS, SO_HEADS, SO_DIM, SO_DIM, SO_TOKENS / SO_BS,
+				       SO_BS, FP8KV_LAYOUT_NHD);
+		d.key = rows[w];
+		d.value = (const uint16_t *)rows[w] + half;
+		d.input_dtype = FP8KV_BF16;
+		d.key_cache = buf[2 * w];
+		d.value_cache = (uint8_t *)buf[2 * w] + half;
+		d.cache_dtype = FP8KV_E4M3FN;
+		d.slot_mapping = dslots;
+		d.scale_mode = FP8KV_SCALE_TENSOR;
+		d.k_scale = d.v_scale = dscale;
+		st[2 * w] = fp8kv_reshape_and_cache(b, &d, NULL);
+		if (w < 2)
+			st[2 * w + 1] = fp8kv_dequantize(b, buf[2 * w + 1], FP8KV_BF16, buf[2 * w],
+							 FP8KV_E4M3FN, SO_ELEMS, FP8KV_SCALE_TENSOR,
+							 dscale, NULL);
+	}
+	st[5] = fp8kv_quantize(b, buf[5], FP8KV_E5M2, buf[3], FP8KV_BF16, SO_ELEMS,
+			       FP8KV_SCALE_TENSOR, dscale, FP8KV_SATURATE, NULL, NULL);
+	const fp8kv_status sync = fp8kv_backend_synchronize(b, NULL);
+	int failed = sync != FP8KV_OK;
+	if (failed)
+		snprintf(why, n, "synchronize: %s", fp8kv_last_error());
+	for (int k = 0; k < SO_STAGES; k++) {
+		if (st[k] != FP8KV_OK && !failed) {
+			snprintf(why, n, "%s: %s", so_names[k], fp8kv_strerror(st[k]));
+			failed = 1;
+		}
+		dev_fetch(b, out[k], buf[k], bytes[k]);
+	}
+	fp8kv_buffer_free(b, dx);
+	fp8kv_buffer_free(b, dslots);
+	fp8kv_buffer_free(b, dscale);
+	return failed;
+}
+
+START_TEST(stream_order)
+{
+	if (skip_on_cpu(_i, "stream order", "the CPU backend's calls are synchronous"))
+		return;
+	const size_t bf = SO_ELEMS * 2;
+	const size_t bytes[SO_STAGES] = {SO_ELEMS, bf, SO_ELEMS, bf, SO_ELEMS, SO_ELEMS};
+	uint16_t *x = malloc(bf);
+	int64_t *slots = malloc(SO_TOKENS * sizeof *slots);
+	int64_t *perm = malloc((SO_TOKENS / SO_BS) * sizeof *perm);
+	uint8_t *want[SO_STAGES], *got[SO_STAGES];
+	ck_assert(x && slots && perm);
+	for (int k = 0; k < SO_STAGES; k++) {
+		want[k] = malloc(bytes[k]);
+		got[k] = malloc(bytes[k]);
+		ck_assert(want[k] && got[k]);
+	}
+	/* calm rows (|x| / s in [2^-12, 400)) and the blocks in a random order */
+	const float scale = 0.75f;
+	uint64_t r = 0x5EED0DE2ull;
+	for (size_t i = 0; i < SO_ELEMS; i++) {
+		const uint64_t u = next_random(&r);
+		const double v = calm_value(u, log2(400.0), scale);
+		cache_case_set_bits(x, FP8KV_BF16, i, cache_case_round_bits((u & 1) ? -v : v, FP8KV_BF16));
+	}
+	for (int64_t i = 0; i < SO_TOKENS / SO_BS; i++)
+		perm[i] = i;
+	for (int64_t i = SO_TOKENS / SO_BS - 1; i > 0; i--) {
+		const int64_t j = (int64_t)(next_random(&r) % (uint64_t)(i + 1)), t = perm[i];
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (int64_t t = 0; t < SO_TOKENS; t++)
+		slots[t] = perm[t / SO_BS] * SO_BS + t % SO_BS;
+
+	char why[300] = "";
+	ck_assert_msg(stream_chain(ref, x, slots, scale, want, why, sizeof why) == 0, "cpu: %s", why);
+	ck_assert_msg(stream_chain(backends[_i], x, slots, scale, got, why, sizeof why) == 0, "%s: %s",
+		      backend_names[_i], why);
+	uint64_t compared = 0, differing = 0;
+	char first[200] = "";
+	for (int k = 0; k < SO_STAGES; k++) {
+		size_t at;
+		const uint64_t dk = count_diff(want[k], got[k], bytes[k], &at);
+		if (dk && !differing)
+			snprintf(first, sizeof first, "%s: byte %zu: cpu 0x%02x, %s 0x%02x",
+				 so_names[k], at, want[k][at], backend_names[_i], got[k][at]);
+		differing += dk;
+		compared += bytes[k];
+	}
+	/* the chain means something only if no stage kept its poison */
+	for (size_t i = 0; i < bf; i += 2)
+		ck_assert_msg(!(want[3][i] == 0xFF && want[3][i + 1] == 0xFF),
+			      "cpu: dequantize 2 left poison at %zu", i);
+	summary(_i, "stream order", SO_STAGES, compared, differing);
+	for (int k = 0; k < SO_STAGES; k++) {
+		free(want[k]);
+		free(got[k]);
+	}
+	free(x);
+	free(slots);
+	free(perm);
+	ck_assert_msg(differing == 0, "%llu bytes differ; the first: %s", (unsigned long long)differing,
+		      first);
+}
+END_TEST
+
 START_TEST(quantize_all)
 {
 	enum { N16 = 65536, N32 = 1 << 20 };
@@ -958,6 +1099,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, range_edges, 0, nbackends);
 	tcase_add_loop_test(tc, one_vs_tensor, 0, nbackends);
 	tcase_add_loop_test(tc, erange, 0, nbackends);
+	tcase_add_loop_test(tc, stream_order, 0, nbackends);
 	tcase_add_loop_test(tc, quantize_all, 0, nbackends);
 	tcase_add_loop_test(tc, dequantize_all, 0, nbackends);
 	tcase_add_loop_test(tc, amax, 0, nbackends);
