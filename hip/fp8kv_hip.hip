@@ -312,7 +312,9 @@ static __device__ __forceinline__ uint32_t encode_hw(float y, const fp8kv_fp8_fo
 // per-element code is compiled once per kind, and a kernel picks one with a
 // branch that is uniform across the launch: a select between the two ways
 // would run both for every element.
-enum { HOW_SCALED = 1, HOW_HW = 2, HOW_RECIP = 4 /* HW vectors: divide_recip */ };
+// HOW_TWIN (HW vectors, the fast kernel): an fnuz format through the
+// hardware codes of its OCP twin (twin_codes).
+enum { HOW_SCALED = 1, HOW_HW = 2, HOW_RECIP = 4 /* HW vectors: divide_recip */, HOW_TWIN = 8 };
 
 static __device__ __forceinline__ int conversion_kind(int scaled, const fp8kv_fp8_format f)
 {
@@ -325,11 +327,14 @@ static __device__ __forceinline__ int conversion_kind(int scaled, const fp8kv_fp
 }
 
 // conversion_kind's choice of the hardware encoder, for a format known at
-// compile time (the fast kernel)
+// compile time (the fast kernel); and the fnuz formats that the fast
+// kernel's vectors convert through their OCP twin (twin_codes)
 #ifdef HAVE_HW_FP8
 #define HW_FORMAT(FMT) ((FMT) == FP8KV_CV_E4M3FN || (FMT) == FP8KV_CV_E5M2)
+#define TWIN_FORMAT(FMT) ((FMT) == FP8KV_CV_E4M3FNUZ || (FMT) == FP8KV_CV_E5M2FNUZ)
 #else
 #define HW_FORMAT(FMT) 0
+#define TWIN_FORMAT(FMT) 0
 #endif
 
 // one element, as cpu_backend.c quantize_row_generic; COUNT: the counters
@@ -507,6 +512,25 @@ static __device__ __forceinline__ void unpack_hw(const uint4 v, float x[8])
 	}
 }
 
+/*
+ * The fnuz formats have no hardware conversion, but each has an OCP twin
+ * with the same bits and a bias one lower (e4m3fnuz: e4m3fn; e5m2fnuz:
+ * e5m2), whose every value, subnormals included, is twice the fnuz value
+ * of the same code.  Doubling is exact in fp32 and commutes with rounding
+ * to either grid, so below the twin's last_to_max the twin's hardware code
+ * of 2y is the fnuz code of y, but for the sign of a zero: fnuz has no
+ * negative zero (0x80 is its NaN), and twin_codes clears it, four codes at
+ * a time.  Larger |2y| (e4m3fnuz's largest code, e5m2fnuz's top binade),
+ * Inf and NaN go the element-by-element way, as for the OCP formats.
+ */
+static __device__ __forceinline__ unsigned int twin_codes(unsigned int codes)
+{
+	const unsigned int magnitudes = codes & 0x7F7F7F7Fu;
+	// bit 7 of each byte: its magnitude is not 0 (no carry leaves a byte)
+	const unsigned int nonzero = (magnitudes + 0x7F7F7F7Fu) & 0x80808080u;
+	return magnitudes | (codes & nonzero);
+}
+
 // Two codes from the hardware, y0's in the low byte.
 static __device__ __forceinline__ unsigned int cvt_pair(float y0, float y1,
 							 const fp8kv_fp8_format f)
@@ -579,6 +603,7 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 #else
 	constexpr bool BY_INPUTS = false;
 #endif
+	static_assert(!(LIMIT && (HOW & HOW_TWIN)), "input_limit() is the OCP formats' bound");
 	if (HOW & HOW_HW) {
 		// When no quotient lies beyond the last value that rounds to max
 		// (so none overflows, none is Inf or NaN), the hardware's codes
@@ -591,6 +616,8 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 		for (int k = 0; k < VE; k++) {
 			y[k] = HOW & HOW_RECIP ? divide_recip<F32 ? 2 : 1, F32>(x[k], s, rs)
 			     : HOW & HOW_SCALED ? x[k] / s : x[k];
+			if (HOW & HOW_TWIN)
+				y[k] *= 2.0f;
 			if (!BY_INPUTS) {
 				const uint32_t a = fp8kv_f32_bits(y[k]) & 0x7FFFFFFFu;
 				amax = a > amax ? a : amax;  // a NaN goes the slow way
@@ -604,18 +631,25 @@ static __device__ __forceinline__ void quantize_vec_as(unsigned char *dst, const
 		if (hw_ok && fits) {
 			unsigned int lo = cvt_pair(y[0], y[1], f) | cvt_pair(y[2], y[3], f) << 16;
 			if (F32) {
-				*(unsigned int *)dst = lo;
+				*(unsigned int *)dst = HOW & HOW_TWIN ? twin_codes(lo) : lo;
 			} else {
 				unsigned int hi = cvt_pair(y[4], y[5], f) | cvt_pair(y[6], y[7], f) << 16;
 				if (HOW & HOW_RECIP) {  // the quotients' signs, left unset
 					lo = codes_signed_as(lo, v.x, v.y);
 					hi = codes_signed_as(hi, v.z, v.w);
 				}
+				if (HOW & HOW_TWIN) {
+					lo = twin_codes(lo);
+					hi = twin_codes(hi);
+				}
 				*(uint2 *)dst = make_uint2(lo, hi);
 			}
 			return;
 		}
-		const uint2 counts = quantize_vec_fallback<DT, COUNT, HOW>(dst, v, s, f, saturate);
+		// fnuz elements take the shared encoder
+		constexpr int ELEMENTS = HOW & HOW_TWIN ? HOW & HOW_SCALED : HOW;
+		const uint2 counts =
+			quantize_vec_fallback<DT, COUNT, ELEMENTS>(dst, v, s, f, saturate);
 		overflows += counts.x;
 		nans += counts.y;
 		return;
@@ -1151,7 +1185,13 @@ static __global__ void __launch_bounds__(BLOCK, PIPELINED ? PIPE_MIN_BLOCKS : LE
 reshape_and_cache_fast(const rc_params p)
 {
 	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
-	constexpr int HW = HW_FORMAT(FMT) ? HOW_HW : 0;
+	// the twin only with scale one: a per-tensor scale calibrated to the
+	// format's max puts quotients past the twin's range in most warps, and
+	// the divergent fallback then costs more than the shared encoder
+	// (bench/NOTES.md, v12)
+	constexpr int HW = HW_FORMAT(FMT)		 ? HOW_HW
+			   : TWIN_FORMAT(FMT) && !SCALED ? HOW_HW | HOW_TWIN
+							 : 0;
 	begin_after_prior_grid();
 	const uint32_t team = 1u << p.team_log2;
 	const uint32_t lane = threadIdx.x & (team - 1);
