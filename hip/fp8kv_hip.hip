@@ -517,8 +517,9 @@ static __device__ __forceinline__ void unpack_hw(const uint4 v, float x[8])
  * with the same bits and a bias one lower (e4m3fnuz: e4m3fn; e5m2fnuz:
  * e5m2), whose every value, subnormals included, is twice the fnuz value
  * of the same code.  Doubling is exact in fp32 and commutes with rounding
- * to either grid, so below the twin's last_to_max the twin's hardware code
- * of 2y is the fnuz code of y, but for the sign of a zero: fnuz has no
+ * to either grid, so for |2y| <= the twin's last_to_max (|y| <= 232 for
+ * e4m3fnuz, below 30720 for e5m2fnuz) the twin's hardware code of 2y is
+ * the fnuz code of y, but for the sign of a zero: fnuz has no
  * negative zero (0x80 is its NaN), and twin_codes clears it, four codes at
  * a time.  Larger |2y| (e4m3fnuz's largest code, e5m2fnuz's top binade),
  * Inf and NaN go the element-by-element way, as for the OCP formats.
@@ -1457,7 +1458,7 @@ typedef struct hip_context {
 	host_report *report;        // mapped host memory, host address
 	host_report *report_dev;    // its device address
 	unsigned int eager_seq, graph_seq;
-	int dependent_launch;       // kernels as dependent launches (sm_90+)
+	int dependent_launch;       // fp8kv_dependent_launch_usable()
 	pthread_mutex_t lock;       // report consumption
 	char name[24];
 	char description[320];
@@ -1578,13 +1579,6 @@ static fp8kv_status hip_open(int device, void **out)
 		goto fail;
 	}
 	c->sm_count = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
-#ifdef FP8KV_HAVE_DEPENDENT_LAUNCH
-	{
-		// from sm_90 on; FP8KV_HIP_DEPENDENT_LAUNCH=0 turns them off
-		const char *env = getenv("FP8KV_HIP_DEPENDENT_LAUNCH");
-		c->dependent_launch = prop.major >= 9 && !(env && strcmp(env, "0") == 0);
-	}
-#endif
 	{
 		char arch[64];
 #if defined(__NVCC__)
@@ -1608,6 +1602,8 @@ static fp8kv_status hip_open(int device, void **out)
 			goto fail;
 		}
 	}
+	c->dependent_launch =
+		fp8kv_dependent_launch_usable(reshape_and_cache_kernel<FP8KV_CV_BF16, true>);
 
 	if ((e = hipMalloc((void **)&c->dev, sizeof(dev_state))) != hipSuccess) {
 		st = runtime_error(FP8KV_ENOMEM, "hipMalloc (error state)", e);

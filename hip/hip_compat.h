@@ -33,7 +33,6 @@
 #define hipGetDeviceProperties cudaGetDeviceProperties
 #define hipDeviceGetAttribute cudaDeviceGetAttribute
 #define hipDeviceAttributeL2CacheSize cudaDevAttrL2CacheSize
-#define hipDeviceAttributeComputeCapabilityMajor cudaDevAttrComputeCapabilityMajor
 #define hipDeviceSynchronize cudaDeviceSynchronize
 #define hipFuncAttributes cudaFuncAttributes
 #define hipFuncGetAttributes cudaFuncGetAttributes
@@ -100,22 +99,44 @@ static inline cudaError_t fp8kv_compat_graph_instantiate(cudaGraphExec_t *exec, 
 
 #endif
 
+#include <stdlib.h>
+#include <string.h>
 #include <utility>
 
 /*
- * Programmatic dependent launch, CUDA on sm_90 and later.  A kernel
- * launched by fp8kv_launch(..., dependent = 1) may be scheduled while the
- * kernel before it on the stream is still finishing, so that its launch
- * latency hides behind that kernel's tail.  Such a kernel must call
- * fp8kv_wait_prior_grid() before its first access to global memory: that
- * waits until the kernel before has completed and its writes are visible,
- * exactly as ordinary stream order would.  fp8kv_release_next_grid() lets
- * the kernel after it be scheduled early in turn (that kernel still waits,
- * if it asked for early launch, until this one completes).  Elsewhere the
- * launch is an ordinary one and both calls do nothing.
+ * Programmatic dependent launch (CUDA 11.8 and later, code for sm_90 and
+ * later).  A kernel launched by fp8kv_launch(..., dependent = 1) may be
+ * scheduled while the kernel before it on the stream is still finishing,
+ * so that its launch latency hides behind that kernel's tail.  Such a
+ * kernel must call fp8kv_wait_prior_grid() before its first access to
+ * global memory: that waits until the kernel before has completed and its
+ * writes are visible, exactly as ordinary stream order would.
+ * fp8kv_release_next_grid() lets the kernel after it be scheduled early in
+ * turn (that kernel still waits, if it asked for early launch, until this
+ * one completes).  Elsewhere the launch is an ordinary one and both calls
+ * do nothing.
+ *
+ * fp8kv_dependent_launch_usable(kernel): may kernel be launched so on the
+ * current device?  Only if the code the device runs was compiled for
+ * compute_90 or later (its ptxVersion), since only that code holds the
+ * wait: a build for sm_80 alone runs on an H100 through its PTX, without
+ * it.  FP8KV_HIP_DEPENDENT_LAUNCH=0 in the environment also says no.
  */
-#if defined(__NVCC__)
-#define FP8KV_HAVE_DEPENDENT_LAUNCH 1
+#if defined(__NVCC__) && CUDART_VERSION >= 11080
+template <typename... Params>
+static inline int fp8kv_dependent_launch_usable(void (*kernel)(Params...))
+{
+	const char *env = getenv("FP8KV_HIP_DEPENDENT_LAUNCH");
+	cudaFuncAttributes attr;
+	if (env && strcmp(env, "0") == 0)
+		return 0;
+	if (cudaFuncGetAttributes(&attr, (const void *)kernel) != cudaSuccess) {
+		(void)cudaGetLastError();
+		return 0;
+	}
+	return attr.ptxVersion >= 90;
+}
+
 template <typename... Params, typename... Args>
 static inline cudaError_t fp8kv_launch(void (*kernel)(Params...), unsigned int grid,
 				       unsigned int block, cudaStream_t stream, int dependent,
@@ -133,6 +154,13 @@ static inline cudaError_t fp8kv_launch(void (*kernel)(Params...), unsigned int g
 	return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 #else
+template <typename... Params>
+static inline int fp8kv_dependent_launch_usable(void (*kernel)(Params...))
+{
+	(void)kernel;
+	return 0;
+}
+
 template <typename... Params, typename... Args>
 static inline hipError_t fp8kv_launch(void (*kernel)(Params...), unsigned int grid,
 				      unsigned int block, hipStream_t stream, int dependent,

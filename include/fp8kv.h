@@ -356,10 +356,12 @@ FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *desc, int64_t num_token
 /* Performs the write, asynchronously on stream (a hipStream_t/cudaStream_t
  * for GPU backends, NULL for the default stream; ignored by "cpu").  Stream
  * order holds: the write reads and writes nothing before the work queued
- * ahead of it has finished.  (On NVIDIA GPUs from sm_90 the "hip" backend
- * launches its kernels as programmatic dependent launches, which may be
- * scheduled early to hide launch latency but wait for that work before
- * touching memory; FP8KV_HIP_DEPENDENT_LAUNCH=0 turns this off.) */
+ * ahead of it has finished.  (On NVIDIA GPUs from sm_90, with a module
+ * built for them, the "hip" backend launches this kernel and those of
+ * fp8kv_quantize and fp8kv_dequantize as programmatic dependent launches,
+ * which may be scheduled early to hide launch latency but wait for that
+ * work before touching memory; FP8KV_HIP_DEPENDENT_LAUNCH=0 makes them
+ * ordinary launches.) */
 FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *backend,
 					       const fp8kv_cache_write *desc,
 					       void *stream);

@@ -1,9 +1,6 @@
 // SPDX-License-Identifier: MIT
 // bench_gpu.hip - fp8kv-bench on a GPU: events for timing, graphs so that
 // small shapes are not measured as launch gaps, and the streaming ceiling.
-#include <stdlib.h>
-#include <string.h>
-
 #include "hip_compat.h"
 
 #include "bench_device.h"
@@ -37,20 +34,13 @@ static __global__ void stream_ceiling_tail(uint8_t *dst, const uint16_t *src, si
 }
 
 // The ceiling launches as the library's kernels do (fp8kv_hip.hip,
-// hip_open): as dependent launches from sm_90 on, unless
-// FP8KV_HIP_DEPENDENT_LAUNCH=0, so that both gain the same overlap of one
-// launch with the next.
+// hip_open, decides the same way for its own), so that both gain the same
+// overlap of one launch with the next.
 static int gpu_dependent_launch(void)
 {
 	static int dependent = -1;
-	if (dependent < 0) {
-		int device = 0, major = 0;
-		const char *env = getenv("FP8KV_HIP_DEPENDENT_LAUNCH");
-		dependent = hipGetDevice(&device) == hipSuccess &&
-			    hipDeviceGetAttribute(&major, hipDeviceAttributeComputeCapabilityMajor,
-						  device) == hipSuccess &&
-			    major >= 9 && !(env && strcmp(env, "0") == 0);
-	}
+	if (dependent < 0)
+		dependent = fp8kv_dependent_launch_usable(stream_ceiling_kernel);
 	return dependent;
 }
 
