@@ -889,21 +889,13 @@ typedef struct block_tally {
 	int error;  // an out-of-range token was recorded
 } block_tally;
 
-// The first step of every kernel launched on the caller's stream (the
-// cache writes and the flat conversions).  They are dependent launches
-// (fp8kv_launch in hip_compat.h) where the device has them, which may start
-// before the kernel ahead of them has finished: nothing reads or writes
-// global memory before the wait.  Once past it, the kernel after this one
-// may be scheduled early (and waits in turn).
-static __device__ __forceinline__ void begin_after_prior_grid(void)
-{
-	fp8kv_wait_prior_grid();
-	fp8kv_release_next_grid();
-}
-
+// Every kernel launched on the caller's stream (the cache writes and the
+// flat conversions) starts with fp8kv_begin_after_prior_grid(): they are
+// dependent launches (fp8kv_launch in hip_compat.h) where the code allows,
+// and may start before the kernel ahead of them has finished.
 static __device__ __forceinline__ void block_begin(const rc_params &p, block_tally &b)
 {
-	begin_after_prior_grid();
+	fp8kv_begin_after_prior_grid();
 	if (threadIdx.x == 0) {
 		b.overflows = 0;
 		b.nans = 0;
@@ -1193,7 +1185,7 @@ reshape_and_cache_fast(const rc_params p)
 	constexpr int HW = HW_FORMAT(FMT)		 ? HOW_HW
 			   : TWIN_FORMAT(FMT) && !SCALED ? HOW_HW | HOW_TWIN
 							 : 0;
-	begin_after_prior_grid();
+	fp8kv_begin_after_prior_grid();
 	const uint32_t team = 1u << p.team_log2;
 	const uint32_t lane = threadIdx.x & (team - 1);
 	const uint32_t teams_per_block = BLOCK >> p.team_log2;
@@ -1298,7 +1290,7 @@ static __global__ void __launch_bounds__(BLOCK) quantize_kernel(const flat_param
 {
 	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
 	__shared__ unsigned long long block_overflows;
-	begin_after_prior_grid();
+	fp8kv_begin_after_prior_grid();
 	if (threadIdx.x == 0)
 		block_overflows = 0;
 	__syncthreads();
@@ -1339,7 +1331,7 @@ static __global__ void __launch_bounds__(BLOCK) quantize_kernel(const flat_param
 template <int DT>
 static __global__ void __launch_bounds__(BLOCK) dequantize_kernel(const flat_params p)
 {
-	begin_after_prior_grid();
+	fp8kv_begin_after_prior_grid();
 	const fp8kv_fp8_format f = fp8kv_format_of(p.format);
 	const float s = p.scaled ? p.scale[0] : 1.0f;
 	const int64_t stride = (int64_t)gridDim.x * BLOCK;
@@ -1843,7 +1835,7 @@ static int fast_eligible(const fp8kv_cache_write *d, const rc_params *p)
 }
 
 // Where a cache write launches; dependent: as a programmatic dependent
-// launch (begin_after_prior_grid), where the device has it.
+// launch (fp8kv_begin_after_prior_grid), where the code allows it.
 typedef struct write_launch {
 	unsigned int grid;
 	hipStream_t stream;

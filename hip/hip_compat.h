@@ -108,13 +108,12 @@ static inline cudaError_t fp8kv_compat_graph_instantiate(cudaGraphExec_t *exec, 
  * later).  A kernel launched by fp8kv_launch(..., dependent = 1) may be
  * scheduled while the kernel before it on the stream is still finishing,
  * so that its launch latency hides behind that kernel's tail.  Such a
- * kernel must call fp8kv_wait_prior_grid() before its first access to
- * global memory: that waits until the kernel before has completed and its
- * writes are visible, exactly as ordinary stream order would.
- * fp8kv_release_next_grid() lets the kernel after it be scheduled early in
- * turn (that kernel still waits, if it asked for early launch, until this
- * one completes).  Elsewhere the launch is an ordinary one and both calls
- * do nothing.
+ * kernel must call fp8kv_begin_after_prior_grid() before its first access
+ * to global memory: that waits until the kernel before has completed and
+ * its writes are visible, exactly as ordinary stream order would, then
+ * lets the kernel after it be scheduled early in turn (that kernel still
+ * waits, if it asked for early launch, until this one completes).
+ * Elsewhere the launch is an ordinary one and the call does nothing.
  *
  * fp8kv_dependent_launch_usable(kernel): may kernel be launched so on the
  * current device?  Only if the code the device runs was compiled for
@@ -172,16 +171,10 @@ static inline hipError_t fp8kv_launch(void (*kernel)(Params...), unsigned int gr
 }
 #endif
 
-static __device__ __forceinline__ void fp8kv_wait_prior_grid(void)
+static __device__ __forceinline__ void fp8kv_begin_after_prior_grid(void)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 	asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-static __device__ __forceinline__ void fp8kv_release_next_grid(void)
-{
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }

@@ -11,8 +11,7 @@
 static __global__ void stream_ceiling_kernel(uint2 *__restrict__ dst,
 					     const uint4 *__restrict__ src, size_t vectors)
 {
-	fp8kv_wait_prior_grid();  // as the library's kernels begin
-	fp8kv_release_next_grid();
+	fp8kv_begin_after_prior_grid();  // as the library's kernels begin
 	const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i >= vectors)
 		return;
