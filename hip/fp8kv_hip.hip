@@ -22,7 +22,8 @@
  * round trip on the launch path:
  *   - each launch gets an entry of a ring in device memory; a team whose
  *     token is out of range does atomicMin(entry.token, t);
- *   - the last block to finish (a counter in the entry) takes the minimum,
+ *   - the last block to finish (a counter in the entry, which a launch of
+ *     one block does without) takes the minimum,
  *     recomputes that token's slot, resets the entry, and publishes
  *     (token, slot) to a report in mapped, coherent host memory, claiming it
  *     with a compare-and-swap on a device word against the report's
@@ -850,19 +851,25 @@ static __device__ __forceinline__ void write_row(const rc_params &p, const rc_si
  * Called by thread 0 of every block once the block has recorded its
  * out-of-range tokens (error: it recorded one).  The last block of the
  * launch publishes the smallest one, if any.  Without errors this costs one
- * atomic per block.
+ * atomic per block, whose round trip ends the launch, except in a launch of
+ * one block, which is its own last block and counts nothing.
  */
 static __device__ void finish_launch(const rc_params &p, int error)
 {
-	if (error)
-		__threadfence();  // the token before the count
-	const unsigned long long add = 1ull + (error ? 1ull << 32 : 0ull);
-	const unsigned long long state = atomicAdd(&p.entry->state, add) + add;
-	if ((unsigned int)state != gridDim.x)
-		return;
-	atomicExch(&p.entry->state, 0ull);  // ready for the next launch (graph replays)
-	if ((state >> 32) == 0)
-		return;
+	if (gridDim.x == 1) {
+		if (!error)
+			return;
+	} else {
+		if (error)
+			__threadfence();  // the token before the count
+		const unsigned long long add = 1ull + (error ? 1ull << 32 : 0ull);
+		const unsigned long long state = atomicAdd(&p.entry->state, add) + add;
+		if ((unsigned int)state != gridDim.x)
+			return;
+		atomicExch(&p.entry->state, 0ull);  // ready for the next launch (graph replays)
+		if ((state >> 32) == 0)
+			return;
+	}
 	__threadfence();
 	const unsigned long long token = atomicExch(&p.entry->token, NO_TOKEN);
 	if (token == NO_TOKEN)
