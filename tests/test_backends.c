@@ -530,9 +530,12 @@ START_TEST(one_vs_tensor)
 END_TEST
 
 /* ERANGE: skipped tokens, every valid token written, the first offending
- * token named, by the call or by synchronize, and reported only once.  The
- * last twelve cases are writes of 1 to 3 tokens: a GPU launch of one block,
- * which publishes its error without the count of finished blocks. */
+ * token named, by the call or by synchronize, and reported only once.
+ * Cases 24-35 are writes of 1 to 3 tokens: a GPU launch of one block,
+ * which publishes its error without the count of finished blocks.  Cases
+ * 36-59 write 4 to 54 tokens of 8 heads: launches of a few blocks, whose
+ * count finds its last block whichever order they finish in, in the fast
+ * kernel, the lean one and (copies) the general one. */
 START_TEST(erange)
 {
 	static char first[6000];
@@ -540,7 +543,7 @@ START_TEST(erange)
 	int failures = 0;
 	first[0] = 0;
 	cache_diff_init(&d);
-	for (int k = 0; k < 36; k++) {
+	for (int k = 0; k < 60; k++) {
 		cache_case c;
 		cache_case_init(&c);
 		c.input_dtype = inputs[k % 3];
@@ -565,6 +568,14 @@ START_TEST(erange)
 			 * (scale one and tensor) and the lean one (head, token-head) */
 			c.use_swa = k % 8 >= 4;
 			c.want_overflow_count = c.want_nan_count = c.want_amax = k % 8 >= 4;
+		}
+		if (k >= 36) {
+			c.num_tokens = 4 + 10 * (k % 6);
+			c.num_out_of_range = 1 + k % 3;
+			if (k % 12 == 11) { /* a copy */
+				c.cache_dtype = c.input_dtype;
+				c.scale_mode = FP8KV_SCALE_ONE;
+			}
 		}
 		c.seed = (uint64_t)(9000 + k);
 		failures += run_pair(_i, &c, &d, first, sizeof first) != 0;
