@@ -81,8 +81,8 @@ static const fp8kv_host_services *host;
 // one launch's out-of-range record, in device memory
 typedef struct err_entry {
 	unsigned long long token;  // smallest out-of-range token, NO_TOKEN if none
-	// blocks finished (low 32 bits) and blocks that saw an out-of-range
-	// token (high 32 bits): one atomic per block, back to 0 after a launch
+	// blocks finished (low 32 bits, see count_share) and blocks that saw
+	// an out-of-range token (high 32 bits): 0 between launches
 	unsigned long long state;
 } err_entry;
 
@@ -847,29 +847,10 @@ static __device__ __forceinline__ void write_row(const rc_params &p, const rc_si
 	nan_total += nans;
 }
 
-/*
- * Called by thread 0 of every block once the block has recorded its
- * out-of-range tokens (error: it recorded one).  The last block of the
- * launch publishes the smallest one, if any.  Without errors this costs one
- * atomic per block, whose round trip ends the launch, except in a launch of
- * one block, which is its own last block and counts nothing.
- */
-static __device__ void finish_launch(const rc_params &p, int error)
+// The last block of a launch that saw an out-of-range token publishes the
+// smallest one, once, and resets the entry's token for the next launch.
+static __device__ void publish_first(const rc_params &p)
 {
-	if (gridDim.x == 1) {
-		if (!error)
-			return;
-	} else {
-		if (error)
-			__threadfence();  // the token before the count
-		const unsigned long long add = 1ull + (error ? 1ull << 32 : 0ull);
-		const unsigned long long state = atomicAdd(&p.entry->state, add) + add;
-		if ((unsigned int)state != gridDim.x)
-			return;
-		atomicExch(&p.entry->state, 0ull);  // ready for the next launch (graph replays)
-		if ((state >> 32) == 0)
-			return;
-	}
 	__threadfence();
 	const unsigned long long token = atomicExch(&p.entry->token, NO_TOKEN);
 	if (token == NO_TOKEN)
@@ -888,6 +869,50 @@ static __device__ void finish_launch(const rc_params &p, int error)
 	__threadfence_system();
 	r->published = gen + 1;
 	__threadfence_system();
+}
+
+/*
+ * The count of finished blocks, in a launch of G > 1 blocks: each block's
+ * thread 0 adds count_share() to the entry's state once the block has
+ * recorded its out-of-range tokens (error: it recorded one).  Block 0 adds
+ * 1 - G and every other block 1, so that the low 32 bits of the sum are 0
+ * only once all G have added, whatever their order, and a launch adds 0 in
+ * all: the entry is ready for the next launch (graph replays) without a
+ * reset, which would cost the last block a second atomic.  The high 32
+ * bits count the blocks that saw an out-of-range token; they alone are
+ * reset, by the last block, when not 0.
+ */
+static __device__ __forceinline__ unsigned long long count_share(int error)
+{
+	return (blockIdx.x == 0 ? 1ull - gridDim.x : 1ull) + (error ? 1ull << 32 : 0ull);
+}
+
+// Issues the block's share; returns the state before it, which
+// finish_launch needs, so that a caller may do other work while the
+// atomic's round trip runs.
+static __device__ __forceinline__ unsigned long long count_block(const rc_params &p, int error)
+{
+	if (gridDim.x == 1)
+		return 0;  // its own last block: nothing to count
+	if (error)
+		__threadfence();  // the token before the count
+	return atomicAdd(&p.entry->state, count_share(error));
+}
+
+// Thread 0 of every block, after count_block: the last block of the launch
+// publishes the smallest out-of-range token, if any.
+static __device__ void finish_launch(const rc_params &p, int error, unsigned long long before)
+{
+	if (gridDim.x == 1) {
+		if (!error)
+			return;
+	} else {
+		const unsigned long long state = before + count_share(error);
+		if ((unsigned int)state != 0 || (state >> 32) == 0)
+			return;
+		atomicExch(&p.entry->state, 0ull);
+	}
+	publish_first(p);
 }
 
 // The block's shared tallies, set up by block_begin and handed on by block_end.
@@ -941,7 +966,7 @@ static __device__ __forceinline__ void block_end(const rc_params &p, block_tally
 			atomicAdd(p.overflow_count, b.overflows);
 		if (b.nans)
 			atomicAdd(p.nan_count, b.nans);
-		finish_launch(p, b.error);
+		finish_launch(p, b.error, count_block(p, b.error));
 	}
 }
 
@@ -1121,9 +1146,13 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
  * kernel keeps short:
  * - the scale is read after the first pair's loads are issued, so that its
  *   latency overlaps theirs;
- * - the block counts itself finished (finish_launch) as soon as the slot
- *   of its last pair is resolved, rather than after its last stores: the
- *   round trip of the count's atomic then overlaps the other warps' work.
+ * - the block counts itself finished (count_block) as soon as the slot of
+ *   its last pair is resolved, and reads the count's answer only after its
+ *   last stores (finish_launch), so that the atomic's round trip overlaps
+ *   the conversion, its own warp's included.  That holds where nvcc leaves
+ *   the answer in its register (the scale-one kernels); the per-tensor and
+ *   pipelined ones copy it right after the branch and wait there, as all
+ *   did before (bench/NOTES.md, v13).
  */
 template <int DT, int FMT, int HOW, int VPL, bool FULL, bool LIMIT>
 static __device__ __forceinline__ void convert_pair(unsigned char *const row[2],
@@ -1216,6 +1245,7 @@ reshape_and_cache_fast(const rc_params p)
 	// iteration.  PIPELINED carries the next pair (its loads in flight)
 	// from one iteration to the next in next_*.
 	bool have_scale = !SCALED;
+	unsigned long long counted = 0;  // count_block's result, used after the stores
 	uint32_t next_t = 0, next_h = 0;
 	int64_t next_raw = -1;
 	uint4 next_x[2][VPL];
@@ -1268,7 +1298,7 @@ reshape_and_cache_fast(const rc_params p)
 		if (last) {
 			error = __syncthreads_or(error);
 			if (threadIdx.x == 0)
-				finish_launch(p, error);
+				counted = count_block(p, error);
 		}
 		if (raw < 0 || raw >= p.num_slots)
 			continue;
@@ -1288,6 +1318,8 @@ reshape_and_cache_fast(const rc_params p)
 			convert_pair<DT, FMT, HOW_SCALED | HW | HOW_RECIP, VPL, FULL, LIMIT>(
 				row, x, s, rs, lane, team, nvec, p.saturate, lim, recip);
 	}
+	if (threadIdx.x == 0)
+		finish_launch(p, error, counted);
 }
 
 /* ------------------------------------------------------ flat conversions */
