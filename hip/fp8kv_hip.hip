@@ -22,9 +22,9 @@
  * round trip on the launch path:
  *   - each launch gets an entry of a ring in device memory; a team whose
  *     token is out of range does atomicMin(entry.token, t);
- *   - the last block to finish (a counter in the entry, which a launch of
- *     one block does without) takes the minimum,
- *     recomputes that token's slot, resets the entry, and publishes
+ *   - the last block to finish (a count in the entry, see count_share;
+ *     a launch of one block does without) takes the minimum, recomputes
+ *     that token's slot, resets the entry's token, and publishes
  *     (token, slot) to a report in mapped, coherent host memory, claiming it
  *     with a compare-and-swap on a device word against the report's
  *     "consumed" generation, so that one report is pending at a time;
