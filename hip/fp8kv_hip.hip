@@ -887,16 +887,18 @@ static __device__ __forceinline__ unsigned long long count_share(int error)
 	return (blockIdx.x == 0 ? 1ull - gridDim.x : 1ull) + (error ? 1ull << 32 : 0ull);
 }
 
-// Issues the block's share; returns the state before it, which
-// finish_launch needs, so that a caller may do other work while the
-// atomic's round trip runs.
-static __device__ __forceinline__ unsigned long long count_block(const rc_params &p, int error)
+// Issues the block's share where mine (thread 0); sets before to the state
+// before it, which finish_launch needs, so that a caller may do other work
+// while the atomic's round trip runs.  Predicated rather than branched on,
+// so that nothing waits for the answer until finish_launch reads it.
+static __device__ __forceinline__ void count_block(const rc_params &p, bool mine, int error,
+						   unsigned long long &before)
 {
 	if (gridDim.x == 1)
-		return 0;  // its own last block: nothing to count
-	if (error)
+		return;  // its own last block: nothing to count
+	if (mine && error)
 		__threadfence();  // the token before the count
-	return atomicAdd(&p.entry->state, count_share(error));
+	fp8kv_atomic_add_if(mine, &p.entry->state, count_share(error), before);
 }
 
 // Thread 0 of every block, after count_block: the last block of the launch
@@ -966,7 +968,9 @@ static __device__ __forceinline__ void block_end(const rc_params &p, block_tally
 			atomicAdd(p.overflow_count, b.overflows);
 		if (b.nans)
 			atomicAdd(p.nan_count, b.nans);
-		finish_launch(p, b.error, count_block(p, b.error));
+		unsigned long long before = 0;
+		count_block(p, true, b.error, before);
+		finish_launch(p, b.error, before);
 	}
 }
 
@@ -1297,8 +1301,7 @@ reshape_and_cache_fast(const rc_params p)
 		}
 		if (last) {
 			error = __syncthreads_or(error);
-			if (threadIdx.x == 0)
-				counted = count_block(p, error);
+			count_block(p, threadIdx.x == 0, error, counted);
 		}
 		if (raw < 0 || raw >= p.num_slots)
 			continue;

@@ -9,8 +9,10 @@
  * ROCm 5.2 do not compile against CUDA 13), so this file maps the hip*
  * names the sources use to their cuda* equivalents.  Kernel language
  * (__global__, __shared__, atomics, vector types) is common to both and
- * needs no mapping.  One thing HIP lacks has a wrapper of its own here:
- * programmatic dependent launch (fp8kv_launch, below).
+ * needs no mapping.  Two things have wrappers of their own here:
+ * programmatic dependent launch (fp8kv_launch), which HIP lacks, and an
+ * atomic whose answer nothing waits for until it is read
+ * (fp8kv_atomic_add_if).
  */
 #ifndef FP8KV_HIP_COMPAT_H
 #define FP8KV_HIP_COMPAT_H
@@ -176,6 +178,32 @@ static __device__ __forceinline__ void fp8kv_begin_after_prior_grid(void)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 	asm volatile("griddepcontrol.wait;" ::: "memory");
 	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/*
+ * result = atomicAdd(address, value) (address in global memory) where pred
+ * holds, else result stays.  On NVIDIA, inline PTX with result as an
+ * in-out operand: the answer lands in result's own register, where nvcc
+ * would merge a value assigned under a branch into a new register right
+ * after it, and that copy waits for the atomic's whole round trip there.
+ */
+static __device__ __forceinline__ void fp8kv_atomic_add_if(bool pred, unsigned long long *address,
+							   unsigned long long value,
+							   unsigned long long &result)
+{
+#if defined(__CUDA_ARCH__)
+	// a global address: a generic atom also tests for shared memory,
+	// and waits for that answer
+	const unsigned long long global = (unsigned long long)__cvta_generic_to_global(address);
+	asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.u32 p, %3, 0;\n\t"
+		     "@p atom.global.add.u64 %0, [%1], %2;\n\t}"
+		     : "+l"(result)
+		     : "l"(global), "l"(value), "r"((unsigned int)pred)
+		     : "memory");
+#else
+	if (pred)
+		result = atomicAdd(address, value);
 #endif
 }
 
