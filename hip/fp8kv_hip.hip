@@ -1153,10 +1153,9 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
  * - the block counts itself finished (count_block) as soon as the slot of
  *   its last pair is resolved, and reads the count's answer only after its
  *   last stores (finish_launch), so that the atomic's round trip overlaps
- *   the conversion, its own warp's included.  That holds where nvcc leaves
- *   the answer in its register (the scale-one kernels); the per-tensor and
- *   pipelined ones copy it right after the branch and wait there, as all
- *   did before (bench/NOTES.md, v13).
+ *   the conversion, its own warp's included (fp8kv_atomic_add_if keeps
+ *   nvcc from copying the answer, and so waiting for it, right after the
+ *   branch: bench/NOTES.md, v13 and v14).
  */
 template <int DT, int FMT, int HOW, int VPL, bool FULL, bool LIMIT>
 static __device__ __forceinline__ void convert_pair(unsigned char *const row[2],
