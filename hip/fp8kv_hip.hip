@@ -1148,8 +1148,8 @@ static __global__ void __launch_bounds__(BLOCK, LEAN_MIN_BLOCKS) reshape_and_cac
  * arithmetic: a prefill launch is bound by the instructions issued per
  * 16-byte vector, and a decode launch is a chain of latencies, which this
  * kernel keeps short:
- * - the scale is read after the first pair's loads are issued, so that its
- *   latency overlaps theirs;
+ * - the scale is read after the first pair's loads are issued (and, when
+ *   PIPELINED, the next pair's), so that its latency overlaps theirs;
  * - the block counts itself finished (count_block) as soon as the slot of
  *   its last pair is resolved, and reads the count's answer only after its
  *   last stores (finish_launch), so that the atomic's round trip overlaps
@@ -1272,9 +1272,14 @@ reshape_and_cache_fast(const rc_params p)
 			fetch_pair<DT, VPL, FULL>(p, base + my_team, pairs, lane, team, nvec, t, h,
 						  raw, x);
 		}
+		const bool last = base + stride >= pairs;  // the block's last pair
+		if (PIPELINED && !last)
+			fetch_pair<DT, VPL, FULL>(p, base + stride + my_team, pairs, lane, team, nvec,
+						  next_t, next_h, next_raw, next_x);
 		if (!have_scale) {
-			// once, after the loads above: the compiler may not hoist
-			// the scale's load (and the wait for it) above them
+			// once, after the loads above, the next pair's included: the
+			// compiler may not hoist the scale's load (and the wait for
+			// it, which the division's slow path fences) above them
 			asm volatile("" ::: "memory");
 			s[0] = p.side[0].scale[0];
 			s[1] = p.side[1].scale[0];
@@ -1290,10 +1295,6 @@ reshape_and_cache_fast(const rc_params p)
 #endif
 			have_scale = true;
 		}
-		const bool last = base + stride >= pairs;  // the block's last pair
-		if (PIPELINED && !last)
-			fetch_pair<DT, VPL, FULL>(p, base + stride + my_team, pairs, lane, team, nvec,
-						  next_t, next_h, next_raw, next_x);
 		if (raw >= p.num_slots && h == 0 && lane == 0) {
 			record_out_of_range(p, t);
 			error = 1;
