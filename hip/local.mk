@@ -34,7 +34,7 @@ pkglib_LTLIBRARIES =
 
 if HIP_MODULE
 pkglib_LTLIBRARIES += hip/fp8kv_hip.la
-hip_fp8kv_hip_la_SOURCES = hip/fp8kv_hip.hip hip/hip_compat.h
+hip_fp8kv_hip_la_SOURCES = hip/fp8kv_hip.hip $(HIP_ROOMS)
 hip_fp8kv_hip_la_LIBADD = $(HIP_LIBS)
 hip_fp8kv_hip_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
 	-export-symbols-regex '^fp8kv_module_entry$$'
@@ -48,8 +48,18 @@ if HIP_LINKED
 CLEANFILES += hip/fp8kv_hip.lo hip/fp8kv_hip.o hip/.libs/fp8kv_hip.o
 endif
 
+# The headers fp8kv_hip.hip includes, one concept each (hip/README).
+HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/error_ring.h \
+	hip/write_kernels.h hip/flat_kernels.h hip/context.h hip/launch_policy.h
+EXTRA_DIST += $(HIP_ROOMS)
+
 if HAVE_HIP
 # The suffix rule knows no header dependencies: list them.
-hip/fp8kv_hip.lo: $(top_srcdir)/hip/hip_compat.h $(top_srcdir)/lib/fp8_convert.h \
-	$(top_srcdir)/lib/backend.h $(top_srcdir)/include/fp8kv.h $(top_builddir)/config.h
+hip/fp8kv_hip.lo: $(top_srcdir)/hip/hip_compat.h $(top_srcdir)/hip/device_common.h \
+	$(top_srcdir)/hip/device_convert.h $(top_srcdir)/hip/error_ring.h \
+	$(top_srcdir)/hip/write_kernels.h $(top_srcdir)/hip/flat_kernels.h \
+	$(top_srcdir)/hip/context.h $(top_srcdir)/hip/launch_policy.h \
+	$(top_srcdir)/lib/fp8_convert.h $(top_srcdir)/lib/write_plan.h \
+	$(top_srcdir)/lib/host_device.h $(top_srcdir)/lib/backend.h \
+	$(top_srcdir)/include/fp8kv.h $(top_builddir)/config.h
 endif

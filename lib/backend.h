@@ -2,29 +2,34 @@
 /*
  * backend.h - what a backend implements, and what a loadable module exports.
  *
- * The front end (lib/fp8kv.c) validates every argument, then calls a
- * backend through this table; a backend computes and never re-validates.
- * The CPU backend is linked into the library; others are modules
- * (fp8kv_NAME.so) that export one symbol, FP8KV_MODULE_ENTRY, returning
- * their table.  A module built against another FP8KV_MODULE_ABI is refused.
- * Bump FP8KV_MODULE_ABI whenever this file or fp8kv_cache_write changes.
+ * The front end (lib/fp8kv.c) validates every argument and turns it into a
+ * plan (lib/write_plan.h, fp8kv_convert_plan below); a backend computes
+ * from the plan and never re-validates.  Every backend, the linked-in CPU
+ * backend included, is reached through one entry function that receives
+ * the library's services and returns its table: modules (fp8kv_NAME.so)
+ * export it as FP8KV_MODULE_ENTRY and need no symbol of libfp8kv, so they
+ * load whether libfp8kv was opened RTLD_GLOBAL or RTLD_LOCAL.  A module
+ * built against another FP8KV_MODULE_ABI is refused.  Bump FP8KV_MODULE_ABI
+ * whenever this file or lib/write_plan.h changes.
  */
 #ifndef FP8KV_BACKEND_H
 #define FP8KV_BACKEND_H
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include "fp8kv.h"
+#include "write_plan.h"
 
-#define FP8KV_MODULE_ABI 1
+#define FP8KV_MODULE_ABI 2
 #define FP8KV_MODULE_ENTRY "fp8kv_module_entry"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Services the library lends a module (so that a module needs no link to
- * libfp8kv and its messages land in the caller's thread). */
+/* Services the library lends every backend (so that a module needs no
+ * link to libfp8kv and its messages land in the caller's thread). */
 typedef struct fp8kv_host_services {
 	/* Records the detailed message of the current failure; returns status. */
 	fp8kv_status (*set_error)(fp8kv_status status, const char *fmt, ...)
@@ -53,18 +58,19 @@ static inline fp8kv_status fp8kv_range_error(fp8kv_status (*set_error)(fp8kv_sta
 				    token, slot, limit);
 }
 
-/* A flat conversion, validated: count elements, scale as in fp8kv_quantize. */
-typedef struct fp8kv_convert_args {
+/* A flat conversion (fp8kv_quantize, fp8kv_dequantize), validated: count
+ * > 0 elements; scale is NULL for FP8KV_SCALE_ONE. */
+typedef struct fp8kv_convert_plan {
 	void *dst;
-	fp8kv_dtype dst_dtype;
 	const void *src;
-	fp8kv_dtype src_dtype;
-	size_t count;
-	fp8kv_scale_mode scale_mode; /* ONE or TENSOR */
-	const float *scale;
-	fp8kv_overflow overflow;
-	uint64_t *overflow_count;
-} fp8kv_convert_args;
+	int64_t count;
+	int32_t dst_dtype, src_dtype;     /* fp8kv_dtype */
+	int32_t dst_size, src_size;       /* bytes per element */
+	const float *scale;               /* one fp32 in backend memory, or NULL */
+	int32_t saturate;                 /* quantize: overflow == FP8KV_SATURATE */
+	int32_t reserved;
+	uint64_t *overflow_count;         /* quantize, optional, added to */
+} fp8kv_convert_plan;
 
 typedef struct fp8kv_backend_ops {
 	unsigned abi;        /* FP8KV_MODULE_ABI */
@@ -84,10 +90,9 @@ typedef struct fp8kv_backend_ops {
 	fp8kv_status (*download)(void *ctx, void *dst, const void *src, size_t bytes);
 	fp8kv_status (*fill)(void *ctx, void *dst, uint8_t byte, size_t bytes);
 
-	fp8kv_status (*reshape_and_cache)(void *ctx, const fp8kv_cache_write *desc,
-					  void *stream);
-	fp8kv_status (*quantize)(void *ctx, const fp8kv_convert_args *args, void *stream);
-	fp8kv_status (*dequantize)(void *ctx, const fp8kv_convert_args *args, void *stream);
+	fp8kv_status (*reshape_and_cache)(void *ctx, const fp8kv_write_plan *plan, void *stream);
+	fp8kv_status (*quantize)(void *ctx, const fp8kv_convert_plan *plan, void *stream);
+	fp8kv_status (*dequantize)(void *ctx, const fp8kv_convert_plan *plan, void *stream);
 	fp8kv_status (*amax)(void *ctx, const void *src, fp8kv_dtype dtype, size_t count,
 			     float *amax);
 	fp8kv_status (*check_slots)(void *ctx, const void *slots, int64_t count,
@@ -95,23 +100,17 @@ typedef struct fp8kv_backend_ops {
 				    fp8kv_slot_report *report);
 } fp8kv_backend_ops;
 
-/* The one symbol a module exports. */
+/* The entry of a backend: the one symbol a module exports, or the function
+ * of a backend linked into the library.  NULL refuses (services missing). */
 typedef const fp8kv_backend_ops *(*fp8kv_module_entry_fn)(const fp8kv_host_services *host);
 
 /* The CPU backend, always linked in. */
-extern const fp8kv_backend_ops fp8kv_cpu_backend;
+const fp8kv_backend_ops *fp8kv_cpu_entry(const fp8kv_host_services *host);
 
 /* The HIP backend's entry when it is linked into the library (configure
  * --disable-hip-module) rather than built as a module: the same function
  * as the module's fp8kv_module_entry, under a hidden name of its own. */
 const fp8kv_backend_ops *fp8kv_hip_entry(const fp8kv_host_services *host);
-
-/* The library's error recorder, for linked-in backends. */
-fp8kv_status fp8kv_set_error(fp8kv_status status, const char *fmt, ...)
-#ifdef __GNUC__
-	__attribute__((format(printf, 2, 3)))
-#endif
-	;
 
 #ifdef __cplusplus
 }

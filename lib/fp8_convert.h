@@ -14,11 +14,7 @@
 
 #include <stdint.h>
 
-#if defined(__HIPCC__) || defined(__CUDACC__)
-#define FP8KV_HD __host__ __device__ __forceinline__
-#else
-#define FP8KV_HD static inline
-#endif
+#include "host_device.h"
 
 /* The numbers must match enum fp8kv_dtype / fp8kv_overflow in fp8kv.h; the
  * kernels include only this file. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fp8kv.c - the public entry points: check the arguments, then hand the
- * work to the backend's table.
+ * fp8kv.c - the public entry points: check the arguments and make a plan
+ * (plan.c), then hand the work to the backend's table.
  */
 #include "config.h"
 
@@ -10,7 +10,6 @@
 #include <inttypes.h>
 
 #include "internal.h"
-#include "fp8_convert.h"
 
 #define CHECK_BACKEND(b)                                                         \
 	do {                                                                     \
@@ -22,76 +21,6 @@
 FP8KV_API const char *fp8kv_version(void)
 {
 	return PACKAGE_VERSION;
-}
-
-/* ---- data types ---- */
-
-static const struct {
-	const char *name;
-	size_t size;
-} dtype_info[] = {
-	[FP8KV_F32] = {"f32", 4},	  [FP8KV_F16] = {"f16", 2},
-	[FP8KV_BF16] = {"bf16", 2},	  [FP8KV_E4M3FN] = {"e4m3fn", 1},
-	[FP8KV_E4M3FNUZ] = {"e4m3fnuz", 1}, [FP8KV_E5M2] = {"e5m2", 1},
-	[FP8KV_E5M2FNUZ] = {"e5m2fnuz", 1},
-};
-
-#define NUM_DTYPES (sizeof dtype_info / sizeof dtype_info[0])
-
-FP8KV_API size_t fp8kv_dtype_size(fp8kv_dtype dtype)
-{
-	return (unsigned)dtype < NUM_DTYPES ? dtype_info[dtype].size : 0;
-}
-
-FP8KV_API const char *fp8kv_dtype_name(fp8kv_dtype dtype)
-{
-	return (unsigned)dtype < NUM_DTYPES ? dtype_info[dtype].name : NULL;
-}
-
-FP8KV_API fp8kv_status fp8kv_dtype_from_name(const char *name, fp8kv_dtype *dtype)
-{
-	fp8kv_clear_error();
-	if (!name || !dtype)
-		return fp8kv_set_error(FP8KV_EINVAL, "%s is NULL", name ? "dtype" : "name");
-	for (unsigned i = 0; i < NUM_DTYPES; i++)
-		if (!strcmp(name, dtype_info[i].name)) {
-			*dtype = (fp8kv_dtype)i;
-			return FP8KV_OK;
-		}
-	return fp8kv_set_error(FP8KV_EINVAL, "unknown dtype name '%s'", name);
-}
-
-FP8KV_API int fp8kv_dtype_is_fp8(fp8kv_dtype dtype)
-{
-	return dtype >= FP8KV_E4M3FN && dtype <= FP8KV_E5M2FNUZ;
-}
-
-FP8KV_API float fp8kv_fp8_max(fp8kv_dtype format)
-{
-	return fp8kv_dtype_is_fp8(format) ? fp8kv_format_max(fp8kv_format_of(format)) : 0.0f;
-}
-
-/* ---- scalar conversion ---- */
-
-FP8KV_API uint8_t fp8kv_from_float(float y, fp8kv_dtype format, fp8kv_overflow overflow)
-{
-	if (!fp8kv_dtype_is_fp8(format))
-		return 0;
-	return (uint8_t)fp8kv_encode(y, fp8kv_format_of(format), overflow == FP8KV_SATURATE);
-}
-
-FP8KV_API float fp8kv_to_float(uint8_t code, fp8kv_dtype format)
-{
-	if (!fp8kv_dtype_is_fp8(format))
-		return fp8kv_bits_f32(0x7FC00000u);
-	return fp8kv_bits_f32(fp8kv_decode_bits(code, fp8kv_format_of(format)));
-}
-
-FP8KV_API float fp8kv_suggest_scale(float amax, fp8kv_dtype format)
-{
-	if (!fp8kv_dtype_is_fp8(format) || !(amax > 0.0f) || fp8kv_finite_abs(amax) != amax)
-		return 1.0f;
-	return fp8kv_dynamic_scale(amax, fp8kv_fp8_max(format));
 }
 
 /* ---- backends ---- */
@@ -106,18 +35,12 @@ static int parse_device(const char *s, int *device)
 	return 0;
 }
 
-static const fp8kv_backend_ops *cpu_entry(const fp8kv_host_services *host)
-{
-	(void)host;
-	return &fp8kv_cpu_backend;
-}
-
 /* The backends inside the library; any other name is a module. */
 static const struct {
 	const char *name;
 	fp8kv_module_entry_fn entry;
 } linked_backends[] = {
-	{"cpu", cpu_entry},
+	{"cpu", fp8kv_cpu_entry},
 #if FP8KV_HIP_LINKED
 	{"hip", fp8kv_hip_entry},
 #endif
@@ -272,10 +195,11 @@ FP8KV_API fp8kv_status fp8kv_quantize(fp8kv_backend *b, void *dst, fp8kv_dtype f
 	fp8kv_status st;
 	const fp8kv_convert_args args = {dst, format, src, src_dtype, count,
 					 scale_mode, scale, overflow, overflow_count};
+	fp8kv_convert_plan plan;
 	CHECK_BACKEND(b);
-	if ((st = fp8kv_validate_convert(&args, 1)) != FP8KV_OK || count == 0)
+	if ((st = fp8kv_plan_convert(&args, 1, &plan)) != FP8KV_OK || count == 0)
 		return st;
-	return b->ops->quantize(b->ctx, &args, stream);
+	return b->ops->quantize(b->ctx, &plan, stream);
 }
 
 FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *b, void *dst, fp8kv_dtype dst_dtype,
@@ -286,10 +210,11 @@ FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *b, void *dst, fp8kv_dtype
 	fp8kv_status st;
 	const fp8kv_convert_args args = {dst, dst_dtype, src, format, count,
 					 scale_mode, scale, FP8KV_SATURATE, NULL};
+	fp8kv_convert_plan plan;
 	CHECK_BACKEND(b);
-	if ((st = fp8kv_validate_convert(&args, 0)) != FP8KV_OK || count == 0)
+	if ((st = fp8kv_plan_convert(&args, 0, &plan)) != FP8KV_OK || count == 0)
 		return st;
-	return b->ops->dequantize(b->ctx, &args, stream);
+	return b->ops->dequantize(b->ctx, &plan, stream);
 }
 
 /* ---- the cache write ---- */
@@ -352,12 +277,13 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *b, const fp8kv_cac
 					       void *stream)
 {
 	fp8kv_status st;
+	fp8kv_write_plan plan;
 	CHECK_BACKEND(b);
-	if ((st = fp8kv_validate_cache_write(desc)) != FP8KV_OK)
+	if ((st = fp8kv_plan_cache_write(desc, &plan)) != FP8KV_OK)
 		return st;
-	if (desc->num_tokens == 0)
+	if (plan.num_tokens == 0)
 		return FP8KV_OK;
-	return b->ops->reshape_and_cache(b->ctx, desc, stream);
+	return b->ops->reshape_and_cache(b->ctx, &plan, stream);
 }
 
 /* ---- helpers ---- */

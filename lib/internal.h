@@ -11,12 +11,33 @@ struct fp8kv_backend {
 	void *module; /* dlopen handle, NULL for a linked-in backend */
 };
 
-/* Clears the calling thread's message (at the start of each public call). */
+/* The calling thread's message (errors.c): cleared at the start of each
+ * public call, set by a failure. */
 void fp8kv_clear_error(void);
+fp8kv_status fp8kv_set_error(fp8kv_status status, const char *fmt, ...)
+#ifdef __GNUC__
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
 
-/* Validation, before anything is written (validate.c). */
-fp8kv_status fp8kv_validate_cache_write(const fp8kv_cache_write *desc);
-fp8kv_status fp8kv_validate_convert(const fp8kv_convert_args *args, int quantize);
+/* A flat conversion as the public call states it. */
+typedef struct fp8kv_convert_args {
+	void *dst;
+	fp8kv_dtype dst_dtype;
+	const void *src;
+	fp8kv_dtype src_dtype;
+	size_t count;
+	fp8kv_scale_mode scale_mode;
+	const float *scale;
+	fp8kv_overflow overflow;
+	uint64_t *overflow_count;
+} fp8kv_convert_args;
+
+/* Validation, then the plan a backend receives (plan.c).  Nothing is
+ * written before they succeed. */
+fp8kv_status fp8kv_plan_cache_write(const fp8kv_cache_write *desc, fp8kv_write_plan *plan);
+fp8kv_status fp8kv_plan_convert(const fp8kv_convert_args *args, int quantize,
+				fp8kv_convert_plan *plan);
 
 /* What the library lends every backend's entry point (modules.c). */
 extern const fp8kv_host_services fp8kv_host;

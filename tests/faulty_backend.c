@@ -81,27 +81,77 @@ static fp8kv_status faulty_fill(void *ctx, void *dst, uint8_t byte, size_t bytes
 	return pass(fp8kv_buffer_fill(((faulty *)ctx)->cpu, dst, byte, bytes));
 }
 
-static fp8kv_status faulty_quantize(void *ctx, const fp8kv_convert_args *a, void *stream)
+/* The scale mode the CPU is asked for: the fault drops static scales. */
+static fp8kv_scale_mode scale_mode_of(const faulty *c, const float *scale)
 {
-	faulty *c = ctx;
-	const fp8kv_scale_mode mode = c->fault == FAULT_SCALE ? FP8KV_SCALE_ONE : a->scale_mode;
-	return pass(fp8kv_quantize(c->cpu, a->dst, a->dst_dtype, a->src, a->src_dtype, a->count,
-				   mode, a->scale, a->overflow, a->overflow_count, stream));
+	return scale && c->fault != FAULT_SCALE ? FP8KV_SCALE_TENSOR : FP8KV_SCALE_ONE;
 }
 
-static fp8kv_status faulty_dequantize(void *ctx, const fp8kv_convert_args *a, void *stream)
+static fp8kv_status faulty_quantize(void *ctx, const fp8kv_convert_plan *a, void *stream)
 {
 	faulty *c = ctx;
-	const fp8kv_scale_mode mode = c->fault == FAULT_SCALE ? FP8KV_SCALE_ONE : a->scale_mode;
-	return pass(fp8kv_dequantize(c->cpu, a->dst, a->dst_dtype, a->src, a->src_dtype, a->count,
-				     mode, a->scale, stream));
+	return pass(fp8kv_quantize(c->cpu, a->dst, a->dst_dtype, a->src, a->src_dtype,
+				   (size_t)a->count, scale_mode_of(c, a->scale), a->scale,
+				   a->saturate ? FP8KV_SATURATE : FP8KV_NONSATURATING,
+				   a->overflow_count, stream));
 }
 
-static fp8kv_status faulty_reshape_and_cache(void *ctx, const fp8kv_cache_write *desc,
+static fp8kv_status faulty_dequantize(void *ctx, const fp8kv_convert_plan *a, void *stream)
+{
+	faulty *c = ctx;
+	return pass(fp8kv_dequantize(c->cpu, a->dst, a->dst_dtype, a->src, a->src_dtype,
+				     (size_t)a->count, scale_mode_of(c, a->scale), a->scale, stream));
+}
+
+/* The public descriptor of a plan, so that the write can go back through
+ * the CPU backend's public call. */
+static void descriptor_of(const fp8kv_write_plan *p, fp8kv_cache_write *d)
+{
+	const fp8kv_plan_side *k = &p->side[FP8KV_SIDE_KEY], *v = &p->side[FP8KV_SIDE_VALUE];
+	fp8kv_cache_write_init(d, p->num_tokens, p->num_heads, k->head_dim, v->head_dim,
+			       p->num_blocks, p->block_size, FP8KV_LAYOUT_NHD);
+	d->key = k->input;
+	d->value = v->input;
+	d->input_dtype = (fp8kv_dtype)p->input_dtype;
+	d->key_stride_token = k->input_stride_token;
+	d->key_stride_head = k->input_stride_head;
+	d->value_stride_token = v->input_stride_token;
+	d->value_stride_head = v->input_stride_head;
+	d->key_cache = k->cache;
+	d->value_cache = v->cache;
+	d->cache_dtype = (fp8kv_dtype)p->cache_dtype;
+	d->key_cache_stride_block = k->cache_stride_block;
+	d->key_cache_stride_slot = k->cache_stride_slot;
+	d->key_cache_stride_head = k->cache_stride_head;
+	d->value_cache_stride_block = v->cache_stride_block;
+	d->value_cache_stride_slot = v->cache_stride_slot;
+	d->value_cache_stride_head = v->cache_stride_head;
+	d->slot_mapping = p->slots.slot_mapping;
+	d->slot_type = (fp8kv_index_type)p->slots.slot_type;
+	d->swa_mapping = p->slots.swa_mapping;
+	d->swa_type = (fp8kv_index_type)p->slots.swa_type;
+	d->swa_mapping_len = p->slots.swa_len;
+	d->scale_mode = (fp8kv_scale_mode)p->scale_mode;
+	d->k_scale = k->scale;
+	d->v_scale = v->scale;
+	d->overflow = p->saturate ? FP8KV_SATURATE : FP8KV_NONSATURATING;
+	d->k_scale_cache = k->scale_cache;
+	d->v_scale_cache = v->scale_cache;
+	d->scale_cache_stride_block = k->scale_stride_block;
+	d->scale_cache_stride_slot = k->scale_stride_slot;
+	d->scale_cache_stride_head = k->scale_stride_head;
+	d->overflow_count = p->overflow_count;
+	d->nan_count = p->nan_count;
+	d->k_amax = k->amax;
+	d->v_amax = v->amax;
+}
+
+static fp8kv_status faulty_reshape_and_cache(void *ctx, const fp8kv_write_plan *plan,
 					     void *stream)
 {
 	faulty *c = ctx;
-	fp8kv_cache_write d = *desc;
+	fp8kv_cache_write d;
+	descriptor_of(plan, &d);
 	int64_t *shifted = NULL;
 	if (c->fault == FAULT_SCALE &&
 	    (d.scale_mode == FP8KV_SCALE_TENSOR || d.scale_mode == FP8KV_SCALE_HEAD))

@@ -1,14 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * validate.c - every check a descriptor must pass before anything is
- * written, so that backends can trust what they are given.  Each failure
- * names the field and its value.
+ * plan.c - every check a call must pass before anything is written, and the
+ * plan (lib/write_plan.h, fp8kv_convert_plan) that backends then trust.
+ * Each failure names the field and its value.
  */
 #include "config.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 #include "internal.h"
+#include "layout.h"
+#include "fp8_convert.h"
+
+/* The device code sees only fp8_convert.h and write_plan.h, whose numbers
+ * mirror the public enums. */
+#define SAME_NUMBER(a, b) ((int)(a) == (int)(b))
+_Static_assert(SAME_NUMBER(FP8KV_CV_F32, FP8KV_F32) && SAME_NUMBER(FP8KV_CV_F16, FP8KV_F16) &&
+		       SAME_NUMBER(FP8KV_CV_BF16, FP8KV_BF16) &&
+		       SAME_NUMBER(FP8KV_CV_E4M3FN, FP8KV_E4M3FN) &&
+		       SAME_NUMBER(FP8KV_CV_E4M3FNUZ, FP8KV_E4M3FNUZ) &&
+		       SAME_NUMBER(FP8KV_CV_E5M2, FP8KV_E5M2) &&
+		       SAME_NUMBER(FP8KV_CV_E5M2FNUZ, FP8KV_E5M2FNUZ),
+	       "fp8_convert.h's format numbers are fp8kv_dtype's");
+_Static_assert(FP8KV_INDEX_INT32 == 1 && FP8KV_INDEX_INT64 == 0,
+	       "write_plan.h's fp8kv_load_index reads type 1 as int32");
 
 #define FAIL(status, ...) return fp8kv_set_error((status), __VA_ARGS__)
 
@@ -30,81 +46,6 @@ static size_t index_size(fp8kv_index_type t)
 static int misaligned(const void *p, size_t align)
 {
 	return ((uintptr_t)p & (align - 1)) != 0;
-}
-
-/* A strided array: extent[i] elements along dimension i, stride[i] apart. */
-typedef struct layout {
-	int rank;
-	int64_t extent[4];
-	int64_t stride[4];
-	const char *name[4];
-} layout;
-
-/*
- * Largest element offset, with overflow of int64 (and of the byte count)
- * reported as failure.  Checked arithmetic rather than a bound on the
- * inputs, since any single size may be huge when the others are 1.
- */
-static int layout_span(const layout *l, size_t elem_size, int64_t *max_offset)
-{
-	int64_t off = 0, term, bytes;
-	for (int i = 0; i < l->rank; i++) {
-		if (__builtin_mul_overflow(l->extent[i] - 1, l->stride[i], &term) ||
-		    __builtin_add_overflow(off, term, &off))
-			return -1;
-	}
-	if (__builtin_add_overflow(off, 1, &bytes) ||
-	    __builtin_mul_overflow(bytes, (int64_t)elem_size, &bytes))
-		return -1;
-	*max_offset = off;
-	return 0;
-}
-
-/*
- * Distinct indices map to distinct offsets when, visiting the dimensions of
- * extent > 1 from the smallest stride up, each stride is at least the span
- * of the dimensions before it.  That covers every dense layout and its
- * paddings and permutations; a layout outside it is rejected as possibly
- * overlapping rather than searched for a collision.
- */
-static fp8kv_status check_no_overlap(const layout *l, const char *what)
-{
-	int order[4], n = 0;
-	for (int i = 0; i < l->rank; i++)
-		if (l->extent[i] > 1)
-			order[n++] = i;
-	for (int i = 1; i < n; i++) /* insertion sort by stride */
-		for (int j = i; j > 0 && l->stride[order[j]] < l->stride[order[j - 1]]; j--) {
-			int t = order[j];
-			order[j] = order[j - 1];
-			order[j - 1] = t;
-		}
-	int64_t span = 1; /* elements covered by the dimensions visited so far */
-	for (int k = 0; k < n; k++) {
-		const int i = order[k];
-		if (l->stride[i] < span)
-			FAIL(FP8KV_EINVAL,
-			     "%s: stride %" PRId64 " of dimension '%s' makes elements overlap "
-			     "(the smaller dimensions span %" PRId64 " elements)",
-			     what, l->stride[i], l->name[i], span);
-		/* the span so far plus this dimension's reach: within the byte
-		 * extent layout_span checked, so no overflow */
-		span += (l->extent[i] - 1) * l->stride[i];
-	}
-	return FP8KV_OK;
-}
-
-static fp8kv_status check_layout(const layout *l, size_t elem_size, const char *what,
-				 int must_not_overlap)
-{
-	int64_t max_offset;
-	for (int i = 0; i < l->rank; i++)
-		if (l->stride[i] < 0)
-			FAIL(FP8KV_EINVAL, "%s: stride of '%s' is negative (%" PRId64 ")",
-			     what, l->name[i], l->stride[i]);
-	if (layout_span(l, elem_size, &max_offset))
-		FAIL(FP8KV_EINVAL, "%s: sizes and strides overflow 64-bit byte offsets", what);
-	return must_not_overlap ? check_no_overlap(l, what) : FP8KV_OK;
 }
 
 #define REQUIRE_POSITIVE(field)                                                  \
@@ -191,7 +132,7 @@ static fp8kv_status check_pointers(const fp8kv_cache_write *d)
 	return FP8KV_OK;
 }
 
-fp8kv_status fp8kv_validate_cache_write(const fp8kv_cache_write *d)
+static fp8kv_status validate_cache_write(const fp8kv_cache_write *d)
 {
 	fp8kv_status st;
 	int64_t num_slots;
@@ -218,38 +159,38 @@ fp8kv_status fp8kv_validate_cache_write(const fp8kv_cache_write *d)
 	const size_t in_size = fp8kv_dtype_size(d->input_dtype);
 	const size_t cache_size = fp8kv_dtype_size(d->cache_dtype);
 	const int64_t tokens = d->num_tokens > 0 ? d->num_tokens : 1;
-	const layout key_in = {3, {tokens, d->num_heads, d->head_dim_k},
+	const fp8kv_layout key_in = {3, {tokens, d->num_heads, d->head_dim_k},
 			       {d->key_stride_token, d->key_stride_head, 1},
 			       {"token", "head", "dim"}};
-	const layout value_in = {3, {tokens, d->num_heads, d->head_dim_v},
+	const fp8kv_layout value_in = {3, {tokens, d->num_heads, d->head_dim_v},
 				 {d->value_stride_token, d->value_stride_head, 1},
 				 {"token", "head", "dim"}};
-	const layout key_cache = {4, {d->num_blocks, d->block_size, d->num_heads, d->head_dim_k},
+	const fp8kv_layout key_cache = {4, {d->num_blocks, d->block_size, d->num_heads, d->head_dim_k},
 				  {d->key_cache_stride_block, d->key_cache_stride_slot,
 				   d->key_cache_stride_head, 1},
 				  {"block", "slot", "head", "dim"}};
-	const layout value_cache = {4, {d->num_blocks, d->block_size, d->num_heads, d->head_dim_v},
+	const fp8kv_layout value_cache = {4, {d->num_blocks, d->block_size, d->num_heads, d->head_dim_v},
 				    {d->value_cache_stride_block, d->value_cache_stride_slot,
 				     d->value_cache_stride_head, 1},
 				    {"block", "slot", "head", "dim"}};
 	/* inputs are only read, so overlapping (broadcast) rows are allowed */
-	if ((st = check_layout(&key_in, in_size, "key", 0)) != FP8KV_OK ||
-	    (st = check_layout(&value_in, in_size, "value", 0)) != FP8KV_OK ||
-	    (st = check_layout(&key_cache, cache_size, "key_cache", 1)) != FP8KV_OK ||
-	    (st = check_layout(&value_cache, cache_size, "value_cache", 1)) != FP8KV_OK)
+	if ((st = fp8kv_layout_check(&key_in, in_size, "key", 0)) != FP8KV_OK ||
+	    (st = fp8kv_layout_check(&value_in, in_size, "value", 0)) != FP8KV_OK ||
+	    (st = fp8kv_layout_check(&key_cache, cache_size, "key_cache", 1)) != FP8KV_OK ||
+	    (st = fp8kv_layout_check(&value_cache, cache_size, "value_cache", 1)) != FP8KV_OK)
 		return st;
 	if (d->scale_mode == FP8KV_SCALE_TOKEN_HEAD) {
-		const layout scales = {3, {d->num_blocks, d->block_size, d->num_heads},
+		const fp8kv_layout scales = {3, {d->num_blocks, d->block_size, d->num_heads},
 				       {d->scale_cache_stride_block, d->scale_cache_stride_slot,
 					d->scale_cache_stride_head},
 				       {"block", "slot", "head"}};
-		if ((st = check_layout(&scales, 4, "scale_cache", 1)) != FP8KV_OK)
+		if ((st = fp8kv_layout_check(&scales, 4, "scale_cache", 1)) != FP8KV_OK)
 			return st;
 	}
 	return FP8KV_OK;
 }
 
-fp8kv_status fp8kv_validate_convert(const fp8kv_convert_args *a, int quantize)
+static fp8kv_status validate_convert(const fp8kv_convert_args *a, int quantize)
 {
 	const fp8kv_dtype fmt = quantize ? a->dst_dtype : a->src_dtype;
 	const fp8kv_dtype wide = quantize ? a->src_dtype : a->dst_dtype;
@@ -287,5 +228,89 @@ fp8kv_status fp8kv_validate_convert(const fp8kv_convert_args *a, int quantize)
 	if (a->overflow_count && misaligned(a->overflow_count, 8))
 		FAIL(FP8KV_EINVAL, "overflow_count (%p) is not aligned to 8 bytes",
 		     (void *)a->overflow_count);
+	return FP8KV_OK;
+}
+
+/* ---- plans ---- */
+
+static void plan_side(fp8kv_plan_side *side, const void *input, void *cache, int64_t head_dim,
+		      int64_t stride_token, int64_t stride_head, int64_t cache_block,
+		      int64_t cache_slot, int64_t cache_head, const float *scale,
+		      float *scale_cache, float *amax, const fp8kv_cache_write *d)
+{
+	side->input = (const unsigned char *)input;
+	side->cache = (unsigned char *)cache;
+	side->head_dim = head_dim;
+	side->input_stride_token = stride_token;
+	side->input_stride_head = stride_head;
+	side->cache_stride_block = cache_block;
+	side->cache_stride_slot = cache_slot;
+	side->cache_stride_head = cache_head;
+	const int static_scale =
+		d->scale_mode == FP8KV_SCALE_TENSOR || d->scale_mode == FP8KV_SCALE_HEAD;
+	side->scale = static_scale ? scale : NULL;
+	if (d->scale_mode == FP8KV_SCALE_TOKEN_HEAD) {
+		side->scale_cache = scale_cache;
+		side->scale_stride_block = d->scale_cache_stride_block;
+		side->scale_stride_slot = d->scale_cache_stride_slot;
+		side->scale_stride_head = d->scale_cache_stride_head;
+	}
+	side->amax = amax;
+}
+
+fp8kv_status fp8kv_plan_cache_write(const fp8kv_cache_write *d, fp8kv_write_plan *p)
+{
+	fp8kv_status st = validate_cache_write(d);
+	if (st != FP8KV_OK)
+		return st;
+	memset(p, 0, sizeof *p);
+	plan_side(&p->side[FP8KV_SIDE_KEY], d->key, d->key_cache, d->head_dim_k,
+		  d->key_stride_token, d->key_stride_head, d->key_cache_stride_block,
+		  d->key_cache_stride_slot, d->key_cache_stride_head, d->k_scale, d->k_scale_cache,
+		  d->k_amax, d);
+	plan_side(&p->side[FP8KV_SIDE_VALUE], d->value, d->value_cache, d->head_dim_v,
+		  d->value_stride_token, d->value_stride_head, d->value_cache_stride_block,
+		  d->value_cache_stride_slot, d->value_cache_stride_head, d->v_scale,
+		  d->v_scale_cache, d->v_amax, d);
+	p->slots.slot_mapping = d->slot_mapping;
+	p->slots.slot_type = (int32_t)d->slot_type;
+	if (d->swa_mapping) {
+		p->slots.swa_mapping = d->swa_mapping;
+		p->slots.swa_len = d->swa_mapping_len;
+		p->slots.swa_type = (int32_t)d->swa_type;
+	}
+	p->slots.num_slots = d->num_blocks * d->block_size; /* validated */
+	p->num_tokens = d->num_tokens;
+	p->num_heads = d->num_heads;
+	p->num_blocks = d->num_blocks;
+	p->block_size = d->block_size;
+	p->overflow_count = d->overflow_count;
+	p->nan_count = d->nan_count;
+	p->input_dtype = (int32_t)d->input_dtype;
+	p->cache_dtype = (int32_t)d->cache_dtype;
+	p->input_size = (int32_t)fp8kv_dtype_size(d->input_dtype);
+	p->cache_size = (int32_t)fp8kv_dtype_size(d->cache_dtype);
+	p->cache_is_fp8 = fp8kv_dtype_is_fp8(d->cache_dtype);
+	p->scale_mode = (int32_t)d->scale_mode;
+	p->saturate = d->overflow == FP8KV_SATURATE;
+	return FP8KV_OK;
+}
+
+fp8kv_status fp8kv_plan_convert(const fp8kv_convert_args *a, int quantize, fp8kv_convert_plan *p)
+{
+	fp8kv_status st = validate_convert(a, quantize);
+	if (st != FP8KV_OK)
+		return st;
+	memset(p, 0, sizeof *p);
+	p->dst = a->dst;
+	p->src = a->src;
+	p->count = (int64_t)a->count; /* validated: <= INT64_MAX / 4 */
+	p->dst_dtype = (int32_t)a->dst_dtype;
+	p->src_dtype = (int32_t)a->src_dtype;
+	p->dst_size = (int32_t)fp8kv_dtype_size(a->dst_dtype);
+	p->src_size = (int32_t)fp8kv_dtype_size(a->src_dtype);
+	p->scale = a->scale_mode == FP8KV_SCALE_TENSOR ? a->scale : NULL;
+	p->saturate = a->overflow == FP8KV_SATURATE;
+	p->overflow_count = quantize ? a->overflow_count : NULL;
 	return FP8KV_OK;
 }

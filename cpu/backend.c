@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* backend.c - the CPU backend's lifetime, buffers, table and entry. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+typedef struct cpu_context {
+	char description[64];
+} cpu_context;
+
+static fp8kv_status cpu_open(int device, void **ctx)
+{
+	if (device > 0)
+		return CPU_ERROR(FP8KV_ENODEV, "backend 'cpu' has only device 0");
+	cpu_context *c = malloc(sizeof *c);
+	if (!c)
+		return CPU_ERROR(FP8KV_ENOMEM, "cpu: no memory for the backend");
+	snprintf(c->description, sizeof c->description, "host CPU, %d OpenMP thread%s",
+		 MAX_THREADS(), MAX_THREADS() == 1 ? "" : "s");
+	*ctx = c;
+	return FP8KV_OK;
+}
+
+static void cpu_close(void *ctx) { free(ctx); }
+static const char *cpu_name(void *ctx) { (void)ctx; return "cpu"; }
+static const char *cpu_device(void *ctx) { return ((cpu_context *)ctx)->description; }
+static fp8kv_status cpu_synchronize(void *ctx, void *stream)
+{
+	(void)ctx;
+	(void)stream;
+	return FP8KV_OK;
+}
+
+static fp8kv_status cpu_alloc(void *ctx, size_t bytes, void **ptr)
+{
+	(void)ctx;
+	const size_t rounded = (bytes + 255) & ~(size_t)255;
+	if (rounded < bytes || !(*ptr = aligned_alloc(256, rounded)))
+		return CPU_ERROR(FP8KV_ENOMEM, "cpu: cannot allocate %zu bytes", bytes);
+	return FP8KV_OK;
+}
+
+static void cpu_free(void *ctx, void *ptr) { (void)ctx; free(ptr); }
+
+static fp8kv_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
+{
+	(void)ctx;
+	memmove(dst, src, bytes);
+	return FP8KV_OK;
+}
+
+static fp8kv_status cpu_fill(void *ctx, void *dst, uint8_t byte, size_t bytes)
+{
+	(void)ctx;
+	memset(dst, byte, bytes);
+	return FP8KV_OK;
+}
+
+static const fp8kv_backend_ops cpu_backend = {
+	.abi = FP8KV_MODULE_ABI,
+	.name = "cpu",
+	.open = cpu_open,
+	.close = cpu_close,
+	.canonical_name = cpu_name,
+	.device = cpu_device,
+	.synchronize = cpu_synchronize,
+	.alloc = cpu_alloc,
+	.free = cpu_free,
+	.upload = cpu_copy,
+	.download = cpu_copy,
+	.fill = cpu_fill,
+	.reshape_and_cache = cpu_reshape_and_cache,
+	.quantize = cpu_quantize,
+	.dequantize = cpu_dequantize,
+	.amax = cpu_amax,
+	.check_slots = cpu_check_slots,
+};
+
+const fp8kv_host_services *fp8kv_cpu_host;
+
+const fp8kv_backend_ops *fp8kv_cpu_entry(const fp8kv_host_services *host)
+{
+	if (!host || !host->set_error)
+		return NULL;
+	fp8kv_cpu_host = host;
+	return &cpu_backend;
+}

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache_write.c - the CPU backend's cache write, the golden reference.
+ *
+ * Duplicate slots are written in token order even with several threads:
+ * work is dealt out by slot group, so every write to one cache slot falls to
+ * one thread, which walks the tokens in order.  Each token's slot is read
+ * once, in the pass that writes, and an out-of-range token is recorded from
+ * that same read (fp8kv.h section 7).
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+
+/* One side as a thread writes it: the plan's, with this thread's amax and
+ * the side's lookup table. */
+typedef struct thread_side {
+	const fp8kv_plan_side *plan;
+	float *amax;       /* this thread's per-head amax, or NULL */
+	const void *table; /* the lookup table of this side's conversion, or NULL */
+} thread_side;
+
+/* Every head of token t on one side, to block/offset. */
+static void write_token(const fp8kv_write_plan *p, const thread_side *ts, int64_t t,
+			int64_t block, int64_t offset, row_stats *stats)
+{
+	const fp8kv_plan_side *sd = ts->plan;
+	const size_t in_size = (size_t)p->input_size, cache_size = (size_t)p->cache_size;
+	const uint8_t *src = sd->input + (size_t)(t * sd->input_stride_token) * in_size;
+	uint8_t *dst = sd->cache +
+		       (size_t)(block * sd->cache_stride_block + offset * sd->cache_stride_slot) *
+			       cache_size;
+	const int64_t H = p->num_heads, n = sd->head_dim;
+	/* with one head the head strides are never used, and validation does
+	 * not bound them */
+	const int64_t src_stride = H > 1 ? sd->input_stride_head * (int64_t)in_size : 0;
+	const int64_t dst_stride = H > 1 ? sd->cache_stride_head * (int64_t)cache_size : 0;
+
+	if (ts->amax)
+		for (int64_t h = 0; h < H; h++) {
+			const float a = cpu_row_amax(src + h * src_stride, n, p->input_dtype);
+			ts->amax[h] = a > ts->amax[h] ? a : ts->amax[h];
+		}
+	if (!p->cache_is_fp8) {
+		for (int64_t h = 0; h < H; h++) {
+			memcpy(dst + h * dst_stride, src + h * src_stride, (size_t)n * in_size);
+			if (stats)
+				stats->nans += cpu_row_nans(src + h * src_stride, n, p->input_dtype);
+		}
+		return;
+	}
+
+	if (ts->table) {
+		cpu_lookup_rows(dst, dst_stride, src, src_stride, H, n, ts->table, stats);
+		return;
+	}
+	const fp8kv_fp8_format f = fp8kv_format_of(p->cache_dtype);
+	switch (p->scale_mode) {
+	case FP8KV_SCALE_ONE:
+		cpu_quantize_rows(dst, dst_stride, src, src_stride, H, n, p->input_dtype, NULL, 0, f,
+				  p->saturate, stats);
+		break;
+	case FP8KV_SCALE_TENSOR:
+	case FP8KV_SCALE_HEAD:
+		cpu_quantize_rows(dst, dst_stride, src, src_stride, H, n, p->input_dtype, sd->scale,
+				  p->scale_mode == FP8KV_SCALE_HEAD, f, p->saturate, stats);
+		break;
+	case FP8KV_SCALE_TOKEN_HEAD: {
+		const float fmax = fp8kv_format_max(f);
+		for (int64_t h = 0; h < H; h++) {
+			const float s = fp8kv_dynamic_scale(
+				cpu_row_amax(src + h * src_stride, n, p->input_dtype), fmax);
+			sd->scale_cache[block * sd->scale_stride_block +
+					offset * sd->scale_stride_slot + h * sd->scale_stride_head] = s;
+			cpu_quantize_rows(dst + h * dst_stride, 0, src + h * src_stride, 0, 1, n,
+					  p->input_dtype, &s, 0, f, p->saturate, stats);
+		}
+		break;
+	}
+	}
+}
+
+/* The first out-of-range token a thread met, and what its slot said. */
+typedef struct range_error {
+	int64_t token; /* -1: none */
+	int64_t slot;
+	int kind;
+} range_error;
+
+fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *p, void *stream)
+{
+	(void)ctx;
+	(void)stream;
+	const fp8kv_slot_map *map = &p->slots;
+	const int64_t H = p->num_heads;
+	const fp8kv_plan_side *key = &p->side[FP8KV_SIDE_KEY], *value = &p->side[FP8KV_SIDE_VALUE];
+
+	const int want_amax = key->amax || value->amax;
+	/* in floating point: the product of valid sizes may exceed 64 bits
+	 * (broadcast inputs with zero strides) */
+	const double work = (double)p->num_tokens * (double)H *
+			    ((double)key->head_dim + (double)value->head_dim);
+	const int threads = work >= PARALLEL_MIN_ELEMENTS ? MAX_THREADS() : 1;
+	float *amax_scratch = NULL;
+	if (want_amax) {
+		amax_scratch = calloc((size_t)threads * 2 * (size_t)H, sizeof(float));
+		if (!amax_scratch)
+			return CPU_ERROR(FP8KV_ENOMEM, "cpu: no memory for amax scratch");
+	}
+	row_stats total = {0, 0};
+	range_error first_bad = {-1, 0, FP8KV_SLOT_OUT_OF_RANGE};
+
+	/* Lookup tables for a long call with 16-bit inputs and one scale per
+	 * side: one table when both sides divide by the same scale, else two.
+	 * Without memory for them the call converts arithmetically, to the same
+	 * bytes. */
+	const int counting = p->overflow_count || p->nan_count;
+	const size_t table_bytes = TABLE_SIZE * (counting ? 2 : 1);
+	const int tensor = p->scale_mode == FP8KV_SCALE_TENSOR;
+	int num_tables = 0;
+	uint8_t *tables = NULL;
+	if (p->input_dtype != FP8KV_F32 && p->cache_is_fp8 &&
+	    (p->scale_mode == FP8KV_SCALE_ONE || tensor) && work >= TABLE_MIN_ELEMENTS) {
+		num_tables =
+			tensor && fp8kv_f32_bits(key->scale[0]) != fp8kv_f32_bits(value->scale[0]) ? 2
+														  : 1;
+		tables = aligned_alloc(64, (size_t)num_tables * table_bytes);
+		if (!tables)
+			num_tables = 0;
+	}
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+	{
+		const int nthreads = THREAD_COUNT(), me = THREAD_INDEX();
+		/* each thread builds its share of every table, and all wait for
+		 * the whole before looking anything up */
+		for (int i = 0; i < num_tables; i++)
+			cpu_build_table(tables + (size_t)i * table_bytes, TABLE_SIZE * me / nthreads,
+					TABLE_SIZE * (me + 1) / nthreads, p->input_dtype,
+					tensor ? p->side[i].scale : NULL,
+					fp8kv_format_of(p->cache_dtype), p->saturate, counting);
+		if (num_tables) {
+#pragma omp barrier
+		}
+		float *my_amax = want_amax ? amax_scratch + (size_t)me * 2 * (size_t)H : NULL;
+		const thread_side k = {key, my_amax, tables};
+		const thread_side v = {value, my_amax ? my_amax + H : NULL,
+				       num_tables == 2 ? tables + table_bytes : tables};
+		row_stats mine = {0, 0};
+		row_stats *stats = counting ? &mine : NULL;
+		range_error my_bad = {-1, 0, FP8KV_SLOT_OUT_OF_RANGE};
+
+		for (int64_t t = 0; t < p->num_tokens; t++) {
+			int64_t s = 0;
+			const int kind = fp8kv_resolve_slot(map, fp8kv_raw_slot(map, t), &s);
+			if (kind != FP8KV_SLOT_WRITE) {
+				if (kind != FP8KV_SLOT_PADDING && my_bad.token < 0)
+					my_bad = (range_error){t, s, kind};
+				continue;
+			}
+			/* groups of 16 slots keep neighbouring small rows on one thread */
+			if ((s >> 4) % nthreads != me)
+				continue;
+			const int64_t block = s / p->block_size, offset = s % p->block_size;
+			write_token(p, &k, t, block, offset, stats);
+			write_token(p, &v, t, block, offset, stats);
+		}
+#pragma omp critical(fp8kv_cpu_stats)
+		{
+			total.overflows += mine.overflows;
+			total.nans += mine.nans;
+			if (my_bad.token >= 0 && (first_bad.token < 0 || my_bad.token < first_bad.token))
+				first_bad = my_bad;
+		}
+	}
+
+	if (p->overflow_count)
+		*p->overflow_count += total.overflows;
+	if (p->nan_count)
+		*p->nan_count += total.nans;
+	if (want_amax) {
+		for (int i = 0; i < threads; i++)
+			for (int64_t h = 0; h < H; h++) {
+				const float *a = amax_scratch + (size_t)i * 2 * (size_t)H;
+				if (key->amax && a[h] > key->amax[h])
+					key->amax[h] = a[h];
+				if (value->amax && a[H + h] > value->amax[h])
+					value->amax[h] = a[H + h];
+			}
+		free(amax_scratch);
+	}
+	free(tables);
+	if (first_bad.token >= 0)
+		return fp8kv_range_error(fp8kv_cpu_host->set_error, first_bad.token, first_bad.slot,
+					 fp8kv_slot_limit(map, first_bad.kind),
+					 first_bad.kind == FP8KV_SLOT_PAST_SWA);
+	return FP8KV_OK;
+}

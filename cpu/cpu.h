@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cpu.h - the CPU backend's private layer: the golden reference of
+ * fp8kv.h, on the host, with OpenMP across rows.
+ *
+ *   rows.c         the conversion of rows (arithmetic and lookup tables)
+ *   cache_write.c  the cache write
+ *   flat.c         quantize, dequantize, amax, check_slots
+ *   backend.c      lifetime, buffers, the table and its entry
+ */
+#ifndef FP8KV_CPU_H
+#define FP8KV_CPU_H
+
+#include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "backend.h"
+#include "fp8_convert.h"
+
+#ifdef _OPENMP
+#define THREAD_COUNT() omp_get_num_threads()
+#define THREAD_INDEX() omp_get_thread_num()
+#define MAX_THREADS() omp_get_max_threads()
+#else
+#define THREAD_COUNT() 1
+#define THREAD_INDEX() 0
+#define MAX_THREADS() 1
+#endif
+
+/* Below this many elements a call runs on one thread: waking a team costs
+ * more than the conversion. */
+#define PARALLEL_MIN_ELEMENTS 32768
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* The row loops are compiled for AVX2 and AVX-512 too, picked at load time;
+ * the result is the same on every path (integer code and IEEE division). */
+#if defined(HAVE_TARGET_CLONES) && defined(__x86_64__)
+#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
+/* The library's services (backend.c), set by the entry. */
+extern const fp8kv_host_services *fp8kv_cpu_host;
+#define CPU_ERROR(status, ...) fp8kv_cpu_host->set_error((status), __VA_ARGS__)
+
+typedef struct row_stats {
+	uint64_t overflows;
+	uint64_t nans;
+} row_stats;
+
+/*
+ * rows rows of n elements, row r at src + r * src_stride bytes and dst +
+ * r * dst_stride, divided by scale[r * scale_stride] when scale is not NULL.
+ * stats == NULL: nothing is counted, and the loop is lighter for it.
+ */
+void cpu_quantize_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src,
+		       int64_t src_stride, int64_t rows, int64_t n, int dtype,
+		       const float *scale, int64_t scale_stride, fp8kv_fp8_format f,
+		       int saturate, row_stats *stats);
+
+/* max |x| over the finite elements of a row */
+float cpu_row_amax(const void *src, int64_t n, int dtype);
+
+/* NaN inputs in a row, for copies, which count them too */
+uint64_t cpu_row_nans(const void *src, int64_t n, int dtype);
+
+/* Lookup tables for 16-bit inputs: TABLE_SIZE entries, 8-bit codes, or with
+ * counters 16-bit codes with flags. */
+#define TABLE_SIZE 65536
+/* Calls below this many elements convert arithmetically: a table costs
+ * TABLE_SIZE conversions to build. */
+#define TABLE_MIN_ELEMENTS (1 << 20)
+
+/* Entries [begin, end) of a table for dtype (F16 or BF16), divided by
+ * *scale unless it is NULL. */
+void cpu_build_table(void *table, int64_t begin, int64_t end, int dtype, const float *scale,
+		     fp8kv_fp8_format f, int saturate, int counting);
+
+/* rows rows as in cpu_quantize_rows, through a table; stats != NULL: the
+ * table has 16-bit entries, and flags are counted */
+void cpu_lookup_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride,
+		     int64_t rows, int64_t n, const void *table, row_stats *stats);
+
+/* The operations of the table (cache_write.c, flat.c). */
+fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *plan, void *stream);
+fp8kv_status cpu_quantize(void *ctx, const fp8kv_convert_plan *plan, void *stream);
+fp8kv_status cpu_dequantize(void *ctx, const fp8kv_convert_plan *plan, void *stream);
+fp8kv_status cpu_amax(void *ctx, const void *src, fp8kv_dtype dtype, size_t count, float *amax);
+fp8kv_status cpu_check_slots(void *ctx, const void *slots, int64_t count, fp8kv_index_type type,
+			     int64_t num_slots, fp8kv_slot_report *report);
+
+#endif /* FP8KV_CPU_H */

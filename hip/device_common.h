@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+/*
+ * device_common.h - what every kernel of the HIP backend shares: launch
+ * constants, index arithmetic, team reductions and the 16-byte vectors of
+ * the inputs.  Included by fp8kv_hip.hip only (hip/README maps the rooms).
+ *
+ * Teams: a (token, head) pair is written by a team of 1 to MAX_TEAM lanes,
+ * aligned within a warp (32 lanes on NVIDIA) or wavefront (64 on AMD's gfx9),
+ * so team shuffles never cross a warp at either width.
+ */
+#ifndef FP8KV_HIP_DEVICE_COMMON_H
+#define FP8KV_HIP_DEVICE_COMMON_H
+
+#if defined(__NVCC__)
+#define SHFL_XOR(v, mask) __shfl_xor_sync(0xFFFFFFFFu, (v), (mask))
+#else
+#define SHFL_XOR(v, mask) __shfl_xor((v), (mask))
+#endif
+
+#define BLOCK 256              // threads per block, every kernel
+#define MAX_TEAM 32            // lanes per (token, head) pair, at most
+#define BLOCKS_PER_SM 32       // grid cap, in blocks per multiprocessor
+#define SHORT_LAUNCH_WAVES 2   // vector_grid_for()
+#define VECTOR_MIN_BLOCKS 4    // resident blocks of the vector kernels: <= 64 registers
+#define PIPELINED_MIN_BLOCKS 3 // and of the pipelined specialized kernel: <= 85 registers
+#define PIPELINED_WAVES 16     // specialized_grid_for()
+
+// a / b for 0 <= a, 0 < b: 32-bit division when both fit
+static __device__ __forceinline__ int64_t div_nonneg(int64_t a, int64_t b)
+{
+	if ((((uint64_t)a | (uint64_t)b) >> 32) == 0)
+		return (int64_t)((uint32_t)a / (uint32_t)b);
+	return a / b;
+}
+
+// n / d for n < 2^32, given magic_for(d) (Granlund and Montgomery's
+// round-up method; the 33-bit sum is formed in 64 bits)
+static __device__ __forceinline__ int64_t div_magic(int64_t n, uint32_t magic, uint32_t shift)
+{
+	return (int64_t)(((uint64_t)__umulhi((uint32_t)n, magic) + (uint64_t)(uint32_t)n) >> shift);
+}
+
+static __device__ __forceinline__ float max_nonneg(float a, float b)
+{
+	return b > a ? b : a;
+}
+
+// max over the lanes of a team (team lanes are aligned within a warp); the
+// values are >= 0 and never NaN, so the order does not matter
+static __device__ __forceinline__ float team_max(float v, int team)
+{
+	for (int m = team >> 1; m > 0; m >>= 1)
+		v = max_nonneg(v, SHFL_XOR(v, m));
+	return v;
+}
+
+// *p = a if a > *p, as the CPU's "if (a > amax[h]) amax[h] = a" (a >= 0):
+// a NaN or -0 already there stays, a negative value is raised
+static __device__ __forceinline__ void raise_float(float *p, float a)
+{
+	unsigned int *u = (unsigned int *)p;
+	unsigned int old = *(volatile unsigned int *)u;
+	while (a > fp8kv_bits_f32(old)) {
+		const unsigned int prev = atomicCAS(u, old, fp8kv_f32_bits(a));
+		if (prev == old)
+			break;
+		old = prev;
+	}
+}
+
+static __device__ __forceinline__ uint4 load16(const unsigned char *p)
+{
+	return *(const uint4 *)p;
+}
+
+// the 16 / size elements of a 16-byte vector, widened exactly
+template <int DT>
+static __device__ __forceinline__ void unpack(const uint4 v, float x[8])
+{
+	const unsigned int w[4] = {v.x, v.y, v.z, v.w};
+	if (DT == FP8KV_CV_F32) {
+#pragma unroll
+		for (int k = 0; k < 4; k++)
+			x[k] = fp8kv_bits_f32(w[k]);
+	} else {
+#pragma unroll
+		for (int k = 0; k < 4; k++) {
+			const uint16_t lo = (uint16_t)(w[k] & 0xFFFFu), hi = (uint16_t)(w[k] >> 16);
+			x[2 * k] = DT == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32(lo) : fp8kv_f16_to_f32(lo);
+			x[2 * k + 1] = DT == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32(hi) : fp8kv_f16_to_f32(hi);
+		}
+	}
+}
+
+template <int DT>
+static __device__ __forceinline__ float vec_amax(const uint4 v)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	float x[8];
+	unpack<DT>(v, x);
+	float a = 0.0f;
+#pragma unroll
+	for (int k = 0; k < VE; k++)
+		a = max_nonneg(a, fp8kv_finite_abs(x[k]));
+	return a;
+}
+
+// NaN inputs among the elements of a 16-byte vector (copies count them too)
+template <int DT>
+static __device__ __forceinline__ unsigned int vec_nans(const uint4 v)
+{
+	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
+	float x[8];
+	unpack<DT>(v, x);
+	unsigned int n = 0;
+#pragma unroll
+	for (int k = 0; k < VE; k++)
+		n += (fp8kv_f32_bits(x[k]) & 0x7FFFFFFFu) > 0x7F800000u;
+	return n;
+}
+
+#endif /* FP8KV_HIP_DEVICE_COMMON_H */

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* dtypes.c - the data types: names, sizes, FP8 limits, one-value conversion. */
+#include "config.h"
+
+#include <string.h>
+
+#include "internal.h"
+#include "fp8_convert.h"
+
+static const struct {
+	const char *name;
+	size_t size;
+} dtype_info[] = {
+	[FP8KV_F32] = {"f32", 4},	  [FP8KV_F16] = {"f16", 2},
+	[FP8KV_BF16] = {"bf16", 2},	  [FP8KV_E4M3FN] = {"e4m3fn", 1},
+	[FP8KV_E4M3FNUZ] = {"e4m3fnuz", 1}, [FP8KV_E5M2] = {"e5m2", 1},
+	[FP8KV_E5M2FNUZ] = {"e5m2fnuz", 1},
+};
+
+#define NUM_DTYPES (sizeof dtype_info / sizeof dtype_info[0])
+
+FP8KV_API size_t fp8kv_dtype_size(fp8kv_dtype dtype)
+{
+	return (unsigned)dtype < NUM_DTYPES ? dtype_info[dtype].size : 0;
+}
+
+FP8KV_API const char *fp8kv_dtype_name(fp8kv_dtype dtype)
+{
+	return (unsigned)dtype < NUM_DTYPES ? dtype_info[dtype].name : NULL;
+}
+
+FP8KV_API fp8kv_status fp8kv_dtype_from_name(const char *name, fp8kv_dtype *dtype)
+{
+	fp8kv_clear_error();
+	if (!name || !dtype)
+		return fp8kv_set_error(FP8KV_EINVAL, "%s is NULL", name ? "dtype" : "name");
+	for (unsigned i = 0; i < NUM_DTYPES; i++)
+		if (!strcmp(name, dtype_info[i].name)) {
+			*dtype = (fp8kv_dtype)i;
+			return FP8KV_OK;
+		}
+	return fp8kv_set_error(FP8KV_EINVAL, "unknown dtype name '%s'", name);
+}
+
+FP8KV_API int fp8kv_dtype_is_fp8(fp8kv_dtype dtype)
+{
+	return dtype >= FP8KV_E4M3FN && dtype <= FP8KV_E5M2FNUZ;
+}
+
+FP8KV_API float fp8kv_fp8_max(fp8kv_dtype format)
+{
+	return fp8kv_dtype_is_fp8(format) ? fp8kv_format_max(fp8kv_format_of(format)) : 0.0f;
+}
+
+/* ---- scalar conversion ---- */
+
+FP8KV_API uint8_t fp8kv_from_float(float y, fp8kv_dtype format, fp8kv_overflow overflow)
+{
+	if (!fp8kv_dtype_is_fp8(format))
+		return 0;
+	return (uint8_t)fp8kv_encode(y, fp8kv_format_of(format), overflow == FP8KV_SATURATE);
+}
+
+FP8KV_API float fp8kv_to_float(uint8_t code, fp8kv_dtype format)
+{
+	if (!fp8kv_dtype_is_fp8(format))
+		return fp8kv_bits_f32(0x7FC00000u);
+	return fp8kv_bits_f32(fp8kv_decode_bits(code, fp8kv_format_of(format)));
+}
+
+FP8KV_API float fp8kv_suggest_scale(float amax, fp8kv_dtype format)
+{
+	if (!fp8kv_dtype_is_fp8(format) || !(amax > 0.0f) || fp8kv_finite_abs(amax) != amax)
+		return 1.0f;
+	return fp8kv_dynamic_scale(amax, fp8kv_fp8_max(format));
+}

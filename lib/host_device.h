@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * host_device.h - FP8KV_HD, the qualifiers of code that the C compiler (CPU
+ * backend, front end) and hipcc or nvcc (the HIP module) both compile: one
+ * definition for both, so that they cannot drift.  Such code is plain C,
+ * static inline, with no libc calls.
+ */
+#ifndef FP8KV_HOST_DEVICE_H
+#define FP8KV_HOST_DEVICE_H
+
+#if defined(__HIPCC__) || defined(__CUDACC__)
+#define FP8KV_HD __host__ __device__ __forceinline__
+#else
+#define FP8KV_HD static inline
+#endif
+
+#endif /* FP8KV_HOST_DEVICE_H */

@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: MIT
+# Included from the top Makefile.am: the library, its front end and the
+# backends linked into it.  Dependencies run one way: fp8kv.c (the API)
+# -> plan.c (validation) -> layout.c, dtypes.c, errors.c; modules.c loads
+# backends; every backend sees only lib/backend.h and lib/write_plan.h.
+
+include_HEADERS = include/fp8kv.h
+lib_LTLIBRARIES = lib/libfp8kv.la
+lib_libfp8kv_la_SOURCES = \
+	lib/fp8kv.c lib/plan.c lib/layout.c lib/dtypes.c lib/errors.c lib/modules.c \
+	lib/internal.h lib/layout.h lib/backend.h lib/write_plan.h lib/fp8_convert.h \
+	lib/host_device.h
+lib_libfp8kv_la_CPPFLAGS = $(AM_CPPFLAGS) -DFP8KV_BUILDING \
+	-DFP8KV_MODULE_DIR='"$(moduledir)"'
+lib_libfp8kv_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
+lib_libfp8kv_la_LIBADD = cpu/libcpu.la
+# Only the API leaves the library (GCC exports OpenMP's named critical
+# sections whatever -fvisibility says).
+lib_libfp8kv_la_LDFLAGS = -version-info $(FP8KV_LT_VERSION) -no-undefined $(OPENMP_CFLAGS) \
+	-export-symbols-regex '^fp8kv_'
+if HIP_LINKED
+# configure --disable-hip-module: the HIP backend's object joins the
+# library, which then links the GPU runtime and, being part C++, links
+# with the C++ compiler.
+lib_libfp8kv_la_LIBADD += hip/fp8kv_hip.lo $(HIP_LIBS)
+lib_libfp8kv_la_LDFLAGS += -Wl,--version-script=$(srcdir)/lib/fp8kv-linked.map
+EXTRA_lib_libfp8kv_la_DEPENDENCIES = hip/fp8kv_hip.lo $(srcdir)/lib/fp8kv-linked.map
+lib_libfp8kv_la_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) \
+	$(LIBTOOLFLAGS) --mode=link $(CXXLD) $(AM_CXXFLAGS) $(CXXFLAGS) \
+	$(lib_libfp8kv_la_LDFLAGS) $(LDFLAGS) -o $@
+else
+lib_libfp8kv_la_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \
+	$(LIBTOOLFLAGS) --mode=link $(CCLD) $(lib_libfp8kv_la_CFLAGS) $(CFLAGS) \
+	$(lib_libfp8kv_la_LDFLAGS) $(LDFLAGS) -o $@
+endif
+EXTRA_DIST += lib/fp8kv-linked.map
+
+pkgconfigdir = $(libdir)/pkgconfig
+pkgconfig_DATA = fp8kv.pc
