@@ -9,8 +9,11 @@
 #   check_symbols.sh --module NAME
 #                               fp8kv_NAME.so exports fp8kv_module_entry and
 #                               nothing else but the C++/HIP toolchain
-#                               symbols listed below; skipped (77) when the
-#                               module was not built.
+#                               symbols listed below, and leaves no fp8kv_
+#                               symbol undefined (it must load whether
+#                               libfp8kv was opened RTLD_GLOBAL or
+#                               RTLD_LOCAL); skipped (77) when the module
+#                               was not built.
 #
 # Run by make check (tests/hardening.mk), which sets abs_top_builddir,
 # abs_top_srcdir and NM.  Exit: 0 pass, 1 fail, 77 skip.
@@ -169,7 +172,20 @@ check_module() {
 		bad "fp8kv_$module.so exports more than fp8kv_module_entry:"
 		sed 's/^/  /' "$tmp/stray"
 	fi
-	[ $fail = 0 ] && echo "PASS: fp8kv_$module.so exports fp8kv_module_entry only"
+	# what it needs of libfp8kv comes through the services of its entry
+	# (lib/backend.h), never from a symbol that only a global libfp8kv
+	# would resolve
+	# shellcheck disable=SC2086
+	$NM -D --undefined-only "$so" >"$tmp/undefined" 2>"$tmp/nm.err" || {
+		echo "ERROR: $NM -D --undefined-only $so failed:"
+		cat "$tmp/nm.err"
+		exit 99
+	}
+	if grep -q ' fp8kv_' "$tmp/undefined"; then
+		bad "fp8kv_$module.so needs symbols of libfp8kv:"
+		grep ' fp8kv_' "$tmp/undefined" | sed 's/^/  /'
+	fi
+	[ $fail = 0 ] && echo "PASS: fp8kv_$module.so exports fp8kv_module_entry only, needs no fp8kv_ symbol"
 	exit $fail
 }
 

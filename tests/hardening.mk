@@ -7,8 +7,10 @@
 #                          + tests/check_symbols.sh (libfp8kv.so exports
 #                            exactly tests/fp8kv.sym, nothing else)
 #                          + tests/check_hip_symbols.sh (the HIP module
-#                            exports fp8kv_module_entry only; skipped when
-#                            it is not built)
+#                            exports fp8kv_module_entry only and needs no
+#                            fp8kv_ symbol; skipped when it is not built)
+#                          + tests/test_rtld_local (the HIP module loads
+#                            under a libfp8kv opened RTLD_LOCAL)
 #   make check-valgrind    the check programs under valgrind (memcheck)
 #   make check-consumer    DESTDIR install, pkg-config consumer, no RPATH
 #                          (.ci/consumer-check.sh)
@@ -26,6 +28,11 @@ tests_test_threads_SOURCES = tests/test_threads.c
 tests_test_threads_CFLAGS = $(TEST_CFLAGS) -pthread
 tests_test_threads_LDADD = $(TEST_LIBS) $(PTHREAD_LIBS)
 tests_test_threads_LDFLAGS = -pthread
+
+# ---- the HIP module without a global libfp8kv (Python's ctypes) ----------
+check_PROGRAMS += tests/test_rtld_local
+TESTS += tests/test_rtld_local
+tests_test_rtld_local_SOURCES = tests/test_rtld_local.c
 
 # ---- ABI: the exported symbols -------------------------------------------
 # The scripts run directly (they are executable), like every script in TESTS.
@@ -83,16 +90,20 @@ FUZZ_EXTRA =
 FUZZ_ARGS =
 FUZZ_TOLERATE =
 FUZZ_WORKDIR = tests/fuzz/work
+# the library's and the CPU backend's sources (lib/local.mk, cpu/local.mk)
 FUZZ_SRCS = $(srcdir)/tests/fuzz/fuzz_cache_write.c \
-	$(srcdir)/lib/fp8kv.c $(srcdir)/lib/errors.c $(srcdir)/lib/validate.c \
-	$(srcdir)/lib/modules.c $(srcdir)/cpu/cpu_backend.c
+	$(srcdir)/lib/fp8kv.c $(srcdir)/lib/plan.c $(srcdir)/lib/layout.c \
+	$(srcdir)/lib/dtypes.c $(srcdir)/lib/errors.c $(srcdir)/lib/modules.c \
+	$(srcdir)/cpu/rows.c $(srcdir)/cpu/cache_write.c $(srcdir)/cpu/flat.c \
+	$(srcdir)/cpu/backend.c
 FUZZ_INCLUDES = $(srcdir)/include/fp8kv.h $(srcdir)/lib/backend.h $(srcdir)/lib/internal.h \
-	$(srcdir)/lib/fp8_convert.h
+	$(srcdir)/lib/layout.h $(srcdir)/lib/write_plan.h $(srcdir)/lib/fp8_convert.h \
+	$(srcdir)/lib/host_device.h $(srcdir)/cpu/cpu.h
 
 tests/fuzz/fuzz_cache_write$(EXEEXT): $(FUZZ_SRCS) $(FUZZ_INCLUDES) $(top_builddir)/config.h
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_FLAGS) -ffp-contract=off -DFP8KV_BUILDING \
-	  -DFP8KV_MODULE_DIR='"/nonexistent"' -I$(top_srcdir)/include -I$(top_srcdir)/lib \
+	  -DFP8KV_MODULE_DIR='"/nonexistent"' -I$(top_srcdir)/include -I$(top_srcdir)/lib -I$(top_srcdir)/cpu \
 	  -I$(top_builddir) $(FUZZ_EXTRA) -o $@ $(FUZZ_SRCS) $(LIBS) -lm
 
 fuzz: tests/fuzz/fuzz_cache_write$(EXEEXT)
