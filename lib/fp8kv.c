@@ -25,11 +25,18 @@ FP8KV_API const char *fp8kv_version(void)
 
 /* ---- backends ---- */
 
+/* N of "NAME:N": decimal digits only (no sign, no space), at most 2^20. */
 static int parse_device(const char *s, int *device)
 {
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (*s == '\0' || *end != '\0' || v < 0 || v > 1 << 20)
+	long v = 0;
+	if (*s == '\0')
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > 1 << 20)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	if (v > 1 << 20)
 		return -1;
 	*device = (int)v;
 	return 0;
@@ -79,6 +86,9 @@ static fp8kv_status open_named(const char *name, fp8kv_backend **out)
 		return st;
 
 	if ((st = ops->open(device, &ctx)) != FP8KV_OK) {
+		if (!fp8kv_last_error()[0])
+			fp8kv_set_error(st, "backend '%s' failed to open (%s; it gave no reason)", name,
+					fp8kv_strerror(st));
 		fp8kv_module_unload(handle);
 		return st;
 	}
@@ -102,7 +112,7 @@ FP8KV_API fp8kv_status fp8kv_backend_open(const char *name, fp8kv_backend **back
 		return fp8kv_set_error(FP8KV_EINVAL, "backend is NULL");
 	*backend = NULL;
 	if (!name || !strcmp(name, "auto")) {
-		const char *env = getenv("FP8KV_BACKEND");
+		const char *env = fp8kv_trusted_getenv("FP8KV_BACKEND");
 		if (env && *env && strcmp(env, "auto"))
 			return open_named(env, backend);
 		if (open_named("hip", backend) == FP8KV_OK)
@@ -298,14 +308,14 @@ FP8KV_API fp8kv_status fp8kv_amax(fp8kv_backend *b, const void *src, fp8kv_dtype
 		return fp8kv_set_error((unsigned)dtype <= FP8KV_E5M2FNUZ ? FP8KV_ENOTSUP
 									 : FP8KV_EINVAL,
 				       "amax: dtype %d must be f32, f16 or bf16", (int)dtype);
-	*amax = 0.0f;
-	if (count == 0)
-		return FP8KV_OK;
-	if (!src)
+	if (count > 0 && !src)
 		return fp8kv_set_error(FP8KV_EINVAL, "src is NULL");
 	if ((uintptr_t)src % fp8kv_dtype_size(dtype))
 		return fp8kv_set_error(FP8KV_EINVAL, "src is not aligned to its element size");
-	return b->ops->amax(b->ctx, src, dtype, count, amax);
+	if (count > (size_t)INT64_MAX / 4)
+		return fp8kv_set_error(FP8KV_EINVAL, "count %zu is too large", count);
+	*amax = 0.0f;
+	return count ? b->ops->amax(b->ctx, src, dtype, count, amax) : FP8KV_OK;
 }
 
 FP8KV_API fp8kv_status fp8kv_check_slots(fp8kv_backend *b, const void *slots, int64_t count,
@@ -321,13 +331,12 @@ FP8KV_API fp8kv_status fp8kv_check_slots(fp8kv_backend *b, const void *slots, in
 		return fp8kv_set_error(FP8KV_EINVAL,
 				       "count (%" PRId64 ") and num_slots (%" PRId64 ") must be >= 0",
 				       count, num_slots);
-	memset(report, 0, sizeof *report);
-	report->first_padding = report->first_out_of_range = report->first_duplicate = -1;
-	if (count == 0)
-		return FP8KV_OK;
-	if (!slots)
+	if (count > 0 && !slots)
 		return fp8kv_set_error(FP8KV_EINVAL, "slot_mapping is NULL");
 	if ((uintptr_t)slots % (type == FP8KV_INDEX_INT32 ? 4 : 8))
 		return fp8kv_set_error(FP8KV_EINVAL, "slot_mapping is not aligned");
-	return b->ops->check_slots(b->ctx, slots, count, type, num_slots, report);
+	memset(report, 0, sizeof *report);
+	report->first_padding = report->first_out_of_range = report->first_duplicate = -1;
+	return count ? b->ops->check_slots(b->ctx, slots, count, type, num_slots, report)
+		     : FP8KV_OK;
 }

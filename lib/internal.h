@@ -47,4 +47,8 @@ fp8kv_status fp8kv_module_load(const char *name, const fp8kv_backend_ops **ops,
 			       void **handle);
 void fp8kv_module_unload(void *handle);
 
+/* getenv, except in a setuid or setgid program (secure_getenv): for the
+ * variables that choose code to load (FP8KV_MODULE_PATH, FP8KV_BACKEND). */
+const char *fp8kv_trusted_getenv(const char *name);
+
 #endif /* FP8KV_INTERNAL_H */

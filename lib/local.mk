@@ -6,14 +6,20 @@
 
 include_HEADERS = include/fp8kv.h
 lib_LTLIBRARIES = lib/libfp8kv.la
-lib_libfp8kv_la_SOURCES = \
-	lib/fp8kv.c lib/plan.c lib/layout.c lib/dtypes.c lib/errors.c lib/modules.c \
-	lib/internal.h lib/layout.h lib/backend.h lib/write_plan.h lib/fp8_convert.h \
+# The library's objects, also linked statically into test programs that
+# must not depend on the loader's search path (tests/setuid_probe).
+noinst_LTLIBRARIES += lib/libfp8kv_core.la
+lib_libfp8kv_core_la_SOURCES = \
+	lib/fp8kv.c lib/plan.c lib/layout.c lib/overlap.c lib/dtypes.c lib/errors.c \
+	lib/modules.c \
+	lib/internal.h lib/layout.h lib/overlap.h lib/backend.h lib/write_plan.h lib/fp8_convert.h \
 	lib/host_device.h
-lib_libfp8kv_la_CPPFLAGS = $(AM_CPPFLAGS) -DFP8KV_BUILDING \
+lib_libfp8kv_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DFP8KV_BUILDING \
 	-DFP8KV_MODULE_DIR='"$(moduledir)"'
-lib_libfp8kv_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
-lib_libfp8kv_la_LIBADD = cpu/libcpu.la
+lib_libfp8kv_core_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
+lib_libfp8kv_core_la_LIBADD = cpu/libcpu.la
+lib_libfp8kv_la_SOURCES =
+lib_libfp8kv_la_LIBADD = lib/libfp8kv_core.la
 # Only the API leaves the library (GCC exports OpenMP's named critical
 # sections whatever -fvisibility says).
 lib_libfp8kv_la_LDFLAGS = -version-info $(FP8KV_LT_VERSION) -no-undefined $(OPENMP_CFLAGS) \
@@ -30,7 +36,7 @@ lib_libfp8kv_la_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) \
 	$(lib_libfp8kv_la_LDFLAGS) $(LDFLAGS) -o $@
 else
 lib_libfp8kv_la_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \
-	$(LIBTOOLFLAGS) --mode=link $(CCLD) $(lib_libfp8kv_la_CFLAGS) $(CFLAGS) \
+	$(LIBTOOLFLAGS) --mode=link $(CCLD) $(AM_CFLAGS) $(CFLAGS) \
 	$(lib_libfp8kv_la_LDFLAGS) $(LDFLAGS) -o $@
 endif
 EXTRA_DIST += lib/fp8kv-linked.map

@@ -5,11 +5,18 @@
  * Only fp8kv_backend_open() gets here, so nothing is loaded, and no GPU
  * runtime initialised, before a caller asks.  The search path is
  * FP8KV_MODULE_PATH (colon-separated, for uninstalled builds and tests),
- * then the install directory.
+ * then the install directory.  FP8KV_MODULE_PATH is a trust boundary, as
+ * LD_LIBRARY_PATH is: a module's constructors run at dlopen.  So it is
+ * read with secure_getenv (ignored in setuid and setgid programs), and
+ * only its absolute directories count: a relative one would follow the
+ * current directory.
  */
 #include "config.h"
 
 #include <dlfcn.h>
+#ifdef HAVE_GETAUXVAL
+#include <sys/auxv.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +41,16 @@ static fp8kv_status try_dir(const char *dir, size_t dir_len, const char *name,
 				       path, dlerror());
 	fp8kv_module_entry_fn entry;
 	*(void **)&entry = dlsym(h, FP8KV_MODULE_ENTRY);
-	const fp8kv_backend_ops *table = entry ? entry(&fp8kv_host) : NULL;
-	if (!table) {
+	if (!entry) {
 		dlclose(h);
 		return fp8kv_set_error(FP8KV_EBACKEND, "backend '%s': %s has no %s", name, path,
 				       FP8KV_MODULE_ENTRY);
+	}
+	const fp8kv_backend_ops *table = entry(&fp8kv_host);
+	if (!table) {
+		dlclose(h);
+		return fp8kv_set_error(FP8KV_EBACKEND, "backend '%s': %s refused to start (its %s "
+				       "returned NULL)", name, path, FP8KV_MODULE_ENTRY);
 	}
 	if (table->abi != FP8KV_MODULE_ABI) {
 		unsigned abi = table->abi;
@@ -54,14 +66,14 @@ static fp8kv_status try_dir(const char *dir, size_t dir_len, const char *name,
 
 fp8kv_status fp8kv_module_load(const char *name, const fp8kv_backend_ops **ops, void **handle)
 {
-	const char *env = getenv("FP8KV_MODULE_PATH");
+	const char *env = fp8kv_trusted_getenv("FP8KV_MODULE_PATH");
 	fp8kv_status st;
 	int found = 0;
 
 	for (const char *p = env; p && *p;) {
 		const char *end = strchr(p, ':');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len && (st = try_dir(p, len, name, ops, handle, &found)) != FP8KV_ENODEV)
+		if (len && *p == '/' && (st = try_dir(p, len, name, ops, handle, &found)) != FP8KV_ENODEV)
 			return st;
 		if (found)
 			return FP8KV_ENODEV; /* message already set */
@@ -71,9 +83,20 @@ fp8kv_status fp8kv_module_load(const char *name, const fp8kv_backend_ops **ops, 
 			  &found)) != FP8KV_ENODEV || found)
 		return st;
 	return fp8kv_set_error(FP8KV_ENODEV,
-			       "backend '%s' is not available: no fp8kv_%s.so in FP8KV_MODULE_PATH "
-			       "or %s",
+			       "backend '%s' is not available: no fp8kv_%s.so in FP8KV_MODULE_PATH's "
+			       "absolute directories or %s",
 			       name, name, FP8KV_MODULE_DIR);
+}
+
+const char *fp8kv_trusted_getenv(const char *name)
+{
+#if defined(HAVE_SECURE_GETENV)
+	return secure_getenv(name);
+#elif defined(HAVE_GETAUXVAL)
+	return getauxval(AT_SECURE) ? NULL : getenv(name);
+#else
+	return getenv(name);
+#endif
 }
 
 void fp8kv_module_unload(void *handle)

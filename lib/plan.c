@@ -11,6 +11,7 @@
 
 #include "internal.h"
 #include "layout.h"
+#include "overlap.h"
 #include "fp8_convert.h"
 
 /* The device code sees only fp8_convert.h and write_plan.h, whose numbers
@@ -179,15 +180,50 @@ static fp8kv_status validate_cache_write(const fp8kv_cache_write *d)
 	    (st = fp8kv_layout_check(&key_cache, cache_size, "key_cache", 1)) != FP8KV_OK ||
 	    (st = fp8kv_layout_check(&value_cache, cache_size, "value_cache", 1)) != FP8KV_OK)
 		return st;
-	if (d->scale_mode == FP8KV_SCALE_TOKEN_HEAD) {
-		const fp8kv_layout scales = {3, {d->num_blocks, d->block_size, d->num_heads},
-				       {d->scale_cache_stride_block, d->scale_cache_stride_slot,
-					d->scale_cache_stride_head},
-				       {"block", "slot", "head"}};
-		if ((st = fp8kv_layout_check(&scales, 4, "scale_cache", 1)) != FP8KV_OK)
-			return st;
+	const fp8kv_layout scales = {3, {d->num_blocks, d->block_size, d->num_heads},
+				     {d->scale_cache_stride_block, d->scale_cache_stride_slot,
+				      d->scale_cache_stride_head},
+				     {"block", "slot", "head"}};
+	const int dynamic = d->scale_mode == FP8KV_SCALE_TOKEN_HEAD;
+	if (dynamic && (st = fp8kv_layout_check(&scales, 4, "scale_cache", 1)) != FP8KV_OK)
+		return st;
+
+	/* which arguments share memory: outputs with anything, inputs with
+	 * outputs (the sizes below cannot overflow once the layouts passed,
+	 * but for the mappings, whose lengths nothing else bounds) */
+	uint64_t slot_bytes = 0, swa_bytes = 0;
+	if (__builtin_mul_overflow((uint64_t)d->num_tokens, index_size(d->slot_type), &slot_bytes) ||
+	    (d->swa_mapping && __builtin_mul_overflow((uint64_t)d->swa_mapping_len,
+						      index_size(d->swa_type), &swa_bytes)))
+		FAIL(FP8KV_EINVAL, "slot_mapping or swa_mapping: length overflows 64-bit byte sizes");
+	const int reading = d->num_tokens > 0;
+	const uint64_t heads_floats = (uint64_t)d->num_heads * 4;
+	const uint64_t scale_bytes = d->scale_mode == FP8KV_SCALE_TENSOR ? 4
+				     : d->scale_mode == FP8KV_SCALE_HEAD ? heads_floats
+									 : 0;
+	fp8kv_region r[14];
+	int n = 0;
+	fp8kv_region_strided(&r[n++], "key_cache", 1, d->key_cache, &key_cache, cache_size);
+	fp8kv_region_strided(&r[n++], "value_cache", 1, d->value_cache, &value_cache, cache_size);
+	if (dynamic) {
+		fp8kv_region_strided(&r[n++], "k_scale_cache", 1, d->k_scale_cache, &scales, 4);
+		fp8kv_region_strided(&r[n++], "v_scale_cache", 1, d->v_scale_cache, &scales, 4);
 	}
-	return FP8KV_OK;
+	fp8kv_region_flat(&r[n++], "overflow_count", 1, d->overflow_count, 8);
+	fp8kv_region_flat(&r[n++], "nan_count", 1, d->nan_count, 8);
+	fp8kv_region_flat(&r[n++], "k_amax", 1, d->k_amax, heads_floats);
+	fp8kv_region_flat(&r[n++], "v_amax", 1, d->v_amax, heads_floats);
+	if (scale_bytes) {
+		fp8kv_region_flat(&r[n++], "k_scale", 0, d->k_scale, scale_bytes);
+		fp8kv_region_flat(&r[n++], "v_scale", 0, d->v_scale, scale_bytes);
+	}
+	if (reading) {
+		fp8kv_region_strided(&r[n++], "key", 0, d->key, &key_in, in_size);
+		fp8kv_region_strided(&r[n++], "value", 0, d->value, &value_in, in_size);
+		fp8kv_region_flat(&r[n++], "slot_mapping", 0, d->slot_mapping, slot_bytes);
+		fp8kv_region_flat(&r[n++], "swa_mapping", 0, d->swa_mapping, swa_bytes);
+	}
+	return fp8kv_regions_apart(r, n);
 }
 
 static fp8kv_status validate_convert(const fp8kv_convert_args *a, int quantize)
@@ -228,7 +264,16 @@ static fp8kv_status validate_convert(const fp8kv_convert_args *a, int quantize)
 	if (a->overflow_count && misaligned(a->overflow_count, 8))
 		FAIL(FP8KV_EINVAL, "overflow_count (%p) is not aligned to 8 bytes",
 		     (void *)a->overflow_count);
-	return FP8KV_OK;
+	/* no conversion in place: the elements differ in size, and threads
+	 * would read what others wrote */
+	fp8kv_region r[4];
+	int n = 0;
+	fp8kv_region_flat(&r[n++], "dst", 1, a->dst, a->count * fp8kv_dtype_size(a->dst_dtype));
+	fp8kv_region_flat(&r[n++], "src", 0, a->src, a->count * fp8kv_dtype_size(a->src_dtype));
+	fp8kv_region_flat(&r[n++], "overflow_count", 1, a->overflow_count, 8);
+	if (a->scale_mode == FP8KV_SCALE_TENSOR)
+		fp8kv_region_flat(&r[n++], "scale", 0, a->scale, 4);
+	return fp8kv_regions_apart(r, n);
 }
 
 /* ---- plans ---- */

@@ -11,6 +11,12 @@
 #                            fp8kv_ symbol; skipped when it is not built)
 #                          + tests/test_rtld_local (the HIP module loads
 #                            under a libfp8kv opened RTLD_LOCAL)
+#                          + tests/test_hardening (overlapping arguments,
+#                            a mapping changed during the call, device
+#                            names, modules that refuse or fail silently)
+#                          + tests/check_setuid.sh (a setuid program
+#                            ignores FP8KV_MODULE_PATH and FP8KV_BACKEND;
+#                            skipped unless root)
 #   make check-valgrind    the check programs under valgrind (memcheck)
 #   make check-consumer    DESTDIR install, pkg-config consumer, no RPATH
 #                          (.ci/consumer-check.sh)
@@ -28,6 +34,32 @@ tests_test_threads_SOURCES = tests/test_threads.c
 tests_test_threads_CFLAGS = $(TEST_CFLAGS) -pthread
 tests_test_threads_LDADD = $(TEST_LIBS) $(PTHREAD_LIBS)
 tests_test_threads_LDFLAGS = -pthread
+
+# ---- hostile and careless callers ------------------------------------------
+if HAVE_CHECK
+check_PROGRAMS += tests/test_hardening
+TESTS += tests/test_hardening
+endif
+tests_test_hardening_SOURCES = tests/test_hardening.c
+tests_test_hardening_CFLAGS = $(TEST_CFLAGS)
+tests_test_hardening_LDADD = $(TEST_LIBS)
+
+# A module that refuses, fails without a word, and leaves a mark when loaded.
+check_LTLIBRARIES += tests/fp8kv_planted.la
+tests_fp8kv_planted_la_SOURCES = tests/planted_module.c
+tests_fp8kv_planted_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
+tests_fp8kv_planted_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
+	-rpath '$(abs_builddir)/tests'
+
+# A setuid program must not follow FP8KV_MODULE_PATH or FP8KV_BACKEND.  The
+# probe carries the library's objects: under AT_SECURE the loader would not
+# follow LD_LIBRARY_PATH to an uninstalled libfp8kv either.
+check_PROGRAMS += tests/setuid_probe
+tests_setuid_probe_SOURCES = tests/setuid_probe.c
+tests_setuid_probe_LDADD = lib/libfp8kv_core.la
+tests_setuid_probe_LDFLAGS = $(OPENMP_CFLAGS)
+TESTS += tests/check_setuid.sh
+EXTRA_DIST += tests/check_setuid.sh
 
 # ---- the HIP module without a global libfp8kv (Python's ctypes) ----------
 check_PROGRAMS += tests/test_rtld_local
@@ -92,12 +124,12 @@ FUZZ_TOLERATE =
 FUZZ_WORKDIR = tests/fuzz/work
 # the library's and the CPU backend's sources (lib/local.mk, cpu/local.mk)
 FUZZ_SRCS = $(srcdir)/tests/fuzz/fuzz_cache_write.c \
-	$(srcdir)/lib/fp8kv.c $(srcdir)/lib/plan.c $(srcdir)/lib/layout.c \
+	$(srcdir)/lib/fp8kv.c $(srcdir)/lib/plan.c $(srcdir)/lib/layout.c $(srcdir)/lib/overlap.c \
 	$(srcdir)/lib/dtypes.c $(srcdir)/lib/errors.c $(srcdir)/lib/modules.c \
 	$(srcdir)/cpu/rows.c $(srcdir)/cpu/cache_write.c $(srcdir)/cpu/flat.c \
 	$(srcdir)/cpu/backend.c
 FUZZ_INCLUDES = $(srcdir)/include/fp8kv.h $(srcdir)/lib/backend.h $(srcdir)/lib/internal.h \
-	$(srcdir)/lib/layout.h $(srcdir)/lib/write_plan.h $(srcdir)/lib/fp8_convert.h \
+	$(srcdir)/lib/layout.h $(srcdir)/lib/overlap.h $(srcdir)/lib/write_plan.h $(srcdir)/lib/fp8_convert.h \
 	$(srcdir)/lib/host_device.h $(srcdir)/cpu/cpu.h
 
 tests/fuzz/fuzz_cache_write$(EXEEXT): $(FUZZ_SRCS) $(FUZZ_INCLUDES) $(top_builddir)/config.h
