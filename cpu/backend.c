@@ -86,6 +86,8 @@ const fp8kv_backend_ops *fp8kv_cpu_entry(const fp8kv_host_services *host)
 {
 	if (!host || !host->set_error)
 		return NULL;
-	fp8kv_cpu_host = host;
+	/* every open calls the entry, from any thread: the same pointer each
+	 * time, stored atomically */
+	__atomic_store_n(&fp8kv_cpu_host, host, __ATOMIC_RELEASE);
 	return &cpu_backend;
 }

@@ -194,7 +194,7 @@ fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *p, void *s
 	}
 	free(tables);
 	if (first_bad.token >= 0)
-		return fp8kv_range_error(fp8kv_cpu_host->set_error, first_bad.token, first_bad.slot,
+		return fp8kv_range_error(CPU_HOST()->set_error, first_bad.token, first_bad.slot,
 					 fp8kv_slot_limit(map, first_bad.kind),
 					 first_bad.kind == FP8KV_SLOT_PAST_SWA);
 	return FP8KV_OK;

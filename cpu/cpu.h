@@ -45,7 +45,8 @@
 
 /* The library's services (backend.c), set by the entry. */
 extern const fp8kv_host_services *fp8kv_cpu_host;
-#define CPU_ERROR(status, ...) fp8kv_cpu_host->set_error((status), __VA_ARGS__)
+#define CPU_HOST() __atomic_load_n(&fp8kv_cpu_host, __ATOMIC_ACQUIRE)
+#define CPU_ERROR(status, ...) CPU_HOST()->set_error((status), __VA_ARGS__)
 
 typedef struct row_stats {
 	uint64_t overflows;

@@ -7,7 +7,7 @@
 # $STEP_LIMIT seconds (default 400).
 set -u
 out=${OUT:-/tmp}
-carry=$(pwd)/.carry
+carry=${CARRY:-$(pwd)/.carry}
 export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export FP8KV_MODULE_PATH=$carry/modules
 bin=$carry/bin
