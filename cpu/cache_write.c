@@ -23,63 +23,78 @@ typedef struct thread_side {
 	const void *table; /* the lookup table of this side's conversion, or NULL */
 } thread_side;
 
+/* Heads at a time for the per-row amax and scales, on the stack. */
+#define HEAD_CHUNK 64
+
+/* Heads [h0, h0 + nh) of token t on one side, to block/offset; src and dst
+ * point at head h0's rows, src_stride and dst_stride bytes apart. */
+static void write_heads(const fp8kv_write_plan *p, const thread_side *ts, int64_t h0, int64_t nh,
+			const uint8_t *src, int64_t src_stride, uint8_t *dst, int64_t dst_stride,
+			int64_t block, int64_t offset, row_stats *stats)
+{
+	const fp8kv_plan_side *sd = ts->plan;
+	const int64_t n = sd->head_dim;
+	const int dynamic = p->cache_is_fp8 && p->scale_mode == FP8KV_SCALE_TOKEN_HEAD;
+	float amax[HEAD_CHUNK];
+
+	if (ts->amax || dynamic)
+		cpu_rows_amax(amax, src, src_stride, nh, n, p->input_dtype);
+	if (ts->amax)
+		for (int64_t k = 0; k < nh; k++)
+			ts->amax[h0 + k] = amax[k] > ts->amax[h0 + k] ? amax[k] : ts->amax[h0 + k];
+	if (!p->cache_is_fp8) {
+		for (int64_t k = 0; k < nh; k++) {
+			memcpy(dst + k * dst_stride, src + k * src_stride, (size_t)(n * p->input_size));
+			if (stats)
+				stats->nans += cpu_row_nans(src + k * src_stride, n, p->input_dtype);
+		}
+		return;
+	}
+	if (ts->table) {
+		cpu_lookup_rows(dst, dst_stride, src, src_stride, nh, n, ts->table, stats);
+		return;
+	}
+	const fp8kv_fp8_format f = fp8kv_format_of(p->cache_dtype);
+	const float *scale = NULL;
+	int64_t scale_stride = 0;
+	float dynamic_scale[HEAD_CHUNK];
+	if (p->scale_mode == FP8KV_SCALE_TENSOR || p->scale_mode == FP8KV_SCALE_HEAD) {
+		scale = p->scale_mode == FP8KV_SCALE_HEAD ? sd->scale + h0 : sd->scale;
+		scale_stride = p->scale_mode == FP8KV_SCALE_HEAD;
+	} else if (dynamic) {
+		const float fmax = fp8kv_format_max(f);
+		float *out = sd->scale_cache + block * sd->scale_stride_block +
+			     offset * sd->scale_stride_slot + h0 * sd->scale_stride_head;
+		for (int64_t k = 0; k < nh; k++) {
+			dynamic_scale[k] = fp8kv_dynamic_scale(amax[k], fmax);
+			out[k * sd->scale_stride_head] = dynamic_scale[k];
+		}
+		scale = dynamic_scale;
+		scale_stride = 1;
+	}
+	cpu_quantize_rows(dst, dst_stride, src, src_stride, nh, n, p->input_dtype, scale,
+			  scale_stride, f, p->saturate, stats);
+}
+
 /* Every head of token t on one side, to block/offset. */
 static void write_token(const fp8kv_write_plan *p, const thread_side *ts, int64_t t,
 			int64_t block, int64_t offset, row_stats *stats)
 {
 	const fp8kv_plan_side *sd = ts->plan;
-	const size_t in_size = (size_t)p->input_size, cache_size = (size_t)p->cache_size;
-	const uint8_t *src = sd->input + (size_t)(t * sd->input_stride_token) * in_size;
+	const int64_t in_size = p->input_size, cache_size = p->cache_size;
+	const uint8_t *src = sd->input + t * sd->input_stride_token * in_size;
 	uint8_t *dst = sd->cache +
-		       (size_t)(block * sd->cache_stride_block + offset * sd->cache_stride_slot) *
-			       cache_size;
-	const int64_t H = p->num_heads, n = sd->head_dim;
+		       (block * sd->cache_stride_block + offset * sd->cache_stride_slot) * cache_size;
+	const int64_t H = p->num_heads;
 	/* with one head the head strides are never used, and validation does
 	 * not bound them */
-	const int64_t src_stride = H > 1 ? sd->input_stride_head * (int64_t)in_size : 0;
-	const int64_t dst_stride = H > 1 ? sd->cache_stride_head * (int64_t)cache_size : 0;
+	const int64_t src_stride = H > 1 ? sd->input_stride_head * in_size : 0;
+	const int64_t dst_stride = H > 1 ? sd->cache_stride_head * cache_size : 0;
 
-	if (ts->amax)
-		for (int64_t h = 0; h < H; h++) {
-			const float a = cpu_row_amax(src + h * src_stride, n, p->input_dtype);
-			ts->amax[h] = a > ts->amax[h] ? a : ts->amax[h];
-		}
-	if (!p->cache_is_fp8) {
-		for (int64_t h = 0; h < H; h++) {
-			memcpy(dst + h * dst_stride, src + h * src_stride, (size_t)n * in_size);
-			if (stats)
-				stats->nans += cpu_row_nans(src + h * src_stride, n, p->input_dtype);
-		}
-		return;
-	}
-
-	if (ts->table) {
-		cpu_lookup_rows(dst, dst_stride, src, src_stride, H, n, ts->table, stats);
-		return;
-	}
-	const fp8kv_fp8_format f = fp8kv_format_of(p->cache_dtype);
-	switch (p->scale_mode) {
-	case FP8KV_SCALE_ONE:
-		cpu_quantize_rows(dst, dst_stride, src, src_stride, H, n, p->input_dtype, NULL, 0, f,
-				  p->saturate, stats);
-		break;
-	case FP8KV_SCALE_TENSOR:
-	case FP8KV_SCALE_HEAD:
-		cpu_quantize_rows(dst, dst_stride, src, src_stride, H, n, p->input_dtype, sd->scale,
-				  p->scale_mode == FP8KV_SCALE_HEAD, f, p->saturate, stats);
-		break;
-	case FP8KV_SCALE_TOKEN_HEAD: {
-		const float fmax = fp8kv_format_max(f);
-		for (int64_t h = 0; h < H; h++) {
-			const float s = fp8kv_dynamic_scale(
-				cpu_row_amax(src + h * src_stride, n, p->input_dtype), fmax);
-			sd->scale_cache[block * sd->scale_stride_block +
-					offset * sd->scale_stride_slot + h * sd->scale_stride_head] = s;
-			cpu_quantize_rows(dst + h * dst_stride, 0, src + h * src_stride, 0, 1, n,
-					  p->input_dtype, &s, 0, f, p->saturate, stats);
-		}
-		break;
-	}
+	for (int64_t h0 = 0; h0 < H; h0 += HEAD_CHUNK) {
+		const int64_t nh = H - h0 < HEAD_CHUNK ? H - h0 : HEAD_CHUNK;
+		write_heads(p, ts, h0, nh, src + h0 * src_stride, src_stride, dst + h0 * dst_stride,
+			    dst_stride, block, offset, stats);
 	}
 }
 

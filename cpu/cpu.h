@@ -63,8 +63,11 @@ void cpu_quantize_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src,
 		       const float *scale, int64_t scale_stride, fp8kv_fp8_format f,
 		       int saturate, row_stats *stats);
 
-/* max |x| over the finite elements of a row */
-float cpu_row_amax(const void *src, int64_t n, int dtype);
+/* amax[r] = max |x| over the finite elements of row r (NaN and +-Inf
+ * ignored; 0 when none), for rows rows of n elements src_stride bytes
+ * apart. */
+void cpu_rows_amax(float *amax, const uint8_t *src, int64_t src_stride, int64_t rows, int64_t n,
+		   int dtype);
 
 /* NaN inputs in a row, for copies, which count them too */
 uint64_t cpu_row_nans(const void *src, int64_t n, int dtype);
