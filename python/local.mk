@@ -17,7 +17,7 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_capi.py tests/python/test_reference.py \
 	tests/python/test_write.py tests/python/test_write_errors.py \
 	tests/python/test_bulk.py tests/python/test_compat.py tests/python/test_torch.py \
-	tests/python/test_loading.py
+	tests/python/test_loading.py tests/python/test_golden.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) python/_paths.py.in \
 	python/README.md python/gpu_check.py tests/python/run_pytest.sh $(FP8KV_PY_TESTS) \
 	tests/python/struct_layout.c
@@ -49,11 +49,6 @@ python/check/fp8kv/_paths.py: $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) \
 	  dir='$(abs_top_builddir)/lib/.libs' && $(FP8KV_PY_PATHS) >$@
 check_DATA = python/check/fp8kv/_paths.py
 
-clean-local: fp8kv-python-clean
-fp8kv-python-clean:
-	rm -rf python/check
-.PHONY: fp8kv-python-clean
-
 # The C layout of the descriptor, which the ctypes mirror is held to.
 check_PROGRAMS += tests/python/struct_layout
 tests_python_struct_layout_SOURCES = tests/python/struct_layout.c
@@ -61,3 +56,8 @@ tests_python_struct_layout_SOURCES = tests/python/struct_layout.c
 TESTS += tests/python/run_pytest.sh
 AM_TESTS_ENVIRONMENT += PYTHON='$(PYTHON)'; export PYTHON;
 endif
+
+clean-local: fp8kv-python-clean
+fp8kv-python-clean:
+	rm -rf python/check
+.PHONY: fp8kv-python-clean

@@ -7,7 +7,7 @@ import ctypes
 
 from . import _backends, _capi
 from ._types import (CODES, FP8_FORMATS, INPUT_DTYPES, OVERFLOW_CODES, TORCH_FP8, Tensor,
-                     cache_format, describe, np, parse_format, torch)
+                     Typed, cache_format, describe, np, parse_format, torch)
 from ._write import _contiguous, _counter, _f32, _numel, _same_device
 
 SlotReport = collections.namedtuple(
@@ -27,7 +27,7 @@ def _flat(x, name):
 
 def _empty_like(src, shape_of, dtype_kind, d):
     """A new array on src's device for the result, of torch or numpy kind."""
-    base = src.array if hasattr(src, "array") else src
+    base = src.array if isinstance(src, Typed) else src
     shape = tuple(shape_of)
     if isinstance(base, Tensor):
         dtype = TORCH_FP8.get(dtype_kind) or {"f32": torch.float32, "f16": torch.float16,
@@ -36,6 +36,20 @@ def _empty_like(src, shape_of, dtype_kind, d):
         return torch.empty(shape, dtype=dtype, device=base.device)
     dtype = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16}.get(dtype_kind, np.uint8)
     return np.empty(shape, dtype)
+
+
+def _format_code(format):
+    fmt = parse_format(format)
+    if fmt is None:
+        raise ValueError("format: an FP8 format is needed (%s)" % ", ".join(FP8_FORMATS))
+    return CODES[fmt]
+
+
+def _overflow_code(overflow):
+    ov = OVERFLOW_CODES.get(overflow) if isinstance(overflow, str) else None
+    if ov is None:
+        raise ValueError("overflow: must be 'saturate' or 'nonsaturating', not %r" % (overflow,))
+    return ov
 
 
 def _scale(scale, d, keep):
@@ -57,10 +71,8 @@ def quantize(src, dst=None, *, format=None, scale=None, overflow="saturate",
     if skind not in INPUT_DTYPES:
         raise TypeError("src: must be float32, float16 or bfloat16, not %s" % skind)
     if dst is None:
-        fmt = parse_format(format)
-        if fmt is None:
-            raise ValueError("format: needed when dst is None")
-        dst = _empty_like(src, describe(src, "src")[1], fmt, d)
+        _format_code(format)
+        dst = _empty_like(src, describe(src, "src")[1], parse_format(format), d)
     dp, dcount, dkind, dd = _flat(dst, "dst")
     _same_device(dd, d, "dst")
     fmt = cache_format(dkind, format, "dst")
@@ -69,10 +81,8 @@ def quantize(src, dst=None, *, format=None, scale=None, overflow="saturate",
     if dcount != count:
         raise ValueError("dst: %d elements, src has %d" % (dcount, count))
     mode, s = _scale(scale, d, keep)
-    ov = OVERFLOW_CODES.get(overflow) if isinstance(overflow, str) else None
-    if ov is None:
-        raise ValueError("overflow: must be 'saturate' or 'nonsaturating', not %r" % (overflow,))
-    oc = _counter(overflow_count, "overflow_count", d)
+    ov = _overflow_code(overflow)
+    oc = 0 if overflow_count is None else _counter(overflow_count, "overflow_count", d)
     _capi.raise_for(_capi.fn.quantize(_backends.handle(d), dp, CODES[fmt], sp, CODES[skind],
                                       count, mode, s, ov, oc, _backends.stream(d)))
     return dst
@@ -131,7 +141,7 @@ def amax(x):
 def suggest_scale(amax, format):
     """A per-tensor scale for data of this amax: amax / the format's largest
     value, floored at 2**-126; 1.0 when amax is 0, negative, NaN or Inf."""
-    return _capi.fn.suggest_scale(amax, CODES[parse_format(format)])
+    return _capi.fn.suggest_scale(amax, _format_code(format))
 
 
 def check_slots(slot_mapping, num_slots):
@@ -152,14 +162,11 @@ def check_slots(slot_mapping, num_slots):
 def from_float(y, format, overflow="saturate"):
     """The FP8 code (an int) of the fp32 value y: the conversion contract's
     steps 2 to 4 (y is first rounded to fp32)."""
-    ov = OVERFLOW_CODES.get(overflow) if isinstance(overflow, str) else None
-    if ov is None:
-        raise ValueError("overflow: must be 'saturate' or 'nonsaturating', not %r" % (overflow,))
-    return _capi.fn.from_float(y, CODES[parse_format(format)], ov)
+    return _capi.fn.from_float(y, _format_code(format), _overflow_code(overflow))
 
 
 def to_float(code, format):
     """The exact value of an FP8 code (0..255) as a float."""
     if not 0 <= int(code) <= 255:
         raise ValueError("code: %r is not a byte" % (code,))
-    return _capi.fn.to_float(int(code), CODES[parse_format(format)])
+    return _capi.fn.to_float(int(code), _format_code(format))

@@ -80,6 +80,9 @@ def register(write):
         lib.define("reshape_and_cache" + SCHEMA)
         for key in ("CPU", "CUDA"):
             lib.impl("reshape_and_cache", kernel, key)
-        lib.impl("reshape_and_cache", _fake, "Meta")
+        # Meta tensors pass AutogradMeta first, which has no fallthrough in
+        # torch 1.13; the fake serves both.
+        for key in ("Meta", "AutogradMeta"):
+            lib.impl("reshape_and_cache", _fake, key)
         _keep.append(lib)
     return torch.ops.fp8kv.reshape_and_cache

@@ -68,7 +68,8 @@ def _special_codes(fmt):
 def encode(y, fmt, saturate=True):
     """FP8 codes (uint8) of fp32 values y (steps 2 to 4 of the contract), and a
     bool array: where y overflowed (finite y only; Inf is not an overflow)."""
-    y = np.asarray(y, dtype=np.float32).astype(np.float64)
+    with np.errstate(all="ignore"):
+        y = np.asarray(y, dtype=np.float32).astype(np.float64)
     values, codes = _TABLES[fmt]
     fnuz = FORMATS[fmt][3]
     nan_code, sat_code, nonsat_code = _special_codes(fmt)
@@ -141,7 +142,8 @@ def widen(x, dtype):
     """Inputs as fp32: dtype "f32", "f16" (numpy float16) or "bf16" (uint16 bits)."""
     if dtype == "bf16":
         return bf16_to_f32(x)
-    return np.asarray(x).astype(np.float32)
+    with np.errstate(all="ignore"):
+        return np.asarray(x).astype(np.float32)
 
 
 def row_scale(x, fmt):
@@ -172,7 +174,8 @@ def dequantize(codes, fmt, s=None, out="f32"):
     if out == "f32":
         return p
     if out == "f16":
-        return p.astype(np.float16)
+        with np.errstate(all="ignore"):
+            return p.astype(np.float16)
     return f32_to_bf16(p)
 
 

@@ -53,7 +53,10 @@ def launch_reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapp
                          % ("v_scale" if v_scale is None else "k_scale"))
     fmt = _uint8.resolve(key_cache, FP8_FORMATS, "")
     num_tokens = key.shape[0]
-    if slot_mapping.shape[0] > num_tokens:
+    if slot_mapping.shape[0] != num_tokens:
+        if slot_mapping.shape[0] < num_tokens:
+            raise ValueError("slot_mapping: %d entries for the %d tokens of key"
+                             % (slot_mapping.shape[0], num_tokens))
         slot_mapping = slot_mapping[:num_tokens]
     reshape_and_cache(key, value, key_cache, value_cache, slot_mapping,
                       swa_mapping=swa_slot_mapping,
