@@ -150,7 +150,8 @@ def write_case(gen, fmt, dtype, scale, layout, *, T=37, H=4, D=64, Dv=32, B=16, 
     else:
         slots, kw = perm[:T].clone(), {}
     slots[T // 3] = -1
-    slots = slots.to(torch.int32 if T % 2 else torch.int64).to(DEV)
+    index = torch.int32 if torch.randint(2, (1,), generator=gen).item() else torch.int64
+    slots = slots.to(index).to(DEV)
     kw.update(layout=layout, overflow=overflow)
     if not float8:
         kw["format"] = fmt
@@ -473,8 +474,8 @@ def check_timing():
         key, value = inputs(gen, (T, H, D), "bf16", False), inputs(gen, (T, H, D), "bf16", False)
         slots = torch.randperm(B * S, generator=gen)[:T].to(DEV)
         ks = torch.tensor([0.37], device=DEV)
-        kc, vc = poisoned((B, S, H, D), FLOAT8.get("e4m3fn", torch.uint8)), None
-        vc = poisoned((B, S, H, D), kc.dtype)
+        cache_dtype = FLOAT8.get("e4m3fn", torch.uint8)
+        kc, vc = poisoned((B, S, H, D), cache_dtype), poisoned((B, S, H, D), cache_dtype)
         fmt = "e4m3fn" if kc.dtype == torch.uint8 else None
         args = (key, value, kc, vc, slots, None, "tensor", ks, ks, None, None, "saturate",
                 None, None, None, None, fmt, None)

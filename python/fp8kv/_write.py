@@ -77,9 +77,20 @@ def _scalar_scale(value, dev, keep):
     return x
 
 
+_F32 = torch.float32 if torch is not None else None
+
+
 def _f32(x, name, dev, count, keep):
     """Pointer to `count` contiguous fp32 values (a float becomes one)."""
-    if isinstance(x, (float, int)) and not isinstance(x, bool):
+    if isinstance(x, Tensor):
+        # the common case in few tensor calls; anything else takes the
+        # general path below, which names the fault
+        d = x.get_device()
+        if (x.dtype is _F32 and d == dev and x.numel() == count and
+                (x.is_cuda if d >= 0 else not x.is_meta) and
+                (count == 1 or x.is_contiguous())):
+            return x.data_ptr()
+    elif isinstance(x, (float, int)) and not isinstance(x, bool):
         x = _scalar_scale(x, dev, keep)
     ptr, shape, strides, kind, d = describe(x, name)
     n = _numel(shape)
