@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: MIT
+"""fp8kv: fused, exact FP8 KV-cache writes, from Python and PyTorch.
+
+The package calls libfp8kv through ctypes (no compiler at install time).  It
+takes torch tensors (CPU, or CUDA/ROCm devices) and numpy arrays:
+
+    import fp8kv
+    fp8kv.reshape_and_cache(k, v, k_cache, v_cache, slots,
+                            scale="tensor", k_scale=ks, v_scale=vs)
+
+Every backend writes the bytes the conversion contract of include/fp8kv.h
+fixes; the CPU backend is the golden reference (see fp8kv.golden).  Drop-ins
+with the engines' own signatures are in fp8kv.compat.sglang and
+fp8kv.compat.vllm; torch.ops.fp8kv.reshape_and_cache is the same write as a
+torch operator (torch.compile, CUDA graphs).
+
+The library is the one the package was built with, else $FP8KV_LIBRARY,
+else libfp8kv.so.1 through the loader's search path.
+"""
+
+from . import _capi
+from ._backends import BackendInfo, backends, synchronize
+from ._bulk import (SlotReport, amax, check_slots, dequantize, from_float, quantize,
+                    suggest_scale, to_float)
+from ._errors import (BackendError, Error, InvalidArgument, NoDevice, NotSupported,
+                      OutOfMemory, RangeError)
+from ._types import FormatInfo, formats, parse_format, scale_modes, torch, typed
+from . import _torch_op, _write
+
+__all__ = [
+    "reshape_and_cache", "synchronize", "quantize", "dequantize", "amax",
+    "suggest_scale", "check_slots", "from_float", "to_float", "version", "backends",
+    "formats", "scale_modes", "typed", "Error", "InvalidArgument", "NotSupported",
+    "RangeError", "NoDevice", "BackendError", "OutOfMemory", "SlotReport",
+    "BackendInfo", "FormatInfo",
+]
+
+
+def version():
+    """The version of the libfp8kv loaded, "MAJOR.MINOR.PATCH"."""
+    return _capi.fn.version().decode()
+
+
+__version__ = version()
+
+
+def reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, *,
+                      swa_mapping=None, scale=None, k_scale=None, v_scale=None,
+                      k_scale_cache=None, v_scale_cache=None, overflow="saturate",
+                      overflow_count=None, nan_count=None, k_amax=None, v_amax=None,
+                      format=None, layout=None):
+    """Writes key and value rows into a paged KV cache, converting them to FP8.
+
+    For token t < len(slot_mapping) with slot = slot_mapping[t]: slot < 0 is
+    padding (skipped); with swa_mapping, slot = swa_mapping[slot] (negative:
+    padding); otherwise key[t, h, :] goes to block slot // block_size, offset
+    slot % block_size, head h of key_cache, and value[t] likewise.  The bytes
+    are those of include/fp8kv.h's conversion contract: x / s as one correctly
+    rounded fp32 division, rounded to nearest even, overflow decided after
+    rounding.
+
+    Arrays: torch tensors (CPU or CUDA/ROCm) or numpy arrays, all on one
+    device.  The backend follows the device (cpu, or hip:N for cuda:N; each
+    opened once and kept) and a GPU call runs on torch's current stream.
+      key, value     [tokens, heads, head_dim] float32/float16/bfloat16 (one
+                     dtype), the last dimension contiguous; head dims may
+                     differ; rows past len(slot_mapping) are ignored.
+      key_cache, value_cache
+                     [blocks, block_size, heads, dim] (NHD) or [blocks, heads,
+                     block_size, dim] (HND), any strides with a contiguous
+                     last dimension.  Their dtype gives the format:
+                     torch.float8_e4m3fn/e4m3fnuz/e5m2/e5m2fnuz, or uint8 with
+                     format= ("e4m3fn", "e4m3fnuz", "e5m2", "e5m2fnuz"); a
+                     cache of the input's dtype is a plain copy.
+      slot_mapping, swa_mapping
+                     1-D int64 or int32.
+      layout         "NHD" or "HND"; None reads it from where key's head count
+                     is in the cache's shape (stated when block_size == heads).
+      scale          None: no scale, unless k_scale/v_scale ("tensor" for one
+                     value, else "head") or k_scale_cache ("dynamic") say one;
+                     "tensor": k_scale, v_scale hold one float32 (or are floats);
+                     "head": one float32 per head; "dynamic": a scale per
+                     written row, amax / max(format) floored at 2**-126, stored
+                     in k_scale_cache/v_scale_cache, float32 [blocks,
+                     block_size, heads] or [blocks, heads, block_size].
+      overflow       "saturate" (largest finite) or "nonsaturating" (NaN, or
+                     Inf for e5m2).
+      overflow_count, nan_count
+                     optional uint64 (or int64) counters, one element each; the
+                     overflows and NaN inputs of the written tokens are added.
+      k_amax, v_amax optional float32 [heads], raised to max |x| per head.
+
+    Errors.  Arguments the package can judge (shapes, dtypes, devices,
+    strides) raise ValueError or TypeError naming the argument before the
+    library is called.  The library's own rejections raise fp8kv.Error
+    subclasses (InvalidArgument, NotSupported, ...) with its message; nothing
+    is written then.  An out-of-range slot (>= blocks * block_size, or past
+    swa_mapping) skips that token; every other token is still written, and
+    fp8kv.RangeError naming the first such token is raised:
+      - on the CPU, by this call;
+      - on a GPU, by fp8kv.synchronize(device) or by the next fp8kv call on
+        that device (the kernel runs after this call returns).
+
+    In a torch.compile'd function this call becomes the operator
+    torch.ops.fp8kv.reshape_and_cache (same arguments), which declares the
+    caches, scale caches, counters and amax outputs as mutated.
+    """
+    if _compiling():
+        return _traced(key, value, key_cache, value_cache, slot_mapping, swa_mapping,
+                       scale, k_scale, v_scale, k_scale_cache, v_scale_cache, overflow,
+                       overflow_count, nan_count, k_amax, v_amax, format, layout)
+    _write.write(key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale,
+                 k_scale, v_scale, k_scale_cache, v_scale_cache, overflow, overflow_count,
+                 nan_count, k_amax, v_amax, format, layout)
+
+
+def _never():
+    return False
+
+
+# Dynamo folds torch.compiler.is_compiling() to True while it traces, so an
+# eager call pays one cheap call and a compiled one records the operator.
+if torch is not None:
+    _op = _torch_op.register(_write.write)
+    _compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if _compiling is None:
+        _compiling = getattr(getattr(torch, "_dynamo", None), "is_compiling", _never)
+else:
+    _op, _compiling = None, _never
+
+
+def _traced(key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale, k_scale,
+            v_scale, k_scale_cache, v_scale_cache, overflow, overflow_count, nan_count,
+            k_amax, v_amax, format, layout):
+    # The operator takes tensors and strings only.
+    if isinstance(k_scale, (float, int)):
+        k_scale = torch.full((1,), float(k_scale), dtype=torch.float32, device=key.device)
+    if isinstance(v_scale, (float, int)):
+        v_scale = torch.full((1,), float(v_scale), dtype=torch.float32, device=key.device)
+    _op(key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale, k_scale,
+        v_scale, k_scale_cache, v_scale_cache, overflow, overflow_count, nan_count, k_amax,
+        v_amax, parse_format(format), layout)

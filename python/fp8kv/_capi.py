@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: MIT
+"""libfp8kv through ctypes: finding the library, its prototypes, and the two
+structures of include/fp8kv.h mirrored field for field.
+
+The C header is the source of truth.  make check builds a small C program
+that prints sizeof and offsetof of every field (tests/python/struct_layout.c)
+and compares them with the structures here.
+"""
+
+import ctypes
+import os
+import struct
+
+from ._errors import Error, ERROR_CLASSES
+
+# The soname the loader is asked for when the package has no built-in path.
+SONAME = "libfp8kv.so.1"
+
+# ---- constants of include/fp8kv.h -------------------------------------------
+
+OK, EINVAL, ENOTSUP, ERANGE, ENODEV, EBACKEND, ENOMEM = range(7)
+F32, F16, BF16, E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ = range(7)
+SATURATE, NONSATURATING = 0, 1
+SCALE_ONE, SCALE_TENSOR, SCALE_HEAD, SCALE_TOKEN_HEAD = range(4)
+INDEX_INT64, INDEX_INT32 = 0, 1
+LAYOUT_NHD, LAYOUT_HND = 0, 1
+
+_i64 = ctypes.c_int64
+_int = ctypes.c_int          # the C enums are int-sized
+_ptr = ctypes.c_void_p
+
+
+class CacheWrite(ctypes.Structure):
+    """fp8kv_cache_write, in the header's order."""
+    _fields_ = [
+        ("key", _ptr), ("value", _ptr), ("input_dtype", _int),
+        ("num_tokens", _i64), ("num_heads", _i64),
+        ("head_dim_k", _i64), ("head_dim_v", _i64),
+        ("key_stride_token", _i64), ("key_stride_head", _i64),
+        ("value_stride_token", _i64), ("value_stride_head", _i64),
+        ("key_cache", _ptr), ("value_cache", _ptr), ("cache_dtype", _int),
+        ("num_blocks", _i64), ("block_size", _i64),
+        ("key_cache_stride_block", _i64), ("key_cache_stride_slot", _i64),
+        ("key_cache_stride_head", _i64),
+        ("value_cache_stride_block", _i64), ("value_cache_stride_slot", _i64),
+        ("value_cache_stride_head", _i64),
+        ("slot_mapping", _ptr), ("slot_type", _int),
+        ("swa_mapping", _ptr), ("swa_type", _int), ("swa_mapping_len", _i64),
+        ("scale_mode", _int), ("k_scale", _ptr), ("v_scale", _ptr),
+        ("overflow", _int),
+        ("k_scale_cache", _ptr), ("v_scale_cache", _ptr),
+        ("scale_cache_stride_block", _i64), ("scale_cache_stride_slot", _i64),
+        ("scale_cache_stride_head", _i64),
+        ("overflow_count", _ptr), ("nan_count", _ptr),
+        ("k_amax", _ptr), ("v_amax", _ptr),
+    ]
+
+
+class SlotReport(ctypes.Structure):
+    """fp8kv_slot_report."""
+    _fields_ = [
+        ("padding", _i64), ("out_of_range", _i64), ("duplicates", _i64),
+        ("first_padding", _i64), ("first_out_of_range", _i64),
+        ("first_duplicate", _i64),
+    ]
+
+
+def _packer(structure):
+    """A struct.Struct that lays values out exactly as ctypes lays out
+    `structure` (padding included), so that one pack() call fills a whole
+    descriptor: far cheaper than setting forty ctypes attributes."""
+    codes = {ctypes.c_void_p: "Q", ctypes.c_int64: "q", ctypes.c_int: "i"}
+    fmt, at = "=", 0
+    for name, ctype in structure._fields_:
+        offset = getattr(structure, name).offset
+        fmt += "x" * (offset - at) + codes[ctype]
+        at = offset + ctypes.sizeof(ctype)
+    fmt += "x" * (ctypes.sizeof(structure) - at)
+    packer = struct.Struct(fmt)
+    assert packer.size == ctypes.sizeof(structure)
+    return packer
+
+
+CACHE_WRITE_PACKER = _packer(CacheWrite)
+CACHE_WRITE_FIELDS = tuple(name for name, _ in CacheWrite._fields_)
+
+# ---- finding and loading the library ------------------------------------------
+
+
+def library_candidates():
+    """Where the library is looked for, in order: the path substituted when
+    the package was built (its _paths module), then $FP8KV_LIBRARY, then the
+    soname through the loader's search path (LD_LIBRARY_PATH, ld.so.cache).
+    Each entry is (how, path)."""
+    found = []
+    try:
+        from . import _paths
+        found.append(("built-in path", _paths.LIBRARY))
+    except ImportError:
+        pass
+    env = os.environ.get("FP8KV_LIBRARY")
+    if env:
+        found.append(("FP8KV_LIBRARY", env))
+    found.append(("loader search path", SONAME))
+    return found
+
+
+def _load():
+    tried = []
+    for how, path in library_candidates():
+        if os.sep in path and not os.path.exists(path):
+            tried.append("%s %s: no such file" % (how, path))
+            continue
+        try:
+            # The default mode, RTLD_LOCAL, as every Python program loads a
+            # library: fp8kv's modules must not need its symbols global.
+            return ctypes.CDLL(path), path
+        except OSError as e:
+            tried.append("%s %s: %s" % (how, path, e))
+    raise ImportError("fp8kv: cannot load libfp8kv; tried\n  " + "\n  ".join(tried) +
+                      "\nSet FP8KV_LIBRARY to the library's path.")
+
+
+lib, LIBRARY_PATH = _load()
+
+_c_char_p = ctypes.c_char_p
+_PROTOTYPES = {
+    # name: (restype, argtypes)
+    "fp8kv_version": (_c_char_p, []),
+    "fp8kv_strerror": (_c_char_p, [_int]),
+    "fp8kv_last_error": (_c_char_p, []),
+    "fp8kv_dtype_size": (ctypes.c_size_t, [_int]),
+    "fp8kv_dtype_name": (_c_char_p, [_int]),
+    "fp8kv_dtype_from_name": (_int, [_c_char_p, ctypes.POINTER(_int)]),
+    "fp8kv_dtype_is_fp8": (_int, [_int]),
+    "fp8kv_fp8_max": (ctypes.c_float, [_int]),
+    "fp8kv_backend_open": (_int, [_c_char_p, ctypes.POINTER(_ptr)]),
+    "fp8kv_backend_close": (None, [_ptr]),
+    "fp8kv_backend_name": (_c_char_p, [_ptr]),
+    "fp8kv_backend_device": (_c_char_p, [_ptr]),
+    "fp8kv_backend_synchronize": (_int, [_ptr, _ptr]),
+    "fp8kv_buffer_alloc": (_int, [_ptr, ctypes.c_size_t, ctypes.POINTER(_ptr)]),
+    "fp8kv_buffer_free": (None, [_ptr, _ptr]),
+    "fp8kv_buffer_upload": (_int, [_ptr, _ptr, _ptr, ctypes.c_size_t]),
+    "fp8kv_buffer_download": (_int, [_ptr, _ptr, _ptr, ctypes.c_size_t]),
+    "fp8kv_buffer_fill": (_int, [_ptr, _ptr, ctypes.c_uint8, ctypes.c_size_t]),
+    "fp8kv_from_float": (ctypes.c_uint8, [ctypes.c_float, _int, _int]),
+    "fp8kv_to_float": (ctypes.c_float, [ctypes.c_uint8, _int]),
+    "fp8kv_quantize": (_int, [_ptr, _ptr, _int, _ptr, _int, ctypes.c_size_t, _int,
+                              _ptr, _int, _ptr, _ptr]),
+    "fp8kv_dequantize": (_int, [_ptr, _ptr, _int, _ptr, _int, ctypes.c_size_t, _int,
+                                _ptr, _ptr]),
+    "fp8kv_cache_write_init": (None, [ctypes.POINTER(CacheWrite), _i64, _i64, _i64,
+                                      _i64, _i64, _i64, _int]),
+    # The descriptor goes in as the bytes CACHE_WRITE_PACKER made: ctypes
+    # passes a bytes object's own buffer to a char pointer, without a copy.
+    "fp8kv_reshape_and_cache": (_int, [_ptr, _c_char_p, _ptr]),
+    "fp8kv_amax": (_int, [_ptr, _ptr, _int, ctypes.c_size_t,
+                          ctypes.POINTER(ctypes.c_float)]),
+    "fp8kv_suggest_scale": (ctypes.c_float, [ctypes.c_float, _int]),
+    "fp8kv_check_slots": (_int, [_ptr, _ptr, _i64, _int, _i64,
+                                 ctypes.POINTER(SlotReport)]),
+}
+
+
+class _Functions:
+    """The library's functions as attributes, without the fp8kv_ prefix."""
+
+
+fn = _Functions()
+for _name, (_restype, _argtypes) in _PROTOTYPES.items():
+    _f = getattr(lib, _name)
+    _f.restype, _f.argtypes = _restype, _argtypes
+    setattr(fn, _name[len("fp8kv_"):], _f)
+
+
+def last_error():
+    """fp8kv_last_error() of the calling thread, as str."""
+    return fn.last_error().decode("utf-8", "replace")
+
+
+def raise_for(status):
+    """Raises the Error subclass of a failing status, with the message the
+    library left for this thread; does nothing for FP8KV_OK."""
+    if status:
+        message = last_error() or fn.strerror(status).decode()
+        raise ERROR_CLASSES.get(status, Error)(message, status)

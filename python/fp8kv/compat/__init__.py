@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: MIT
+"""Drop-ins for the inference engines' own KV-cache writers, with their exact
+signatures:
+
+    fp8kv.compat.sglang.launch_reshape_and_cache_flash(key, value, key_cache,
+        value_cache, slot_mapping, swa_slot_mapping=None, k_scale=None,
+        v_scale=None)
+    fp8kv.compat.vllm.reshape_and_cache_flash(key, value, key_cache,
+        value_cache, slot_mapping, kv_cache_dtype, k_scale, v_scale)
+
+They write the bytes of fp8kv's conversion contract (a correctly rounded
+x / scale, saturating, as both engines' FP8 paths saturate), and never
+guess between fn and fnuz: the format follows the cache tensor's float8
+dtype.  A uint8 cache (vLLM allocates its FP8 caches as uint8) needs the
+format stated once with set_fp8_format().
+"""
+
+from .._types import FP8_FORMATS, kind_of, parse_format
+
+
+class _Uint8Format:
+    """The FP8 format a drop-in's uint8 caches hold, set by the caller."""
+
+    def __init__(self):
+        self.format = None
+
+    def set(self, format):
+        self.format = parse_format(format)
+
+    def resolve(self, cache, allowed, why, uint8_default=None):
+        """The format of a cache tensor: its float8 dtype's, or for a uint8
+        one the format set (else uint8_default); allowed limits either
+        (vLLM's kv_cache_dtype string names a family).  None for a cache
+        of another dtype."""
+        kind = kind_of(cache)
+        fmt = (kind if kind in FP8_FORMATS else
+               (self.format or uint8_default) if kind == "u8" else None)
+        if fmt is None:
+            if kind == "u8":
+                raise TypeError("key_cache: a uint8 cache holds %s; state which with "
+                                "set_fp8_format() (fp8kv never guesses fn or fnuz)"
+                                % " or ".join(allowed))
+            return None
+        if fmt not in allowed:
+            raise ValueError("key_cache: holds %s%s, but %s" % (
+                fmt, "" if kind in FP8_FORMATS else " (set_fp8_format)", why))
+        return fmt

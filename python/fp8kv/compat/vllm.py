@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: MIT
+"""A drop-in for vLLM's reshape_and_cache_flash (vllm._custom_ops, the
+_C_cache_ops kernel), same signature, same arguments, fp8kv's bytes.
+
+vLLM's conventions, kept:
+  - num_tokens = slot_mapping.shape[0]: key and value may have more rows
+    (CUDA-graph padding), which are not written; slot < 0 is padding.
+  - key_cache, value_cache [num_blocks, block_size, heads, head_dim], any
+    strides with a contiguous last dimension (vLLM's HND caches are this
+    shape with permuted strides).
+  - kv_cache_dtype: "auto" copies (the cache has the input's dtype, scales
+    are ignored); "fp8" and "fp8_e4m3" write e4m3; "fp8_e5m2" writes e5m2.
+    Anything else is refused.
+  - k_scale, v_scale: float32 tensors of one value or one per head (or
+    floats); the cache holds fp8(x / scale), saturated.
+
+The e4m3 format is e4m3fn on NVIDIA GPUs and gfx950, e4m3fnuz on gfx942;
+vLLM decides from the GPU.  fp8kv does not guess: the cache tensor's float8
+dtype says which, and a uint8 cache (what vLLM allocates) needs it stated
+once with set_fp8_format().  A uint8 cache with "fp8_e5m2" is e5m2 (vLLM's
+only e5m2) unless set_fp8_format() says e5m2fnuz.
+
+Where fp8kv differs, it is stricter or defined where vLLM's is not: NaN
+keeps its sign (NVIDIA's conversion drops it), and an out-of-range slot is
+skipped and reported (fp8kv.RangeError) instead of written out of bounds.
+"""
+
+from .. import reshape_and_cache
+from . import _Uint8Format
+
+_FAMILIES = {"fp8": ("e4m3fn", "e4m3fnuz"), "fp8_e4m3": ("e4m3fn", "e4m3fnuz"),
+             "fp8_e5m2": ("e5m2", "e5m2fnuz")}
+
+_uint8 = _Uint8Format()
+
+
+def set_fp8_format(format):
+    """The FP8 format ("e4m3fn", "e4m3fnuz", "e5m2", "e5m2fnuz" or a torch
+    float8 dtype) that uint8 caches passed to this module hold, as vLLM's
+    current_platform.fp8_dtype() would say; None (the default) refuses uint8
+    caches with "fp8" and "fp8_e4m3"."""
+    _uint8.set(format)
+
+
+def reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapping,
+                            kv_cache_dtype, k_scale, v_scale):
+    """Drop-in for vLLM's reshape_and_cache_flash: writes the first
+    slot_mapping.shape[0] rows of key and value [tokens, heads, head_dim]
+    into the caches [num_blocks, block_size, heads, head_dim] at their slots,
+    converted as kv_cache_dtype says.  Errors are those of
+    fp8kv.reshape_and_cache, including the RangeError for an out-of-range
+    slot (from this call on the CPU, from fp8kv.synchronize() or the next
+    call on a GPU)."""
+    if kv_cache_dtype == "auto":
+        reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, layout="NHD")
+        return
+    family = _FAMILIES.get(kv_cache_dtype)
+    if family is None:
+        raise ValueError("kv_cache_dtype: %r is not one fp8kv writes ('auto', 'fp8', "
+                         "'fp8_e4m3', 'fp8_e5m2')" % (kv_cache_dtype,))
+    fmt = _uint8.resolve(key_cache, family, "kv_cache_dtype is %r" % kv_cache_dtype,
+                         "e5m2" if kv_cache_dtype == "fp8_e5m2" else None)
+    if fmt is None:
+        raise TypeError("key_cache: kv_cache_dtype %r needs a float8 or uint8 cache, not %s"
+                        % (kv_cache_dtype, key_cache.dtype))
+    reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, k_scale=k_scale,
+                      v_scale=v_scale, format=fmt, layout="NHD")

@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: MIT
+# Included from the top Makefile.am: the Python package fp8kv (python/fp8kv),
+# pure Python over ctypes, installed into $(pythondir), and its tests.
+#
+# The package finds libfp8kv through a generated module, _paths.py, made
+# from python/_paths.py.in: the installed copy names $(libdir), and the copy
+# make check stages in python/check/ names the build tree's lib/.libs, so
+# that the tests run against the library just built, never an installed one.
+
+FP8KV_PY_PACKAGE = python/fp8kv/__init__.py python/fp8kv/_backends.py \
+	python/fp8kv/_bulk.py python/fp8kv/_capi.py python/fp8kv/_errors.py \
+	python/fp8kv/_torch_op.py python/fp8kv/_types.py python/fp8kv/_write.py \
+	python/fp8kv/golden.py
+FP8KV_PY_COMPAT = python/fp8kv/compat/__init__.py python/fp8kv/compat/sglang.py \
+	python/fp8kv/compat/vllm.py
+FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/reference.py \
+	tests/python/test_capi.py tests/python/test_reference.py \
+	tests/python/test_write.py tests/python/test_write_errors.py \
+	tests/python/test_bulk.py tests/python/test_compat.py tests/python/test_torch.py \
+	tests/python/test_loading.py tests/python/test_golden.py
+EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) python/_paths.py.in \
+	python/README.md python/gpu_check.py tests/python/run_pytest.sh $(FP8KV_PY_TESTS) \
+	tests/python/struct_layout.c
+
+# Fills python/_paths.py.in for the library directory $$dir, with the
+# library's file name (its soname) from libtool's lib/libfp8kv.la.
+FP8KV_PY_PATHS = dlname=`sed -n "s/^dlname='\(.*\)'/\1/p" lib/libfp8kv.la` && \
+	test -n "$$dlname" && sed -e "s|@LIBRARY@|$$dir/$$dlname|" $(srcdir)/python/_paths.py.in
+
+if FP8KV_PYTHON
+fp8kvdir = $(pythondir)/fp8kv
+fp8kv_PYTHON = $(FP8KV_PY_PACKAGE)
+nodist_fp8kv_PYTHON = python/fp8kv/_paths.py
+fp8kv_compatdir = $(pythondir)/fp8kv/compat
+fp8kv_compat_PYTHON = $(FP8KV_PY_COMPAT)
+
+python/fp8kv/_paths.py: $(srcdir)/python/_paths.py.in lib/libfp8kv.la Makefile
+	$(AM_V_GEN)$(MKDIR_P) python/fp8kv && dir='$(libdir)' && $(FP8KV_PY_PATHS) >$@-t && \
+	  mv $@-t $@
+CLEANFILES += python/fp8kv/_paths.py
+
+# make check: the package staged in the build tree with its own _paths.py.
+python/check/fp8kv/_paths.py: $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) \
+		$(srcdir)/python/_paths.py.in lib/libfp8kv.la Makefile
+	$(AM_V_GEN)rm -rf python/check && $(MKDIR_P) python/check/fp8kv/compat && \
+	  for f in $(FP8KV_PY_PACKAGE); do cp $(srcdir)/$$f python/check/fp8kv/ || exit 1; done && \
+	  for f in $(FP8KV_PY_COMPAT); do cp $(srcdir)/$$f python/check/fp8kv/compat/ || exit 1; done && \
+	  chmod -R u+w python/check && \
+	  dir='$(abs_top_builddir)/lib/.libs' && $(FP8KV_PY_PATHS) >$@
+check_DATA = python/check/fp8kv/_paths.py
+
+# The C layout of the descriptor, which the ctypes mirror is held to.
+check_PROGRAMS += tests/python/struct_layout
+tests_python_struct_layout_SOURCES = tests/python/struct_layout.c
+
+TESTS += tests/python/run_pytest.sh
+AM_TESTS_ENVIRONMENT += PYTHON='$(PYTHON)'; export PYTHON;
+endif
+
+clean-local: fp8kv-python-clean
+fp8kv-python-clean:
+	rm -rf python/check
+.PHONY: fp8kv-python-clean

@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: MIT
+"""The ctypes mirror against the C header: the layout of fp8kv_cache_write and
+fp8kv_slot_report and the constants, as a C program compiled against
+include/fp8kv.h prints them (tests/python/struct_layout.c).  The C side is the
+source of truth."""
+
+import ctypes
+import os
+import subprocess
+
+import pytest
+
+import fp8kv
+from fp8kv import _capi
+
+STRUCTS = {"fp8kv_cache_write": _capi.CacheWrite, "fp8kv_slot_report": _capi.SlotReport}
+
+
+@pytest.fixture(scope="module")
+def c_layout():
+    program = os.environ.get("FP8KV_STRUCT_LAYOUT")
+    if not program:
+        pytest.skip("FP8KV_STRUCT_LAYOUT is not set (make check sets it)")
+    out = subprocess.run([program], check=True, stdout=subprocess.PIPE,
+                         universal_newlines=True).stdout
+    return [line.split() for line in out.splitlines()]
+
+
+def test_struct_sizes_and_every_offset(c_layout):
+    fields_seen = {name: [] for name in STRUCTS}
+    for words in c_layout:
+        if words[0] == "sizeof" and words[1] in STRUCTS:
+            assert ctypes.sizeof(STRUCTS[words[1]]) == int(words[2]), words[1]
+        elif words[0] == "offsetof":
+            struct_name, field = words[1].split(".")
+            desc = getattr(STRUCTS[struct_name], field)
+            assert (desc.offset, desc.size) == (int(words[2]), int(words[3])), words[1]
+            fields_seen[struct_name].append(field)
+    for name, cls in STRUCTS.items():
+        # every field of the mirror, in the header's order
+        assert fields_seen[name] == [f for f, _ in cls._fields_], name
+
+
+def test_constants(c_layout):
+    consts = {w[1]: int(w[2]) for w in c_layout if w[0] == "const"}
+    assert len(consts) == 24
+    for cname, value in consts.items():
+        assert getattr(_capi, cname[len("FP8KV_"):]) == value, cname
+    enum_size = [int(w[2]) for w in c_layout if w[:2] == ["sizeof", "enum"]]
+    assert enum_size == [ctypes.sizeof(ctypes.c_int)]
+
+
+def test_packer_matches_the_structure():
+    """A descriptor packed in one struct call reads back field by field."""
+    values = [1000 + i for i in range(len(_capi.CACHE_WRITE_FIELDS))]
+    raw = _capi.CACHE_WRITE_PACKER.pack(*values)
+    desc = _capi.CacheWrite.from_buffer_copy(raw)
+    assert [getattr(desc, f) for f in _capi.CACHE_WRITE_FIELDS] == values
+
+
+def test_init_defaults_through_the_c_api():
+    """fp8kv_cache_write_init's contiguous strides read back through the
+    mirror: NHD and HND."""
+    d = _capi.CacheWrite()
+    _capi.fn.cache_write_init(ctypes.byref(d), 5, 3, 16, 8, 7, 4, _capi.LAYOUT_HND)
+    assert (d.num_tokens, d.num_heads, d.head_dim_k, d.head_dim_v) == (5, 3, 16, 8)
+    assert (d.key_stride_token, d.key_stride_head) == (48, 16)
+    assert (d.key_cache_stride_block, d.key_cache_stride_slot,
+            d.key_cache_stride_head) == (3 * 4 * 16, 16, 4 * 16)
+    assert d.scale_mode == _capi.SCALE_ONE and d.overflow == _capi.SATURATE
+
+
+def test_version_and_errors():
+    assert fp8kv.version() == "%d.%d.%d" % tuple(map(int, fp8kv.version().split(".")))
+    assert fp8kv.__version__ == fp8kv.version()
+    with pytest.raises(fp8kv.InvalidArgument) as e:
+        _capi.raise_for(_capi.fn.dtype_from_name(b"f8", ctypes.byref(ctypes.c_int())))
+    assert e.value.status == 1 and "f8" in e.value.message
+    assert isinstance(e.value, ValueError) and isinstance(e.value, fp8kv.Error)
+    _capi.raise_for(0)   # OK raises nothing
+
+
+def test_backends_lists_the_cpu():
+    found = fp8kv.backends()
+    assert found[0].name == "cpu" and found[0].device
+    assert all(b.name.startswith("hip:") for b in found[1:])
+
+
+@pytest.mark.parametrize("name,error", [("cpu:1", fp8kv.NoDevice), ("../x", fp8kv.InvalidArgument),
+                                        ("nosuchbackend", fp8kv.NoDevice)])
+def test_backend_open_errors_are_mapped(name, error):
+    out = ctypes.c_void_p()
+    with pytest.raises(error) as e:
+        _capi.raise_for(_capi.fn.backend_open(name.encode(), ctypes.byref(out)))
+    assert e.value.message
+
+
+def test_formats_and_scale_modes():
+    fs = fp8kv.formats()
+    assert [f.name for f in fs] == ["e4m3fn", "e4m3fnuz", "e5m2", "e5m2fnuz"]
+    assert [f.max for f in fs] == [448.0, 240.0, 57344.0, 57344.0]
+    assert fp8kv.scale_modes() == ("one", "tensor", "head", "dynamic")
