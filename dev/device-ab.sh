@@ -8,16 +8,18 @@
 # the min-max over rounds of each build's ratio to the same-run ceiling
 # (and of its time, for the launches fp8kv-bench times by graph replay).
 #
-#   dev/device-ab.sh [-r ROUNDS] [-s SCALES] [-x "SHAPE ..."] NAME...
+#   dev/device-ab.sh [-r ROUNDS] [-s SCALES] [-x "SHAPE ..."] [-a "BENCH ARGS"] [-t TAG] NAME...
 #
 # Logs and JSON go to $OUT (or /tmp).
 set -u
-rounds=3 scales=all shapes=
-while getopts r:s:x: o; do
+rounds=3 scales=all shapes= args= tag=ab
+while getopts r:s:x:a:t: o; do
 	case $o in
 	r) rounds=$OPTARG ;;
 	s) scales=$OPTARG ;;
 	x) shapes=$OPTARG ;;
+	a) args=$OPTARG ;;
+	t) tag=$OPTARG ;;
 	*) exit 2 ;;
 	esac
 done
@@ -32,18 +34,18 @@ for r in $(seq 1 "$rounds"); do
 		carry=$(pwd)/.carry/$name
 		LD_LIBRARY_PATH=$carry/lib FP8KV_MODULE_PATH=$carry/modules \
 			"$carry/bin/fp8kv-bench" --backend hip --scale "$scales" --samples 11 \
-			$shape_args --json "$out/ab-$name-$r.json" >"$out/ab-$name-$r.log" 2>&1 ||
-			echo "== $name round $r: fp8kv-bench failed (see ab-$name-$r.log)"
+			$shape_args $args --json "$out/$tag-$name-$r.json" >"$out/$tag-$name-$r.log" 2>&1 ||
+			echo "== $name round $r: fp8kv-bench failed (see $tag-$name-$r.log)"
 	done
 done
 
-python3 - "$out" "$rounds" "$@" <<'EOF'
+python3 - "$out" "$rounds" "$tag" "$@" <<'EOF'
 import json, sys, os
-out, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out, rounds, tag, names = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 table = {}
 for name in names:
     for r in range(1, rounds + 1):
-        path = os.path.join(out, f"ab-{name}-{r}.json")
+        path = os.path.join(out, f"{tag}-{name}-{r}.json")
         if not os.path.exists(path):
             continue
         for res in json.load(open(path))["results"]:

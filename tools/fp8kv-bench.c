@@ -40,6 +40,7 @@ typedef struct options {
 	const char *json;
 	shape shapes[64];
 	int num_shapes;
+	int outputs; /* ask for the counters and k_amax/v_amax too */
 } options;
 
 /* ---- the host as a bench device ---- */
@@ -230,7 +231,7 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 	const size_t in_size = fp8kv_dtype_size(o->input);
 	const size_t cache_side = slots_per_cache * (size_t)(H * D);
 	void *input = NULL, *cache = NULL, *slots = NULL, *scales = NULL, *staging = NULL,
-	     *scale_cache = NULL, *ceiling_dst = NULL;
+	     *scale_cache = NULL, *ceiling_dst = NULL, *outputs = NULL;
 	uint16_t *host_in = malloc(2 * per_side * in_size);
 	int64_t *host_slots = malloc((size_t)T * sizeof(int64_t));
 	int64_t *perm = malloc((size_t)nb * sizeof(int64_t));
@@ -270,6 +271,9 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 	CHECK(fp8kv_buffer_alloc(b, (size_t)T * sizeof(int64_t), &slots));
 	CHECK(fp8kv_buffer_alloc(b, sizeof host_scales, &scales));
 	CHECK(fp8kv_buffer_alloc(b, 2 * slots_per_cache * (size_t)H * sizeof(float), &scale_cache));
+	/* two counters, then k_amax and v_amax */
+	CHECK(fp8kv_buffer_alloc(b, 2 * sizeof(uint64_t) + 2 * 64 * sizeof(float), &outputs));
+	CHECK(fp8kv_buffer_fill(b, outputs, 0, 2 * sizeof(uint64_t) + 2 * 64 * sizeof(float)));
 	for (int c = 0; c < copies; c++)
 		CHECK(fp8kv_buffer_upload(b, (uint8_t *)input + (size_t)c * 2 * per_side * in_size,
 					  host_in, 2 * per_side * in_size));
@@ -299,6 +303,12 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 	d->v_scale = (const float *)scales + 64;
 	d->k_scale_cache = scale_cache;
 	d->v_scale_cache = (float *)scale_cache + slots_per_cache * (size_t)H;
+	if (o->outputs) {
+		d->overflow_count = outputs;
+		d->nan_count = (uint64_t *)outputs + 1;
+		d->k_amax = (float *)((uint64_t *)outputs + 2);
+		d->v_amax = d->k_amax + 64;
+	}
 
 	/* unfused: quantize both sides to staging, then scatter the FP8 rows as
 	 * a plain copy (each pair of FP8 bytes viewed as one 16-bit element) */
@@ -355,6 +365,7 @@ fail:
 	fp8kv_buffer_free(b, slots);
 	fp8kv_buffer_free(b, scales);
 	fp8kv_buffer_free(b, scale_cache);
+	fp8kv_buffer_free(b, outputs);
 	dev->stream_destroy(stream);
 	free(host_in);
 	free(host_slots);
@@ -398,6 +409,7 @@ static void usage(FILE *f)
 		"  --input DTYPE      bf16 (default), f16 or f32\n"
 		"  --format FMT       e4m3fn (default), e4m3fnuz, e5m2, e5m2fnuz\n"
 		"  --scale MODES      comma list of one,tensor,head,dynamic, or all (default one,tensor)\n"
+		"  --outputs          also ask for the overflow and NaN counters and k_amax/v_amax\n"
 		"  --shape TxHxD[/BS] a shape (repeatable; default: the standard set)\n"
 		"  --samples N        rounds of fused, unfused and ceiling; medians taken (default 21)\n"
 		"  --json FILE        also write the results as JSON\n"
@@ -439,6 +451,9 @@ static int parse_args(int argc, char **argv, options *o)
 		} else if (!strcmp(a, "--version")) {
 			printf("fp8kv-bench %s\n", fp8kv_version());
 			exit(0);
+		} else if (!strcmp(a, "--outputs")) {
+			o->outputs = 1;
+			continue; /* a flag: no value to step over */
 		} else if (!v) {
 			return -1;
 		} else if (!strcmp(a, "--backend")) {
@@ -500,9 +515,10 @@ int main(int argc, char **argv)
 		return 3;
 	}
 
-	printf("fp8kv-bench %s: backend %s (%s), %s -> %s\n", fp8kv_version(),
+	printf("fp8kv-bench %s: backend %s (%s), %s -> %s%s\n", fp8kv_version(),
 	       fp8kv_backend_name(b), fp8kv_backend_device(b), fp8kv_dtype_name(o.input),
-	       fp8kv_dtype_name(o.format));
+	       fp8kv_dtype_name(o.format),
+	       o.outputs ? ", with counters and amax" : "");
 	printf("bytes = minimal traffic (inputs read, codes written, 8 B/token slots, computed scales);\n"
 	       "ceiling = same-run stream reading 2 B and writing 1 B per element, no conversion;\n"
 	       "fused, unfused and ceiling timed in turns; ratio = median of each round's GB/s ratio;\n"
@@ -557,9 +573,10 @@ int main(int argc, char **argv)
 			failed = 1;
 		} else {
 			fprintf(f, "{\"version\": \"%s\", \"backend\": \"%s\", \"device\": \"%s\", "
-				   "\"input\": \"%s\", \"format\": \"%s\", \"results\": [",
+				   "\"input\": \"%s\", \"format\": \"%s\", \"outputs\": %s, \"results\": [",
 				fp8kv_version(), fp8kv_backend_name(b), fp8kv_backend_device(b),
-				fp8kv_dtype_name(o.input), fp8kv_dtype_name(o.format));
+				fp8kv_dtype_name(o.input), fp8kv_dtype_name(o.format),
+				o.outputs ? "true" : "false");
 			for (int i = 0; i < nres; i++) {
 				const result *r = &results[i];
 				fprintf(f, "%s\n {\"tokens\": %lld, \"heads\": %lld, \"dim\": %lld, "
