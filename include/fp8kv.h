@@ -123,10 +123,16 @@ typedef struct fp8kv_backend fp8kv_backend;
  *               "auto", the environment variable FP8KV_BACKEND, when set,
  *               names the backend instead.
  * Any other name NAME loads the module fp8kv_NAME.so.  Modules are searched
- * in the directories of FP8KV_MODULE_PATH (colon-separated), then in the
- * install directory.  A module that is absent, or has no device, gives
- * FP8KV_ENODEV; one built for another module ABI gives FP8KV_EBACKEND.
- * This is the only call that may initialise a GPU runtime.
+ * in the absolute directories of FP8KV_MODULE_PATH (colon-separated;
+ * relative ones are ignored), then in the install directory.  A module that
+ * is absent, or has no device, gives FP8KV_ENODEV; one built for another
+ * module ABI gives FP8KV_EBACKEND.  This is the only call that may
+ * initialise a GPU runtime.
+ *
+ * Loading a module runs its constructors, so FP8KV_MODULE_PATH is a trust
+ * boundary, as LD_LIBRARY_PATH is; "auto" loads the hip module before it
+ * knows whether a GPU is there.  Setuid and setgid programs ignore
+ * FP8KV_MODULE_PATH and FP8KV_BACKEND.
  */
 FP8KV_API fp8kv_status fp8kv_backend_open(const char *name, fp8kv_backend **backend);
 /* Waits for outstanding work and releases the backend; NULL is ignored. */
@@ -215,7 +221,8 @@ FP8KV_API float fp8kv_to_float(uint8_t code, fp8kv_dtype format);
 
 /*
  * dst[i] = fp8(src[i] / s) for i < count, on the backend, asynchronously on
- * stream.  src_dtype: f32, f16 or bf16; format: an FP8 format.  scale_mode is
+ * stream.  dst may not share memory with src, scale or overflow_count (no
+ * conversion in place): FP8KV_EINVAL.  src_dtype: f32, f16 or bf16; format: an FP8 format.  scale_mode is
  * FP8KV_SCALE_ONE (scale ignored, may be NULL) or FP8KV_SCALE_TENSOR (scale
  * points to one float in backend memory).  overflow_count, when not NULL, is
  * a uint64 in backend memory to which the number of overflows is added.
@@ -284,8 +291,20 @@ FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *backend,
  * Validation happens before anything is written: NULL pointers, sizes < 1
  * (num_tokens may be 0), negative strides, cache strides under which two
  * elements share an address, sizes whose byte extent overflows 64 bits,
- * misaligned pointers, and unsupported dtype pairs all return an error and
- * leave every byte untouched.
+ * misaligned pointers, unsupported dtype pairs, and arguments that share
+ * memory all return an error and leave every byte untouched.  Shared
+ * memory: an output (the caches, scale caches, counters, amax arrays) may
+ * share no memory with any other buffer of the call, and an input (key,
+ * value, the mappings, the scales) may not lie in an output; memory is a
+ * buffer's span from its first to its last element, except that two
+ * arrays of blocks at one block stride are apart when no block of one
+ * meets a block of the other (K and V interleaved per page in one tensor).
+ * The slot mapping is read once per token, by the pass that writes.
+ *
+ * What no C API can check is the size of the buffers themselves: key and
+ * value must hold the rows the strides reach, slot_mapping num_tokens
+ * entries, swa_mapping swa_mapping_len, HEAD scales and k_amax/v_amax
+ * num_heads, the caches num_blocks blocks.
  *
  * Fill the descriptor with fp8kv_cache_write_init() first, so that fields
  * added in later releases get their defaults.
