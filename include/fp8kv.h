@@ -35,12 +35,17 @@ extern "C" {
 #define FP8KV_API
 #endif
 
-/* Release number of this header.  The shared library's ABI is versioned
- * separately, by its soname. */
+/* Release number of this header, and of the package (configure reads it
+ * here).  The shared library's ABI is versioned separately, by its soname
+ * and the symbol version FP8KV_1. */
 #define FP8KV_VERSION_MAJOR 0
 #define FP8KV_VERSION_MINOR 1
 #define FP8KV_VERSION_PATCH 0
-#define FP8KV_VERSION_STRING "0.1.0"
+#define FP8KV_VERSION_STR_(x) #x
+#define FP8KV_VERSION_STR(x) FP8KV_VERSION_STR_(x)
+#define FP8KV_VERSION_STRING                                                    \
+	FP8KV_VERSION_STR(FP8KV_VERSION_MAJOR) "." FP8KV_VERSION_STR(FP8KV_VERSION_MINOR) "." \
+	FP8KV_VERSION_STR(FP8KV_VERSION_PATCH)
 #define FP8KV_VERSION_NUMBER \
 	(FP8KV_VERSION_MAJOR * 10000 + FP8KV_VERSION_MINOR * 100 + FP8KV_VERSION_PATCH)
 

@@ -20,17 +20,16 @@ lib_libfp8kv_core_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
 lib_libfp8kv_core_la_LIBADD = cpu/libcpu.la
 lib_libfp8kv_la_SOURCES =
 lib_libfp8kv_la_LIBADD = lib/libfp8kv_core.la
-# Only the API leaves the library (GCC exports OpenMP's named critical
-# sections whatever -fvisibility says).
+# Only the API leaves the library, versioned FP8KV_1 (lib/fp8kv.map).
 lib_libfp8kv_la_LDFLAGS = -version-info $(FP8KV_LT_VERSION) -no-undefined $(OPENMP_CFLAGS) \
-	-export-symbols-regex '^fp8kv_'
+	-Wl,--version-script=$(srcdir)/lib/fp8kv.map
+EXTRA_lib_libfp8kv_la_DEPENDENCIES = $(srcdir)/lib/fp8kv.map
 if HIP_LINKED
 # configure --disable-hip-module: the HIP backend's object joins the
 # library, which then links the GPU runtime and, being part C++, links
 # with the C++ compiler.
 lib_libfp8kv_la_LIBADD += hip/fp8kv_hip.lo $(HIP_LIBS)
-lib_libfp8kv_la_LDFLAGS += -Wl,--version-script=$(srcdir)/lib/fp8kv-linked.map
-EXTRA_lib_libfp8kv_la_DEPENDENCIES = hip/fp8kv_hip.lo $(srcdir)/lib/fp8kv-linked.map
+EXTRA_lib_libfp8kv_la_DEPENDENCIES += hip/fp8kv_hip.lo
 lib_libfp8kv_la_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) \
 	$(LIBTOOLFLAGS) --mode=link $(CXXLD) $(AM_CXXFLAGS) $(CXXFLAGS) \
 	$(lib_libfp8kv_la_LDFLAGS) $(LDFLAGS) -o $@
@@ -39,7 +38,7 @@ lib_libfp8kv_la_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \
 	$(LIBTOOLFLAGS) --mode=link $(CCLD) $(AM_CFLAGS) $(CFLAGS) \
 	$(lib_libfp8kv_la_LDFLAGS) $(LDFLAGS) -o $@
 endif
-EXTRA_DIST += lib/fp8kv-linked.map
+EXTRA_DIST += lib/fp8kv.map
 
 pkgconfigdir = $(libdir)/pkgconfig
 pkgconfig_DATA = fp8kv.pc

@@ -4,7 +4,8 @@
 # check_symbols.sh - the ABI check: what the shared objects export.
 #
 #   check_symbols.sh            libfp8kv.so exports exactly the names in
-#                               tests/fp8kv.sym, and those are exactly the
+#                               tests/fp8kv.sym, each under the version
+#                               FP8KV_1, and those are exactly the
 #                               FP8KV_API declarations of include/fp8kv.h;
 #   check_symbols.sh --module NAME
 #                               fp8kv_NAME.so exports fp8kv_module_entry and
@@ -101,6 +102,7 @@ check_library() {
 		case $name in
 		fp8kv_*) [ "$type" = T ] || [ "$type" = i ] ||
 			echo "$type $name (an fp8kv_ symbol that is not a function)" >>"$tmp/stray" ;;
+		FP8KV_[0-9]*) [ "$type" = A ] || echo "$type $name" >>"$tmp/stray" ;; # version nodes
 		*) is_linker_symbol "$name" || echo "$type $name" >>"$tmp/stray" ;;
 		esac
 	done <"$tmp/all"
@@ -111,7 +113,14 @@ check_library() {
 		echo "   OpenMP's .gomp_critical_user_* locks; a version script does not,"
 		echo "   e.g. libtool's -export-symbols-regex '^fp8kv_')"
 	fi
-	[ $fail = 0 ] && echo "PASS: $(wc -l <"$tmp/list") symbols, as listed in tests/fp8kv.sym"
+	# 4. every API symbol carries the version node FP8KV_1 (lib/fp8kv.map)
+	$NM -D --defined-only "$so" 2>/dev/null | awk '{ print $NF }' | grep '^fp8kv_' |
+		grep -v '@@FP8KV_1$' >"$tmp/unversioned"
+	if [ -s "$tmp/unversioned" ]; then
+		bad "exported symbols without the version FP8KV_1:"
+		sed 's/^/  /' "$tmp/unversioned"
+	fi
+	[ $fail = 0 ] && echo "PASS: $(wc -l <"$tmp/list") symbols, as listed in tests/fp8kv.sym, version FP8KV_1"
 	exit $fail
 }
 
