@@ -2,7 +2,7 @@
 /*
  * exhaustive.c - every one of the 2^32 fp32 inputs, in the four FP8 formats
  * and both overflow policies, converted by the library and held to the
- * oracle (tests/oracle.c).  Run by `make check-exhaustive`; minutes.
+ * oracle (validate/oracle.c).  Run by `make check-exhaustive`; minutes.
  *
  *   exhaustive [--bulk | --scalar] [--backend NAME] [--verify N] [FIRST [LAST]]
  *
@@ -16,7 +16,7 @@
  *
  * The oracle's encoder searches all 256 codes for each value: too slow for
  * 2^35 conversions.  The sweep reads its answers from oracle_tabulate()'s
- * table instead (tests/oracle.h says why that is exact and how the table is
+ * table instead (validate/oracle.h says why that is exact and how the table is
  * checked against the search first, here on --verify N random patterns per
  * format and policy, default 2^22).
  */

@@ -7,9 +7,13 @@ AM_TESTS_ENVIRONMENT = \
 	export FP8KV_MODULE_PATH abs_top_builddir; \
 	unset FP8KV_BACKEND;
 
+# The tests see the public header and the validation engine, never the
+# library's internals.
+TEST_CPPFLAGS = $(VALIDATE_CPPFLAGS) -I$(top_srcdir)/tests
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 TEST_LIBS = lib/libfp8kv.la $(CHECK_LIBS)
-ORACLE_SOURCES = tests/oracle.c tests/oracle.h
+# tests that use the oracle or the cache case engine
+TEST_VALIDATE_LIBS = $(VALIDATE_LIBS) $(CHECK_LIBS)
 
 if HAVE_CHECK
 check_PROGRAMS += tests/test_convert tests/test_cache_write tests/test_errors \
@@ -20,33 +24,40 @@ endif
 TESTS += tests/validate_detects_faults.sh
 EXTRA_DIST += tests/validate_detects_faults.sh
 
-tests_test_backends_SOURCES = tests/test_backends.c tests/cache_case.c tests/cache_case.h \
-	$(ORACLE_SOURCES)
+tests_test_backends_SOURCES = tests/test_backends.c
+tests_test_backends_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_backends_CFLAGS = $(TEST_CFLAGS)
-tests_test_backends_LDADD = $(TEST_LIBS)
+tests_test_backends_LDADD = $(TEST_VALIDATE_LIBS)
+tests_test_backends_LDFLAGS = $(OPENMP_CFLAGS)
 
-tests_test_convert_SOURCES = tests/test_convert.c $(ORACLE_SOURCES)
+tests_test_convert_SOURCES = tests/test_convert.c
+tests_test_convert_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_convert_CFLAGS = $(TEST_CFLAGS)
-tests_test_convert_LDADD = $(TEST_LIBS)
+tests_test_convert_LDADD = $(TEST_VALIDATE_LIBS)
+tests_test_convert_LDFLAGS = $(OPENMP_CFLAGS)
 
-tests_test_cache_write_SOURCES = tests/test_cache_write.c tests/cache_case.c \
-	tests/cache_case.h $(ORACLE_SOURCES)
+tests_test_cache_write_SOURCES = tests/test_cache_write.c
+tests_test_cache_write_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_cache_write_CFLAGS = $(TEST_CFLAGS)
-tests_test_cache_write_LDADD = $(TEST_LIBS)
+tests_test_cache_write_LDADD = $(TEST_VALIDATE_LIBS)
+tests_test_cache_write_LDFLAGS = $(OPENMP_CFLAGS)
 
 tests_test_check_slots_SOURCES = tests/test_check_slots.c
+tests_test_check_slots_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_check_slots_CFLAGS = $(TEST_CFLAGS)
 tests_test_check_slots_LDADD = $(TEST_LIBS)
 
 tests_test_errors_SOURCES = tests/test_errors.c
+tests_test_errors_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_errors_CFLAGS = $(TEST_CFLAGS)
 tests_test_errors_LDADD = $(TEST_LIBS)
 
 # All 2^32 fp32 inputs: minutes, so not part of make check.
 EXTRA_PROGRAMS = tests/exhaustive
-tests_exhaustive_SOURCES = tests/exhaustive.c $(ORACLE_SOURCES)
+tests_exhaustive_SOURCES = tests/exhaustive.c
+tests_exhaustive_CPPFLAGS = $(VALIDATE_CPPFLAGS)
 tests_exhaustive_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
-tests_exhaustive_LDADD = lib/libfp8kv.la
+tests_exhaustive_LDADD = $(VALIDATE_LIBS)
 tests_exhaustive_LDFLAGS = $(OPENMP_CFLAGS)
 CLEANFILES += tests/exhaustive
 

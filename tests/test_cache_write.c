@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_cache_write.c - fp8kv_reshape_and_cache on the "cpu" backend, held
- * byte for byte to the oracle (tests/oracle.h) through tests/cache_case.h:
+ * byte for byte to the oracle (validate/oracle.h) through validate/cache_case.h:
  * every byte of both (poisoned) caches and scale caches, the counters, the
  * amax outputs and the status are compared.
  *

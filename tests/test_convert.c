@@ -4,7 +4,7 @@
  * element: the scalar calls, fp8kv_quantize and fp8kv_dequantize on the CPU
  * backend, and the amax / scale helpers.
  *
- * Every expected value comes from the independent oracle (tests/oracle.c) or
+ * Every expected value comes from the independent oracle (validate/oracle.c) or
  * from a literal written from the header's text; none from the library.
  */
 #define _POSIX_C_SOURCE 200809L

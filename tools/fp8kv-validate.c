@@ -3,7 +3,7 @@
  * fp8kv-validate - proves, byte for byte, that a backend writes FP8 exactly
  * as the contract says.
  *
- * The CPU backend is compared with the independent oracle (tests/oracle.c);
+ * The CPU backend is compared with the independent oracle (validate/oracle.c);
  * every other backend is compared with the CPU backend.  Each check group
  * prints one line; differences are printed in full, so that a kernel
  * engineer sees at once whether a fault is rounding, saturation, NaN or

@@ -10,7 +10,7 @@
  *                          table, deliberate out-of-range and duplicate
  *                          tokens), scales, and random poison for the caches;
  *   cache_case_expect()    computes the expected images with the oracle
- *                          (tests/oracle.h), element by element, following
+ *                          (oracle.h), element by element, following
  *                          fp8kv.h sections 5 and 7 -- never the library;
  *   cache_case_run()       runs the call on a backend on poisoned caches and
  *                          downloads every byte the call may have touched;

@@ -2,7 +2,7 @@
 /*
  * cache_case.c - see cache_case.h.
  *
- * Expected bytes come from tests/oracle.h, element by element, following
+ * Expected bytes come from oracle.h, element by element, following
  * fp8kv.h sections 5 and 7; nothing here calls the library's conversion.
  * (fp8kv_dtype_name/size and the buffer/backend calls are used, nothing
  * else of the library.)

@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: MIT
+# Included from the top Makefile.am: the validation engine, built once as a
+# convenience library and linked into tools/fp8kv-validate, the Check tests
+# and tests/exhaustive.
+#
+#   oracle.[ch]        an independent model of the conversion contract
+#   cache_case*.[ch]   one fp8kv_reshape_and_cache case, end to end:
+#                      generate, expect (from the oracle), run, compare
+#
+# The tester stays apart from the implementation under test: the engine
+# sees the public header only (no -I for lib/), so it cannot include the
+# library's conversion by accident.  The oracle tabulates its answers with
+# OpenMP; a program that links the engine links with $(OPENMP_CFLAGS).
+
+VALIDATE_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/validate
+
+noinst_LTLIBRARIES += validate/libfp8kv_validate.la
+validate_libfp8kv_validate_la_SOURCES = \
+	validate/oracle.c validate/oracle.h \
+	validate/cache_case.c validate/cache_case.h
+validate_libfp8kv_validate_la_CPPFLAGS = $(VALIDATE_CPPFLAGS)
+validate_libfp8kv_validate_la_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
+validate_libfp8kv_validate_la_LIBADD = $(PTHREAD_LIBS)
+
+# What a program that links the engine adds to its LDADD.
+VALIDATE_LIBS = validate/libfp8kv_validate.la lib/libfp8kv.la
