@@ -142,6 +142,15 @@ void cache_case_init(cache_case *c)
 	};
 }
 
+void cache_case_set_shape(cache_case *c, const cache_case_shape *s)
+{
+	c->num_tokens = s->num_tokens;
+	c->num_heads = s->num_heads;
+	c->head_dim_k = s->head_dim_k;
+	c->head_dim_v = s->head_dim_v;
+	c->block_size = s->block_size;
+}
+
 void cache_case_free(cache_case *c)
 {
 	void *owned[] = {c->key, c->value, c->slots, c->swa, c->k_scales, c->v_scales,

@@ -12,7 +12,7 @@
 # The tester stays apart from the implementation under test: the engine
 # sees the public header only (no -I for lib/), so it cannot include the
 # library's conversion by accident.  The oracle tabulates its answers with
-# OpenMP; a program that links the engine links with $(OPENMP_CFLAGS).
+# OpenMP: libtool passes -fopenmp on to every program that links the engine.
 
 VALIDATE_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/validate
 
@@ -27,6 +27,7 @@ validate_libfp8kv_validate_la_SOURCES = \
 validate_libfp8kv_validate_la_CPPFLAGS = $(VALIDATE_CPPFLAGS)
 validate_libfp8kv_validate_la_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
 validate_libfp8kv_validate_la_LIBADD = $(PTHREAD_LIBS)
+validate_libfp8kv_validate_la_LDFLAGS = $(OPENMP_CFLAGS)
 
 # What a program that links the engine adds to its LDADD.
 VALIDATE_LIBS = validate/libfp8kv_validate.la lib/libfp8kv.la
