@@ -6,7 +6,8 @@ dist_man1_MANS = tools/fp8kv-validate.1 tools/fp8kv-bench.1
 
 # The validator links the validation engine (validate/) statically, so that
 # it needs nothing but the library where it is installed.
-tools_fp8kv_validate_SOURCES = tools/fp8kv-validate.c
+tools_fp8kv_validate_SOURCES = tools/fp8kv-validate.c tools/validate_tool.h \
+	tools/validate_report.c tools/validate_quantize.c tools/validate_cache_write.c
 tools_fp8kv_validate_CPPFLAGS = $(VALIDATE_CPPFLAGS) -I$(top_builddir)
 tools_fp8kv_validate_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
 tools_fp8kv_validate_LDADD = $(VALIDATE_LIBS)
