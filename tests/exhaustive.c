@@ -30,6 +30,7 @@
 #include <omp.h>
 #endif
 
+#include "float_bits.h"
 #include "fp8kv.h"
 #include "oracle.h"
 
@@ -49,13 +50,6 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static float f_of(uint32_t b)
-{
-	float f;
-	memcpy(&f, &b, sizeof f);
-	return f;
 }
 
 static uint64_t parse_u64(const char *s)
@@ -147,7 +141,7 @@ int main(int argc, char **argv)
 #pragma omp parallel for schedule(static)
 #endif
 		for (int64_t i = 0; i < n; i++)
-			src[i] = f_of((uint32_t)(base + (uint64_t)i));
+			src[i] = float_of_bits((uint32_t)(base + (uint64_t)i));
 		if (use_bulk &&
 		    fp8kv_buffer_upload(be, dsrc, src, (size_t)n * sizeof(float)) != FP8KV_OK) {
 			fprintf(stderr, "upload: %s\n", fp8kv_last_error());
