@@ -2,7 +2,7 @@
 /*
  * exhaustive.c - every one of the 2^32 fp32 inputs, in the four FP8 formats
  * and both overflow policies, converted by the library and held to the
- * oracle (tests/oracle.c).  Run by `make check-exhaustive`; minutes.
+ * oracle (validate/oracle.c).  Run by `make check-exhaustive`; minutes.
  *
  *   exhaustive [--bulk | --scalar] [--backend NAME] [--verify N] [FIRST [LAST]]
  *
@@ -16,7 +16,7 @@
  *
  * The oracle's encoder searches all 256 codes for each value: too slow for
  * 2^35 conversions.  The sweep reads its answers from oracle_tabulate()'s
- * table instead (tests/oracle.h says why that is exact and how the table is
+ * table instead (validate/oracle.h says why that is exact and how the table is
  * checked against the search first, here on --verify N random patterns per
  * format and policy, default 2^22).
  */
@@ -30,6 +30,7 @@
 #include <omp.h>
 #endif
 
+#include "float_bits.h"
 #include "fp8kv.h"
 #include "oracle.h"
 
@@ -49,13 +50,6 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static float f_of(uint32_t b)
-{
-	float f;
-	memcpy(&f, &b, sizeof f);
-	return f;
 }
 
 static uint64_t parse_u64(const char *s)
@@ -147,7 +141,7 @@ int main(int argc, char **argv)
 #pragma omp parallel for schedule(static)
 #endif
 		for (int64_t i = 0; i < n; i++)
-			src[i] = f_of((uint32_t)(base + (uint64_t)i));
+			src[i] = float_of_bits((uint32_t)(base + (uint64_t)i));
 		if (use_bulk &&
 		    fp8kv_buffer_upload(be, dsrc, src, (size_t)n * sizeof(float)) != FP8KV_OK) {
 			fprintf(stderr, "upload: %s\n", fp8kv_last_error());

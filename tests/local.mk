@@ -7,9 +7,24 @@ AM_TESTS_ENVIRONMENT = \
 	export FP8KV_MODULE_PATH abs_top_builddir; \
 	unset FP8KV_BACKEND;
 
+# The tests see the public header and the validation engine, never the
+# library's internals.
+TEST_CPPFLAGS = $(VALIDATE_CPPFLAGS) -I$(top_srcdir)/tests
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 TEST_LIBS = lib/libfp8kv.la $(CHECK_LIBS)
-ORACLE_SOURCES = tests/oracle.c tests/oracle.h
+# tests that use the oracle or the cache case engine, and the helpers below
+TEST_VALIDATE_LIBS = tests/libtest_support.la $(VALIDATE_LIBS) $(CHECK_LIBS)
+
+# What the Check programs share, written once: the CPU backend as a
+# fixture and the suite runner (check_support), the cache write matrix of
+# test_cache_write and test_backends (cache_matrix).
+if HAVE_CHECK
+check_LTLIBRARIES += tests/libtest_support.la
+endif
+tests_libtest_support_la_SOURCES = tests/check_support.c tests/check_support.h \
+	tests/case_fixtures.c tests/case_fixtures.h
+tests_libtest_support_la_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_libtest_support_la_CFLAGS = $(TEST_CFLAGS)
 
 if HAVE_CHECK
 check_PROGRAMS += tests/test_convert tests/test_cache_write tests/test_errors \
@@ -20,33 +35,40 @@ endif
 TESTS += tests/validate_detects_faults.sh
 EXTRA_DIST += tests/validate_detects_faults.sh
 
-tests_test_backends_SOURCES = tests/test_backends.c tests/cache_case.c tests/cache_case.h \
-	$(ORACLE_SOURCES)
+tests_test_backends_SOURCES = tests/test_backends.c tests/test_backends.h \
+	tests/test_backends_cache.c tests/test_backends_flat.c
+tests_test_backends_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_backends_CFLAGS = $(TEST_CFLAGS)
-tests_test_backends_LDADD = $(TEST_LIBS)
+tests_test_backends_LDADD = $(TEST_VALIDATE_LIBS)
 
-tests_test_convert_SOURCES = tests/test_convert.c $(ORACLE_SOURCES)
+tests_test_convert_SOURCES = tests/test_convert.c tests/test_convert.h \
+	tests/test_convert_codes.c tests/test_convert_fp32.c tests/test_convert_bulk.c
+tests_test_convert_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_convert_CFLAGS = $(TEST_CFLAGS)
-tests_test_convert_LDADD = $(TEST_LIBS)
+tests_test_convert_LDADD = $(TEST_VALIDATE_LIBS)
 
-tests_test_cache_write_SOURCES = tests/test_cache_write.c tests/cache_case.c \
-	tests/cache_case.h $(ORACLE_SOURCES)
+tests_test_cache_write_SOURCES = tests/test_cache_write.c tests/test_cache_write.h \
+	tests/test_cache_write_scales.c tests/test_cache_write_slots.c tests/test_cache_write_long.c
+tests_test_cache_write_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_cache_write_CFLAGS = $(TEST_CFLAGS)
-tests_test_cache_write_LDADD = $(TEST_LIBS)
+tests_test_cache_write_LDADD = $(TEST_VALIDATE_LIBS)
 
 tests_test_check_slots_SOURCES = tests/test_check_slots.c
+tests_test_check_slots_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_check_slots_CFLAGS = $(TEST_CFLAGS)
-tests_test_check_slots_LDADD = $(TEST_LIBS)
+tests_test_check_slots_LDADD = tests/libtest_support.la $(TEST_LIBS)
 
 tests_test_errors_SOURCES = tests/test_errors.c
+tests_test_errors_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_errors_CFLAGS = $(TEST_CFLAGS)
 tests_test_errors_LDADD = $(TEST_LIBS)
 
 # All 2^32 fp32 inputs: minutes, so not part of make check.
 EXTRA_PROGRAMS = tests/exhaustive
-tests_exhaustive_SOURCES = tests/exhaustive.c $(ORACLE_SOURCES)
+tests_exhaustive_SOURCES = tests/exhaustive.c
+tests_exhaustive_CPPFLAGS = $(VALIDATE_CPPFLAGS)
 tests_exhaustive_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
-tests_exhaustive_LDADD = lib/libfp8kv.la
+tests_exhaustive_LDADD = $(VALIDATE_LIBS)
 tests_exhaustive_LDFLAGS = $(OPENMP_CFLAGS)
 CLEANFILES += tests/exhaustive
 

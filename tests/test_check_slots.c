@@ -11,19 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_support.h"
 #include "fp8kv.h"
-
-static fp8kv_backend *cpu;
-
-static void setup(void)
-{
-	ck_assert_int_eq(fp8kv_backend_open("cpu", &cpu), FP8KV_OK);
-}
-
-static void teardown(void)
-{
-	fp8kv_backend_close(cpu);
-}
 
 /* A mapping of n tokens over num_slots slots, and what it holds.  Token t
  * is padding when t % 7 == 3, out of range when t % 11 == 5 (and not
@@ -146,16 +135,10 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("check_slots");
-	TCase *tc = tcase_create("cpu");
-	tcase_add_checked_fixture(tc, setup, teardown);
+	TCase *tc = cpu_tcase(s, "cpu", 0);
 	tcase_add_test(tc, empty_mapping);
 	tcase_add_test(tc, constructed_counts);
 	tcase_add_test(tc, huge_slot_space);
 	tcase_add_test(tc, one_slot_many_times);
-	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	const int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

@@ -4,13 +4,13 @@
 bin_PROGRAMS = tools/fp8kv-bench tools/fp8kv-validate
 dist_man1_MANS = tools/fp8kv-validate.1 tools/fp8kv-bench.1
 
-# The validator carries the oracle and the cache-write engine of the tests,
-# so that it needs nothing but the library where it is installed.
-tools_fp8kv_validate_SOURCES = tools/fp8kv-validate.c tests/oracle.c tests/oracle.h \
-	tests/cache_case.c tests/cache_case.h
-tools_fp8kv_validate_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+# The validator links the validation engine (validate/) statically, so that
+# it needs nothing but the library where it is installed.
+tools_fp8kv_validate_SOURCES = tools/fp8kv-validate.c tools/validate_tool.h \
+	tools/validate_report.c tools/validate_quantize.c tools/validate_cache_write.c
+tools_fp8kv_validate_CPPFLAGS = $(VALIDATE_CPPFLAGS) -I$(top_builddir)
 tools_fp8kv_validate_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
-tools_fp8kv_validate_LDADD = lib/libfp8kv.la -lpthread
+tools_fp8kv_validate_LDADD = $(VALIDATE_LIBS)
 tools_fp8kv_validate_LDFLAGS = $(OPENMP_CFLAGS)
 
 tools_fp8kv_bench_SOURCES = tools/fp8kv-bench.c tools/bench_device.h

@@ -10,7 +10,7 @@
  *                          table, deliberate out-of-range and duplicate
  *                          tokens), scales, and random poison for the caches;
  *   cache_case_expect()    computes the expected images with the oracle
- *                          (tests/oracle.h), element by element, following
+ *                          (oracle.h), element by element, following
  *                          fp8kv.h sections 5 and 7 -- never the library;
  *   cache_case_run()       runs the call on a backend on poisoned caches and
  *                          downloads every byte the call may have touched;
@@ -138,6 +138,11 @@ typedef struct cache_case {
 	int64_t num_slots;              /* num_blocks * block_size */
 } cache_case;
 
+/* The sizes of a case, for tables of cases. */
+typedef struct cache_case_shape {
+	int64_t num_tokens, num_heads, head_dim_k, head_dim_v, block_size;
+} cache_case_shape;
+
 /* What one call produced (or, from cache_case_expect, must produce). */
 typedef struct cache_result {
 	fp8kv_status status;       /* the first status that was not FP8KV_OK */
@@ -200,6 +205,9 @@ typedef struct cache_diff {
  * block size 4, int64 slots, every optional output requested, seed 1,
  * scales 1.0. */
 void cache_case_init(cache_case *c);
+
+/* Sets c's sizes (tokens, heads, head dims, block size) from s. */
+void cache_case_set_shape(cache_case *c, const cache_case_shape *s);
 
 /* Builds everything below the parameters from the parameters and the seed
  * (frees what an earlier call built).  Slots and poison depend on the seed

@@ -35,61 +35,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "float_bits.h"
+
 #if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
 #error "the oracle's exact arithmetic needs FLT_EVAL_METHOD == 0 (binary64 without excess precision)"
 #endif
 
 /* ------------------------------------------------------- binary64 helpers */
 
-static double from_bits64(uint64_t b)
-{
-	double d;
-	memcpy(&d, &b, sizeof d);
-	return d;
-}
-
-static uint64_t bits64(double d)
-{
-	uint64_t b;
-	memcpy(&b, &d, sizeof b);
-	return b;
-}
-
-/* 2^e for -1022 <= e <= 1023, exact, built from the exponent field. */
-static double pow2(int e)
-{
-	return from_bits64((uint64_t)(e + 1023) << 52);
-}
-
 static double nan_with_sign(int neg)
 {
-	return from_bits64(((uint64_t)(neg != 0) << 63) | 0x7FF8000000000000ull);
+	return double_of_bits(((uint64_t)(neg != 0) << 63) | 0x7FF8000000000000ull);
 }
 
 static double inf_with_sign(int neg)
 {
-	return from_bits64(((uint64_t)(neg != 0) << 63) | 0x7FF0000000000000ull);
+	return double_of_bits(((uint64_t)(neg != 0) << 63) | 0x7FF0000000000000ull);
 }
 
 static int is_nan64(double d)
 {
-	return (bits64(d) & 0x7FFFFFFFFFFFFFFFull) > 0x7FF0000000000000ull;
+	return (bits_of_double(d) & 0x7FFFFFFFFFFFFFFFull) > 0x7FF0000000000000ull;
 }
 
 static int is_inf64(double d)
 {
-	return (bits64(d) & 0x7FFFFFFFFFFFFFFFull) == 0x7FF0000000000000ull;
+	return (bits_of_double(d) & 0x7FFFFFFFFFFFFFFFull) == 0x7FF0000000000000ull;
 }
 
 static int sign64(double d)
 {
-	return (int)(bits64(d) >> 63);
+	return (int)(bits_of_double(d) >> 63);
 }
 
 /* floor(log2(a)) for a positive normal double. */
 static int exponent_of(double a)
 {
-	return (int)((bits64(a) >> 52) & 0x7FF) - 1023;
+	return (int)((bits_of_double(a) >> 52) & 0x7FF) - 1023;
 }
 
 int oracle_is_nan(double x)
@@ -168,20 +150,6 @@ static uint32_t ieee_bits(double v, int ebits, int mbits)
 		return sign | (uint32_t)(a * pow2(mbits - emin));
 	uint32_t m = (uint32_t)(a * pow2(mbits - e)) - (1u << mbits);
 	return sign | ((uint32_t)(e + bias) << mbits) | m;
-}
-
-static float float_from_bits(uint32_t b)
-{
-	float f;
-	memcpy(&f, &b, sizeof f);
-	return f;
-}
-
-static uint32_t float_bits(float f)
-{
-	uint32_t b;
-	memcpy(&b, &f, sizeof b);
-	return b;
 }
 
 /* ------------------------------------------------------------- FP8 codes */
@@ -347,7 +315,7 @@ uint8_t oracle_encode(float y, fp8kv_dtype format, fp8kv_overflow overflow,
 		return 0;
 	pthread_once(&cand_once, build_candidates);
 
-	double yd = ieee_value(float_bits(y), 8, 23); /* exact, no FTZ */
+	double yd = ieee_value(bits_of_float(y), 8, 23); /* exact, no FTZ */
 	int neg = sign64(yd);
 	if (is_nan64(yd))
 		return nan_code(format, neg);
@@ -391,28 +359,28 @@ float oracle_widen(uint32_t bits, fp8kv_dtype dtype)
 {
 	double v;
 	switch (dtype) {
-	case FP8KV_F32: return float_from_bits(bits);
+	case FP8KV_F32: return float_of_bits(bits);
 	case FP8KV_F16: v = ieee_value(bits & 0xFFFF, 5, 10); break;
 	case FP8KV_BF16: v = ieee_value(bits & 0xFFFF, 8, 7); break;
-	default: return float_from_bits(0x7FC00000u);
+	default: return float_of_bits(0x7FC00000u);
 	}
-	return float_from_bits(ieee_bits(v, 8, 23));
+	return float_of_bits(ieee_bits(v, 8, 23));
 }
 
 float oracle_divide(float x, float s)
 {
-	double q = ieee_value(float_bits(x), 8, 23) / ieee_value(float_bits(s), 8, 23);
+	double q = ieee_value(bits_of_float(x), 8, 23) / ieee_value(bits_of_float(s), 8, 23);
 	if (is_nan64(q)) /* fp8kv.h: a NaN x keeps its sign, else sign(x) ^ sign(s) */
-		return float_from_bits(0x7FC00000u |
-				       (is_nan64(ieee_value(float_bits(x), 8, 23))
-						? float_bits(x) & 0x80000000u
-						: (float_bits(x) ^ float_bits(s)) & 0x80000000u));
-	return float_from_bits(ieee_bits(round_binary(q, 24, -126, 127), 8, 23));
+		return float_of_bits(0x7FC00000u |
+				       (is_nan64(ieee_value(bits_of_float(x), 8, 23))
+						? bits_of_float(x) & 0x80000000u
+						: (bits_of_float(x) ^ bits_of_float(s)) & 0x80000000u));
+	return float_of_bits(ieee_bits(round_binary(q, 24, -126, 127), 8, 23));
 }
 
 static int finite32(float x)
 {
-	return (float_bits(x) & 0x7F800000u) != 0x7F800000u;
+	return (bits_of_float(x) & 0x7F800000u) != 0x7F800000u;
 }
 
 /* widen, divide, and the overflow rule for finite x with infinite y; the
@@ -426,7 +394,7 @@ static uint8_t quantize_with(uint32_t bits, fp8kv_dtype dtype, int scaled, float
 	int o = 0;
 	uint8_t code;
 	if (tabulated) {
-		uint16_t w = oracle_encode_tabulated(float_bits(y), oracle_run(format, overflow));
+		uint16_t w = oracle_encode_tabulated(bits_of_float(y), oracle_run(format, overflow));
 		code = (uint8_t)w;
 		o = w >> 8;
 	} else {
@@ -459,7 +427,7 @@ uint32_t oracle_dequantize(uint8_t code, fp8kv_dtype format, int scaled, float s
 			   fp8kv_dtype dtype)
 {
 	double v = oracle_decode(code, format);
-	double sd = scaled ? ieee_value(float_bits(s), 8, 23) : 1.0;
+	double sd = scaled ? ieee_value(bits_of_float(s), 8, 23) : 1.0;
 	/* Exact: <= 4 + 24 significant bits, exponents far inside binary64. */
 	double product = v * sd;
 	double f32 = round_binary(product, 24, -126, 127);
@@ -482,13 +450,13 @@ float oracle_row_scale(const uint32_t *bits, int64_t n, fp8kv_dtype dtype,
 		float x = oracle_widen(bits[i], dtype);
 		if (!finite32(x))
 			continue;
-		double a = ieee_value(float_bits(x), 8, 23);
+		double a = ieee_value(bits_of_float(x), 8, 23);
 		if (a < 0)
 			a = -a;
 		if (a > amax)
 			amax = a;
 	}
-	float famax = float_from_bits(ieee_bits(amax, 8, 23));
+	float famax = float_of_bits(ieee_bits(amax, 8, 23));
 	if (amax_out)
 		*amax_out = famax;
 	if (amax == 0)
@@ -501,9 +469,9 @@ float oracle_row_scale(const uint32_t *bits, int64_t n, fp8kv_dtype dtype,
 		if (!is_nan64(v) && !is_inf64(v) && v > fmax)
 			fmax = v;
 	}
-	float q = oracle_divide(famax, float_from_bits(ieee_bits(fmax, 8, 23)));
-	double qd = ieee_value(float_bits(q), 8, 23);
-	return qd < pow2(-126) ? float_from_bits(ieee_bits(pow2(-126), 8, 23)) : q;
+	float q = oracle_divide(famax, float_of_bits(ieee_bits(fmax, 8, 23)));
+	double qd = ieee_value(bits_of_float(q), 8, 23);
+	return qd < pow2(-126) ? float_of_bits(ieee_bits(pow2(-126), 8, 23)) : q;
 }
 
 /* ------------------------------------------------------------ the table */
@@ -516,7 +484,7 @@ static const fp8kv_dtype table_formats[4] = {FP8KV_E4M3FN, FP8KV_E4M3FNUZ, FP8KV
 static uint16_t searched(uint32_t y, int run)
 {
 	int o = 0;
-	uint8_t c = oracle_encode(float_from_bits(y), table_formats[run / 2],
+	uint8_t c = oracle_encode(float_of_bits(y), table_formats[run / 2],
 				  (fp8kv_overflow)(run % 2), &o);
 	return (uint16_t)(c | o << 8);
 }
@@ -541,7 +509,7 @@ static int boundaries_are_bf16(char *err, size_t errlen)
 		n++;
 		for (int i = 0; i + 1 < n; i++) {
 			double mid = (v[i] + v[i + 1]) / 2; /* exact */
-			uint64_t b = bits64(mid);
+			uint64_t b = bits_of_double(mid);
 			/* a bf16 value: at most 8 significant bits, in fp32's range */
 			if (mid != 0 && (b & ((1ull << 45) - 1)) != 0) {
 				snprintf(err, errlen, "format %d: boundary %a is not a bf16 value",

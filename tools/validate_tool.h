@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * validate_tool.h - what the files of fp8kv-validate share.
+ *
+ *   fp8kv-validate.c         options, the groups each backend runs, main
+ *   validate_report.c        groups, their lines, progress and JSON
+ *   validate_quantize.c      fp8kv_quantize and fp8kv_dequantize groups
+ *   validate_cache_write.c   fp8kv_reshape_and_cache groups
+ *
+ * In every check_* function, cpu is the CPU backend when b is another
+ * backend (the reference), or NULL when b is the CPU backend itself (the
+ * reference is then the oracle).
+ */
+#ifndef FP8KV_TOOLS_VALIDATE_TOOL_H
+#define FP8KV_TOOLS_VALIDATE_TOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fp8kv.h"
+
+/* ---- options ---- */
+
+enum level { LEVEL_QUICK, LEVEL_FULL, LEVEL_EXHAUSTIVE };
+
+extern struct options {
+	const char *backends[8];
+	int num_backends;
+	enum level level;
+	fp8kv_dtype formats[4];
+	int num_formats;
+	int scale_implicit, scale_tensor;
+	int policy[2]; /* saturate, nonsat */
+	uint64_t seed;
+	const char *json;
+	int verbose;
+} opt;
+
+extern const fp8kv_dtype all_formats[4];
+
+/* ---- results: one group per line of the table ---- */
+
+typedef struct group {
+	char backend[32], operation[24], format[12], scale[24], policy[10];
+	uint64_t cases, bytes, differing;
+	int failed_to_run;
+	char error[256];
+} group;
+
+extern group **groups;
+extern size_t num_groups;
+extern int any_difference, any_failure;
+
+group *group_begin(const char *backend, const char *operation, const char *format,
+		   const char *scale, const char *policy);
+/* Prints the group's line (and its error) and adds its verdict to the
+ * program's. */
+void group_end(group *g);
+void validate_fail(group *g, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+
+/* Seconds on a monotonic clock. */
+double now(void);
+/* A bar with the time left on a terminal, a plain line every ~10% otherwise. */
+void progress(const char *what, double done, double total, double started);
+/* The results as JSON, in path. */
+void write_json(const char *path, double seconds);
+
+/* "0x7e (448, max)": a code and its value in format. */
+void describe_code(uint8_t code, fp8kv_dtype format, char *out, size_t len);
+const char *policy_name(fp8kv_overflow p);
+
+/* ---- the groups ---- */
+
+/* Every input of src (n elements of dtype) in every format, policy and
+ * scale chosen, as the operation named set. */
+void check_quantize_set(fp8kv_backend *b, fp8kv_backend *cpu, const char *set, const void *src,
+			fp8kv_dtype dtype, size_t n, const float *scales, int num_scales);
+/* fp32 inputs that matter (*out: malloc'ed); their number, 0 when out of
+ * memory. */
+size_t boundary_inputs(uint32_t **out);
+void check_dequantize(fp8kv_backend *b, fp8kv_backend *cpu, const float *scales, int num_scales);
+void check_exhaustive(fp8kv_backend *b, fp8kv_backend *cpu);
+void check_cache_write(fp8kv_backend *b, fp8kv_backend *cpu);
+
+#endif /* FP8KV_TOOLS_VALIDATE_TOOL_H */

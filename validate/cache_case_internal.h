@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cache_case_internal.h - what the files of the cache case engine share
+ * among themselves; the public face is cache_case.h.
+ *
+ *   cache_case.c           parameters: defaults, names, description; the
+ *                          input dtypes' bits; errors
+ *   cache_case_slots.c     the slot mapping and each token's fate
+ *   cache_case_generate.c  inputs, scales, strides, poison
+ *   cache_case_expect.c    the expected images, from the oracle
+ *   cache_case_run.c       one call on a backend
+ *   cache_case_compare.c   two results, byte for byte
+ *   cache_case_report.c    differences as text
+ */
+#ifndef FP8KV_CACHE_CASE_INTERNAL_H
+#define FP8KV_CACHE_CASE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache_case.h"
+
+/* Records the reason for cache_case_error() and returns -1. */
+int case_fail(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2)))
+#endif
+	;
+
+/* Clears the reason (at the start of cache_case_generate). */
+void case_clear_error(void);
+
+/* calloc that never returns NULL for a zero count or size. */
+void *case_calloc(size_t n, size_t size);
+
+/* fp8kv_dtype_name, or "?" for an unknown dtype. */
+const char *case_dtype_name(fp8kv_dtype dtype);
+
+/* ---- the input dtypes (f32, f16, bf16) as bit fields ---- */
+
+typedef struct dtype_bits {
+	int ebits, mbits;
+	uint32_t sign, inf, mask; /* sign bit, +Inf bits, all bits */
+	uint32_t max_finite;
+} dtype_bits;
+
+/* Fills *b for f32, f16 or bf16; 0 for any other dtype. */
+int case_dtype_bits(fp8kv_dtype dtype, dtype_bits *b);
+
+/* v rounded to the binary format with ebits/mbits, to nearest even. */
+uint32_t case_round_format(double v, int ebits, int mbits);
+
+/* ---- random streams: splitmix64, each independent of the others ---- */
+
+typedef struct rng {
+	uint64_t s;
+} rng;
+
+enum { STREAM_VALUES = 1, STREAM_SLOTS, STREAM_POISON, STREAM_SCALES, STREAM_INIT,
+       STREAM_SPECIAL, STREAM_GARBAGE, STREAM_ROWS };
+
+static inline uint64_t rng_next(rng *r)
+{
+	uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static inline void rng_seed(rng *r, uint64_t seed, uint64_t stream)
+{
+	r->s = seed * 0xD1342543DE82EF95ull + stream * 0x9E3779B97F4A7C15ull + 0x1234567ull;
+	rng_next(r);
+}
+
+static inline uint64_t rng_below(rng *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+/* ---- generation ---- */
+
+/* Draws slots[], swa[] and num_blocks (when 0) from the seed, then dest[]. */
+int case_generate_slots(cache_case *c);
+
+/* ---- where elements live ---- */
+
+/* Element index of (slot, head h, element d) in the key (kv = 0) or value
+ * cache image. */
+int64_t case_cache_index(const cache_case *c, int kv, int64_t slot, int64_t h, int64_t d);
+
+/* Element index of (slot, head h) in a scale cache image. */
+int64_t case_scale_index(const cache_case *c, int64_t slot, int64_t h);
+
+/* The input bits of row (token t, head h) of K (kv = 0) or V. */
+void case_load_row(const cache_case *c, int kv, int64_t t, int64_t h, uint32_t *row);
+
+/* The divisor of that row, from the oracle for TOKEN_HEAD; *scaled = 0
+ * when none divides it. */
+float case_row_scale(const cache_case *c, int kv, int64_t h, const uint32_t *row, int *scaled);
+
+/* The rows a case writes: (token, side, head) for every token with a valid
+ * slot, in token order (a later token overwrites an earlier one), K before
+ * V, heads in order.  Walk them with
+ *     for (case_row r = CASE_ROWS_START; case_next_row(c, &r);)
+ */
+typedef struct case_row {
+	int64_t token, slot, head;
+	int kv;      /* 0: K, 1: V */
+	int64_t dim; /* head_dim_k or head_dim_v */
+} case_row;
+
+#define CASE_ROWS_START {.token = -1}
+
+/* Moves r to the next row; 0 past the last. */
+int case_next_row(const cache_case *c, case_row *r);
+
+/* Allocates the images of a result for c (zeroed); -1 when out of memory. */
+int case_result_alloc(const cache_case *c, cache_result *r);
+
+#endif /* FP8KV_CACHE_CASE_INTERNAL_H */
