@@ -16,7 +16,7 @@ SUFFIXES = .hip
 CXXLD = $(CXX)
 
 HIPCOMPILE = $(HIPCC) $(DEFS) $(DEFAULT_INCLUDES) $(INCLUDES) $(AM_CPPFLAGS) \
-	-I$(top_srcdir)/hip $(CPPFLAGS) $(FP8KV_HIPCCFLAGS) $(HIPCCFLAGS)
+	-I$(top_srcdir)/hip $(CPPFLAGS) $(HIP_COMPILE_FLAGS) $(HIPCCFLAGS)
 LTHIPCOMPILE = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) $(LIBTOOLFLAGS) \
 	--mode=compile $(HIPCOMPILE)
 AM_V_HIPCC = $(am__v_HIPCC_@AM_V@)
@@ -26,7 +26,32 @@ am__v_HIPCC_1 =
 
 .hip.lo:
 	@$(MKDIR_P) $(@D)
+	$(HIP_DEVICE_STEP)
 	$(AM_V_HIPCC)$(LTHIPCOMPILE) -c -o $@ $<
+
+# ---- AMD: code objects from two compilers (configure: HIPCC_FALLBACK) ----
+# The device code of each target is built by the compiler configure found
+# for it and bundled into X.hipfb (hip/amd/hip-fatbin.sh); HIPCC then
+# compiles the host code around that bundle.  Otherwise HIPCC does both in
+# one go, and HIP_DEVICE_STEP does nothing.
+if HIP_SPLIT
+HIP_COMPILE_FLAGS = $(FP8KV_HIPCC_HOSTFLAGS) --cuda-host-only \
+	-Xclang -fcuda-include-gpubinary -Xclang $(@:.lo=.hipfb)
+HIP_DEVICE_STEP = $(AM_V_HIPFB)$(SHELL) $(top_srcdir)/hip/amd/hip-fatbin.sh \
+	-o $(@:.lo=.hipfb) -b '$(HIP_BUNDLER)' -t '$(host_triplet)' \
+	-c '$(HIPCC) $(FP8KV_HIPCCFLAGS)' -c '$(HIPCC_FALLBACK) $(FP8KV_HIPCC_FALLBACK_FLAGS)' \
+	-- $(DEFS) $(DEFAULT_INCLUDES) $(INCLUDES) $(AM_CPPFLAGS) -I$(top_srcdir)/hip \
+	$(CPPFLAGS) $(HIPCCFLAGS) $<
+CLEANFILES += hip/fp8kv_hip.hipfb tools/bench_gpu.hipfb
+else
+HIP_COMPILE_FLAGS = $(FP8KV_HIPCCFLAGS)
+HIP_DEVICE_STEP = @:
+endif
+AM_V_HIPFB = $(am__v_HIPFB_@AM_V@)
+am__v_HIPFB_ = $(am__v_HIPFB_@AM_DEFAULT_V@)
+am__v_HIPFB_0 = @echo "  HIPFB   " $(@:.lo=.hipfb);
+am__v_HIPFB_1 =
+EXTRA_DIST += hip/amd/hip-fatbin.sh hip/amd_device_compat.h
 
 # modules go to $(pkglibdir) (= $(moduledir)); hip/local.mk is included
 # first, so it starts the lists the other fragments may add to
