@@ -78,3 +78,25 @@ if HAVE_HIP
 hip/fp8kv_hip.lo: $(top_srcdir)/hip/hip_compat.h $(top_srcdir)/lib/fp8_convert.h \
 	$(top_srcdir)/lib/backend.h $(top_srcdir)/include/fp8kv.h $(top_builddir)/config.h
 endif
+
+# ---- AMD: the code-object checks (tests/check_amd_codeobjects.sh) ----
+# The test reads the build's compilers, flags, targets and bundler from
+# hip/amd-check.env; it skips (77) where there is none (no AMD build).
+TESTS += tests/check_amd_codeobjects.sh
+EXTRA_DIST += tests/check_amd_codeobjects.sh hip/amd/contract_probe.hip
+if HIP_AMD
+check_DATA = hip/amd-check.env
+CLEANFILES += hip/amd-check.env
+hip/amd-check.env: Makefile
+	$(AM_V_GEN){ \
+	echo "HIPCC='$(HIPCC)'"; \
+	echo "HIPCCFLAGS='$(HIPCCFLAGS)'"; \
+	echo "FP8KV_HIPCCFLAGS='$(FP8KV_HIPCCFLAGS)'"; \
+	echo "HIPCC_FALLBACK='$(HIPCC_FALLBACK)'"; \
+	echo "FP8KV_HIPCC_FALLBACK_FLAGS='$(FP8KV_HIPCC_FALLBACK_FLAGS)'"; \
+	echo "HIP_BUNDLER='$(HIP_BUNDLER)'"; \
+	echo "MAIN_TARGETS='$(FP8KV_HIP_MAIN_TARGETS)'"; \
+	echo "FALLBACK_TARGETS='$(FP8KV_HIP_FALLBACK_TARGETS)'"; \
+	echo "TOP_SRCDIR='$(abs_top_srcdir)'"; \
+	} >$@-t && mv $@-t $@
+endif

@@ -19,7 +19,7 @@
 # Words of a -c string are split at blanks: no flag there may hold one.
 set -u
 
-out= bundler= host= specs=
+out='' bundler='' host='' specs=''
 usage() {
 	echo "usage: $0 -o OUT -b BUNDLER -t HOST-TRIPLE -c 'CC FLAGS...' [-c ...] -- ARGS..." >&2
 	exit 2
@@ -43,14 +43,14 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 
 # start one compile per target, remembering its pid and its code object
-pids= ids= inputs= status=0
+pids='' ids='' inputs='' status=0
 nl='
 '
 saved_ifs=$IFS
 IFS=$nl
 for spec in $specs; do
 	IFS=$saved_ifs
-	flags= targets=
+	flags='' targets=''
 	for word in $spec; do
 		case $word in
 		--offload-arch=*) targets="$targets ${word#--offload-arch=}" ;;
