@@ -100,3 +100,13 @@ hip/amd-check.env: Makefile
 	echo "TOP_SRCDIR='$(abs_top_srcdir)'"; \
 	} >$@-t && mv $@-t $@
 endif
+
+# ---- AMD: CPU models (every build): the team reduction on a 64-lane
+# wavefront, and hip/amd_hw_fp8.h's wrapper against the oracle ----
+check_PROGRAMS += tests/test_amd_wave_model tests/test_amd_hw_fp8_model
+TESTS += tests/test_amd_wave_model tests/test_amd_hw_fp8_model
+tests_test_amd_wave_model_SOURCES = tests/test_amd_wave_model.c
+tests_test_amd_hw_fp8_model_SOURCES = tests/test_amd_hw_fp8_model.c hip/amd_hw_fp8.h \
+	tests/oracle.c tests/oracle.h
+tests_test_amd_hw_fp8_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/tests
+tests_test_amd_hw_fp8_model_LDADD = lib/libfp8kv.la
