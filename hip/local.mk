@@ -98,6 +98,7 @@ hip/amd-check.env: Makefile
 	echo "MAIN_TARGETS='$(FP8KV_HIP_MAIN_TARGETS)'"; \
 	echo "FALLBACK_TARGETS='$(FP8KV_HIP_FALLBACK_TARGETS)'"; \
 	echo "TOP_SRCDIR='$(abs_top_srcdir)'"; \
+	echo "AMD_HW_FP8='$(FP8KV_AMD_HW_FP8_ENABLED)'"; \
 	} >$@-t && mv $@-t $@
 endif
 

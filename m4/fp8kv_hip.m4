@@ -133,6 +133,7 @@ AC_SUBST([FP8KV_HIPCC_FALLBACK_FLAGS])
 AC_SUBST([FP8KV_HIP_MAIN_TARGETS], [$fp8kv_hip_main_targets])
 AC_SUBST([FP8KV_HIP_FALLBACK_TARGETS], [$fp8kv_hip_fallback_targets])
 AC_SUBST([HIP_LIBS])
+AC_SUBST([FP8KV_AMD_HW_FP8_ENABLED], [$enable_amd_hw_fp8])
 AM_CONDITIONAL([HAVE_HIP], [test "x$fp8kv_hip_summary" != xno])
 AM_CONDITIONAL([HIP_MODULE],
   [test "x$fp8kv_hip_summary" != xno && test "x$enable_hip_module" != xno])

@@ -31,6 +31,10 @@
 # divides approximately, clang 15 (hipcc 5.2) still correctly while f32
 # denormals are kept.
 #
+# The probe built with -DFP8KV_AMD_HW_FP8 must use the hardware conversion
+# on gfx942 and gfx950 (and nowhere else) and keep all three properties;
+# the module holds hardware conversions only with --enable-amd-hw-fp8.
+#
 # Each code object is disassembled by an llvm-objdump that knows its
 # target (LLVM 22 no longer knows gfx940, LLVM 15 not yet gfx942).  Skips
 # (77) without an AMD build, a bundler or a disassembler for some target.
@@ -165,7 +169,7 @@ compiler_for() {
 build_probe() {
 	# shellcheck disable=SC2086 # flags are words
 	$cc $HIPCCFLAGS $2 --offload-arch="$1" --cuda-device-only --no-gpu-bundle-output \
-		-I"$TOP_SRCDIR/lib" -c "$TOP_SRCDIR/hip/amd/contract_probe.hip" -o "$3.co" \
+		-I"$TOP_SRCDIR/lib" -I"$TOP_SRCDIR/hip" -c "$TOP_SRCDIR/hip/amd/contract_probe.hip" -o "$3.co" \
 		>"$3.log" 2>&1 && disassemble "$3.co" "$3.s" >/dev/null
 }
 
@@ -195,7 +199,7 @@ for t in $(cat "$tmp/wanted"); do
 	defaults=$(echo " $flags " | sed 's/ -ffp-contract=off / /; s/ -fno-gpu-flush-denormals-to-zero / /;
 		s/ -fhip-fp32-correctly-rounded-divide-sqrt / /')
 	variants="module defaults -ffp-contract=fast -fgpu-flush-denormals-to-zero
-		-fno-hip-fp32-correctly-rounded-divide-sqrt -fapprox-func"
+		-fno-hip-fp32-correctly-rounded-divide-sqrt -fapprox-func -DFP8KV_AMD_HW_FP8"
 	# the target's probes, built in parallel, then judged in turn
 	pids=''
 	for planted in $variants; do
@@ -232,6 +236,16 @@ for t in $(cat "$tmp/wanted"); do
 			[ $p_denorm = bad ] || fail "$t: $planted planted, not caught" ;;
 		-fapprox-func)
 			[ $p_div = approx ] || fail "$t: $planted planted, not caught" ;;
+		-DFP8KV_AMD_HW_FP8)
+			# the hardware encoder on gfx942/gfx950 only, and exact as the rest
+			hw=$(grep -c 'v_cvt_pk_[fb][pf]8_f32' "$out.s")
+			case $t in
+			gfx942 | gfx950) [ "$hw" -gt 0 ] || fail "$t: $planted: no hardware conversion" ;;
+			*) [ "$hw" -eq 0 ] || fail "$t: $planted: a hardware conversion on $t" ;;
+			esac
+			[ $p_denorm = ok ] && [ $p_div = rounded ] && [ "$p_contract" = none ] ||
+				fail "$t: the hardware encoder loses denormals, division or contraction"
+			;;
 		esac
 	done
 done
@@ -262,6 +276,14 @@ for t in $(cat "$tmp/wanted"); do
 	elif ! cmp -s "$first_kernels" "$co.names"; then
 		fail "$t: its kernels differ from those of the first target"
 	fi
+
+	# hardware conversions only where configured (--enable-amd-hw-fp8)
+	hw=$(grep -c 'v_cvt_pk_[fb][pf]8_f32' "$co.s")
+	case $AMD_HW_FP8-$t in
+	yes-gfx942 | yes-gfx950) [ "$hw" -gt 0 ] || fail "$t: --enable-amd-hw-fp8, but no hardware conversion" ;;
+	*) [ "$hw" -eq 0 ] || fail "$t: $hw hardware conversions, not configured" ;;
+	esac
+	echo "$t: $hw hardware FP8 conversion instructions"
 
 	# denormals: this script's reading, then the disassembler's
 	awk '$2 != 3 { print "  " $1 ": float_denorm_mode_32 " $2 }' "$co.modes" >"$tmp/bad"

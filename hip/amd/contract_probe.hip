@@ -12,23 +12,28 @@
  *   probe_contract    a * b + c: contracted into an FMA only when the
  *                     flags allow it (the check's canary)
  *
+ * The encoder is the kernels' own, FP8KV_DEVICE_ENCODE (hip/amd_hw_fp8.h):
+ * with -DFP8KV_AMD_HW_FP8, the gfx942 and gfx950 probes use the hardware
+ * conversion, and must keep all three properties.
+ *
  * Indices come from threadIdx alone, so that no integer division (which
  * AMDGPU expands with v_rcp_f32 and FMAs) muddies the counts.
  */
 #include <hip/hip_runtime.h>
 
 #include "fp8_convert.h"
+#include "amd_hw_fp8.h"
 
 extern "C" __global__ void probe_quantize(const float *x, const float *s, unsigned int *q)
 {
 	const unsigned int i = threadIdx.x;
-	q[i] = fp8kv_encode(fp8kv_divide(x[i], s[0]), fp8kv_format_of(FP8KV_CV_E4M3FN), 1);
+	q[i] = FP8KV_DEVICE_ENCODE(fp8kv_divide(x[i], s[0]), fp8kv_format_of(FP8KV_CV_E4M3FN), 1);
 }
 
 extern "C" __global__ void probe_encode(const float *x, unsigned int *q)
 {
 	const unsigned int i = threadIdx.x;
-	q[i] = fp8kv_encode(x[i], fp8kv_format_of(FP8KV_CV_E4M3FN), 0);
+	q[i] = FP8KV_DEVICE_ENCODE(x[i], fp8kv_format_of(FP8KV_CV_E4M3FN), 0);
 }
 
 extern "C" __global__ void probe_dequantize(const unsigned char *q, const float *s,
