@@ -216,15 +216,19 @@ AC_DEFUN([_FP8KV_CHECK_HIP_AMD], [
   rm -f conftest.hip conftest.hipfb conftest.$OBJEXT conftest-*.co
 
   # the runtime: where the compiler lives first (DIR/lib for DIR/bin/hipcc),
-  # then the linker's default paths, then DIR and /opt/rocm
-  fp8kv_hip_root=`AS_DIRNAME(["$HIPCC"])`
+  # then the linker's default paths, then DIR and /opt/rocm; a directory
+  # only if it holds the library (HIPCC may be a bare name, or a clang
+  # whose lib/ has none)
+  fp8kv_hip_root=`command -v "$HIPCC" 2>/dev/null || echo "$HIPCC"`
+  fp8kv_hip_root=`AS_DIRNAME(["$fp8kv_hip_root"])`
   fp8kv_hip_root=`AS_DIRNAME(["$fp8kv_hip_root"])`
   AC_MSG_CHECKING([for the HIP runtime (libamdhip64)])
   fp8kv_hip_found=no
   for fp8kv_dir in "$fp8kv_hip_root/lib" default \
       ${fp8kv_hip_prefix:+"$fp8kv_hip_prefix/lib"} /opt/rocm/lib; do
     AS_IF([test "x$fp8kv_dir" = xdefault], [fp8kv_hip_ldirs=; fp8kv_hip_rdirs=],
-      [test -d "$fp8kv_dir"], [_FP8KV_HIP_LIBDIR([$fp8kv_dir])], [continue])
+      [ls "$fp8kv_dir"/libamdhip64.* >/dev/null 2>&1], [_FP8KV_HIP_LIBDIR([$fp8kv_dir])],
+      [continue])
     _FP8KV_HIP_LINK_TRY([$fp8kv_hip_ldirs -lamdhip64], [hipGetDeviceCount],
       [fp8kv_hip_found=yes; break])
   done
