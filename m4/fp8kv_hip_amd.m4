@@ -112,7 +112,10 @@ AC_DEFUN([_FP8KV_HIP_AMD_BUNDLER], [
     for fp8kv_cc in "$HIPCC" "$HIPCC_FALLBACK"; do
       fp8kv_cc=`command -v "$fp8kv_cc" 2>/dev/null` || continue
       fp8kv_cc=`readlink -f "$fp8kv_cc" 2>/dev/null || echo "$fp8kv_cc"`
-      fp8kv_candidates="$fp8kv_candidates `AS_DIRNAME(["$fp8kv_cc"])`/clang-offload-bundler"
+      fp8kv_dir=`AS_DIRNAME(["$fp8kv_cc"])`
+      # beside it, or in ROCm's llvm/bin beside its bin
+      fp8kv_candidates="$fp8kv_candidates $fp8kv_dir/clang-offload-bundler"
+      fp8kv_candidates="$fp8kv_candidates $fp8kv_dir/../llvm/bin/clang-offload-bundler"
     done
     # then those on PATH, the newest LLVM first
     fp8kv_save_IFS=$IFS; IFS=$PATH_SEPARATOR

@@ -74,7 +74,10 @@ objdumps=
 for cc in $HIPCC $HIPCC_FALLBACK; do
 	p=$(command -v "$cc" 2>/dev/null) || continue
 	p=$(readlink -f "$p" 2>/dev/null || echo "$p")
-	[ -x "${p%/*}/llvm-objdump" ] && objdumps="$objdumps ${p%/*}/llvm-objdump"
+	# beside it, or in ROCm's llvm/bin beside its bin
+	for d in "${p%/*}/llvm-objdump" "${p%/*}/../llvm/bin/llvm-objdump"; do
+		[ -x "$d" ] && objdumps="$objdumps $d"
+	done
 done
 save_ifs=$IFS
 IFS=:
