@@ -16,7 +16,7 @@ SUFFIXES = .hip
 CXXLD = $(CXX)
 
 HIPCOMPILE = $(HIPCC) $(DEFS) $(DEFAULT_INCLUDES) $(INCLUDES) $(AM_CPPFLAGS) \
-	-I$(top_srcdir)/hip $(CPPFLAGS) $(FP8KV_HIPCCFLAGS) $(HIPCCFLAGS)
+	-I$(top_srcdir)/hip $(CPPFLAGS) $(HIP_COMPILE_FLAGS) $(HIPCCFLAGS)
 LTHIPCOMPILE = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) $(LIBTOOLFLAGS) \
 	--mode=compile $(HIPCOMPILE)
 AM_V_HIPCC = $(am__v_HIPCC_@AM_V@)
@@ -26,7 +26,32 @@ am__v_HIPCC_1 =
 
 .hip.lo:
 	@$(MKDIR_P) $(@D)
+	$(HIP_DEVICE_STEP)
 	$(AM_V_HIPCC)$(LTHIPCOMPILE) -c -o $@ $<
+
+# ---- AMD: code objects from two compilers (configure: HIPCC_FALLBACK) ----
+# The device code of each target is built by the compiler configure found
+# for it and bundled into X.hipfb (hip/amd/hip-fatbin.sh); HIPCC then
+# compiles the host code around that bundle.  Otherwise HIPCC does both in
+# one go, and HIP_DEVICE_STEP does nothing.
+if HIP_SPLIT
+HIP_COMPILE_FLAGS = $(FP8KV_HIPCC_HOSTFLAGS) --cuda-host-only \
+	-Xclang -fcuda-include-gpubinary -Xclang $(@:.lo=.hipfb)
+HIP_DEVICE_STEP = $(AM_V_HIPFB)$(SHELL) $(top_srcdir)/hip/amd/hip-fatbin.sh \
+	-o $(@:.lo=.hipfb) -b '$(HIP_BUNDLER)' -t '$(host_triplet)' \
+	-c '$(HIPCC) $(FP8KV_HIPCCFLAGS)' -c '$(HIPCC_FALLBACK) $(FP8KV_HIPCC_FALLBACK_FLAGS)' \
+	-- $(DEFS) $(DEFAULT_INCLUDES) $(INCLUDES) $(AM_CPPFLAGS) -I$(top_srcdir)/hip \
+	$(CPPFLAGS) $(HIPCCFLAGS) $<
+CLEANFILES += hip/fp8kv_hip.hipfb tools/bench_gpu.hipfb
+else
+HIP_COMPILE_FLAGS = $(FP8KV_HIPCCFLAGS)
+HIP_DEVICE_STEP = @:
+endif
+AM_V_HIPFB = $(am__v_HIPFB_@AM_V@)
+am__v_HIPFB_ = $(am__v_HIPFB_@AM_DEFAULT_V@)
+am__v_HIPFB_0 = @echo "  HIPFB   " $(@:.lo=.hipfb);
+am__v_HIPFB_1 =
+EXTRA_DIST += hip/amd/hip-fatbin.sh hip/amd_device_compat.h
 
 # modules go to $(pkglibdir) (= $(moduledir)); hip/local.mk is included
 # first, so it starts the lists the other fragments may add to
@@ -63,3 +88,36 @@ hip/fp8kv_hip.lo: $(top_srcdir)/hip/hip_compat.h $(top_srcdir)/hip/device_common
 	$(top_srcdir)/lib/host_device.h $(top_srcdir)/lib/backend.h \
 	$(top_srcdir)/include/fp8kv.h $(top_builddir)/config.h
 endif
+
+# ---- AMD: the code-object checks (tests/check_amd_codeobjects.sh) ----
+# The test reads the build's compilers, flags, targets and bundler from
+# hip/amd-check.env; it skips (77) where there is none (no AMD build).
+TESTS += tests/check_amd_codeobjects.sh
+EXTRA_DIST += tests/check_amd_codeobjects.sh hip/amd/contract_probe.hip
+if HIP_AMD
+check_DATA = hip/amd-check.env
+CLEANFILES += hip/amd-check.env
+hip/amd-check.env: Makefile
+	$(AM_V_GEN){ \
+	echo "HIPCC='$(HIPCC)'"; \
+	echo "HIPCCFLAGS='$(HIPCCFLAGS)'"; \
+	echo "FP8KV_HIPCCFLAGS='$(FP8KV_HIPCCFLAGS)'"; \
+	echo "HIPCC_FALLBACK='$(HIPCC_FALLBACK)'"; \
+	echo "FP8KV_HIPCC_FALLBACK_FLAGS='$(FP8KV_HIPCC_FALLBACK_FLAGS)'"; \
+	echo "HIP_BUNDLER='$(HIP_BUNDLER)'"; \
+	echo "MAIN_TARGETS='$(FP8KV_HIP_MAIN_TARGETS)'"; \
+	echo "FALLBACK_TARGETS='$(FP8KV_HIP_FALLBACK_TARGETS)'"; \
+	echo "TOP_SRCDIR='$(abs_top_srcdir)'"; \
+	echo "AMD_HW_FP8='$(FP8KV_AMD_HW_FP8_ENABLED)'"; \
+	} >$@-t && mv $@-t $@
+endif
+
+# ---- AMD: CPU models (every build): the team reduction on a 64-lane
+# wavefront, and hip/amd_hw_fp8.h's wrapper against the oracle ----
+check_PROGRAMS += tests/test_amd_wave_model tests/test_amd_hw_fp8_model
+TESTS += tests/test_amd_wave_model tests/test_amd_hw_fp8_model
+tests_test_amd_wave_model_SOURCES = tests/test_amd_wave_model.c
+tests_test_amd_hw_fp8_model_SOURCES = tests/test_amd_hw_fp8_model.c hip/amd_hw_fp8.h \
+	tests/oracle.c tests/oracle.h
+tests_test_amd_hw_fp8_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/tests
+tests_test_amd_hw_fp8_model_LDADD = lib/libfp8kv.la

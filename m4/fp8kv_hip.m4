@@ -7,23 +7,31 @@
 #   --with-hip-platform=amd   hipcc for AMD GPUs (default), or
 #                      nvidia nvcc compiles the same sources (-x cu) against
 #                             the CUDA runtime (hip/hip_compat.h)
+#   --with-hip-compiler=PROG  the compiler (HIPCC=PROG): for AMD, hipcc or a
+#                             clang++ with HIP support (m4/fp8kv_hip_amd.m4)
 #   --with-hip-arch=LIST      AMD targets to try (--offload-arch)
+#   --enable-amd-hw-fp8       AMD: hardware FP8 conversions (hip/amd_hw_fp8.h)
 #   --with-cuda=DIR           CUDA toolkit for the nvidia platform
 #   --with-cuda-arch=LIST     NVIDIA targets to try (sm_NN)
 #   --disable-hip-module      link the backend into libfp8kv instead
 #   HIPCC, HIPCCFLAGS         the compiler and extra flags for it
+#   HIPCC_FALLBACK, HIP_BUNDLER  AMD: a second compiler for the targets
+#                             HIPCC rejects, and the bundler joining both
 #
-# Every requested target is probed with a tiny compile; those the compiler
-# rejects are dropped with a warning, and none left is an error.  Nothing
+# Every requested target is probed with a tiny compile; those no compiler
+# builds are dropped with a warning, and none left is an error.  Nothing
 # here touches LIBS: only the module (and the benchmark's GPU part) links
 # the GPU runtime, never libfp8kv.
 #
 # Substitutes: HIPCC, HIPCCFLAGS (user), FP8KV_HIPCCFLAGS (ours: targets,
 # exactness, visibility, warnings), HIP_LIBS (runtime, with -L and -R when
-# not in a system directory).  Sets the HAVE_HIP conditional (the backend
-# is built), HIP_MODULE (as fp8kv_hip.so) or HIP_LINKED (into libfp8kv, and
-# the FP8KV_HIP_LINKED define), the FP8KV_HIP_TARGETS define and the shell
-# variable fp8kv_hip_summary.
+# not in a system directory), and for AMD FP8KV_HIPCC_HOSTFLAGS,
+# HIPCC_FALLBACK, FP8KV_HIPCC_FALLBACK_FLAGS, HIP_BUNDLER,
+# FP8KV_HIP_MAIN_TARGETS and FP8KV_HIP_FALLBACK_TARGETS.  Sets the HAVE_HIP
+# conditional (the backend is built), HIP_MODULE (as fp8kv_hip.so) or
+# HIP_LINKED (into libfp8kv, and the FP8KV_HIP_LINKED define), HIP_AMD and
+# HIP_SPLIT (AMD code objects from two compilers), the FP8KV_HIP_TARGETS
+# define and the shell variable fp8kv_hip_summary.
 AC_DEFUN([FP8KV_CHECK_HIP], [
 AC_ARG_WITH([hip],
   [AS_HELP_STRING([--with-hip@<:@=DIR@:>@],
@@ -36,11 +44,28 @@ AC_ARG_WITH([hip-platform],
     [GPUs the HIP backend is built for: amd (hipcc, default) or nvidia (nvcc
      compiles the same sources against the CUDA runtime)])],
   [], [with_hip_platform=amd])
+AC_ARG_WITH([hip-compiler],
+  [AS_HELP_STRING([--with-hip-compiler=PROG],
+    [the HIP compiler, as HIPCC=PROG: for AMD, hipcc (default) or a clang++
+     with HIP support, e.g. clang++-22 (targets it rejects go to
+     HIPCC_FALLBACK); for nvidia, nvcc])],
+  [AS_CASE([$withval], [yes | no | ""],
+     [AC_MSG_ERROR([--with-hip-compiler needs a program, e.g. --with-hip-compiler=clang++-22])])
+   HIPCC=$withval], [])
 AC_ARG_WITH([hip-arch],
   [AS_HELP_STRING([--with-hip-arch=LIST],
     [AMD targets to build for, e.g. "gfx90a gfx942 gfx950" (default:
-     "gfx90a gfx940 gfx942"); those hipcc rejects are skipped])],
+     "gfx90a gfx940 gfx942"); those neither HIPCC nor HIPCC_FALLBACK
+     builds are skipped])],
   [], [with_hip_arch=])
+AC_ARG_ENABLE([amd-hw-fp8],
+  [AS_HELP_STRING([--enable-amd-hw-fp8],
+    [AMD: convert through the hardware FP8 instructions of gfx942 and gfx950
+     where hip/amd_hw_fp8.h holds them to the contract (default: no; unproven
+     until fp8kv-validate --backend hip passes on such a GPU)])],
+  [AS_CASE([$enableval], [yes | no], [],
+     [AC_MSG_ERROR([--enable-amd-hw-fp8 takes yes or no, not '$enableval'])])],
+  [enable_amd_hw_fp8=no])
 AC_ARG_WITH([cuda],
   [AS_HELP_STRING([--with-cuda=DIR],
     [CUDA toolkit for --with-hip-platform=nvidia (default: /usr/local/cuda,
@@ -61,11 +86,22 @@ AC_ARG_ENABLE([hip-module],
   [enable_hip_module=yes])
 AC_ARG_VAR([HIPCC], [compiler of the HIP module: hipcc, or nvcc with --with-hip-platform=nvidia])
 AC_ARG_VAR([HIPCCFLAGS], [extra flags for HIPCC (e.g. -O2 -g)])
+AC_ARG_VAR([HIPCC_FALLBACK],
+  [AMD: compiler of the device code for the targets HIPCC rejects (default:
+   hipcc, when HIPCC is another compiler)])
+AC_ARG_VAR([HIP_BUNDLER],
+  [AMD: the clang-offload-bundler that joins the code objects (default: the
+   first found that keeps every target's name)])
 
 fp8kv_hip_summary=no
 FP8KV_HIPCCFLAGS=
+FP8KV_HIPCC_HOSTFLAGS=
+FP8KV_HIPCC_FALLBACK_FLAGS=
 HIP_LIBS=
 fp8kv_hip_targets=
+fp8kv_hip_main_targets=
+fp8kv_hip_fallback_targets=
+fp8kv_hip_split=no
 
 AS_CASE([$with_hip],
   [no], [],
@@ -74,6 +110,15 @@ AS_CASE([$with_hip],
      [nvidia], [_FP8KV_CHECK_HIP_NVIDIA],
      [AC_MSG_ERROR([--with-hip-platform must be amd or nvidia, not '$with_hip_platform'])])
    fp8kv_hip_summary="$with_hip_platform ($fp8kv_hip_targets)"
+   AS_IF([test $fp8kv_hip_split = yes],
+     [fp8kv_hip_summary="$with_hip_platform ($fp8kv_hip_main_targets by $HIPCC"
+      fp8kv_hip_summary="$fp8kv_hip_summary; $fp8kv_hip_fallback_targets by $HIPCC_FALLBACK)"])
+   AS_IF([test "x$enable_amd_hw_fp8" = xyes],
+     [AS_IF([test "x$with_hip_platform" = xamd],
+        [fp8kv_hip_summary="$fp8kv_hip_summary, hardware FP8 on gfx942/gfx950 (unproven)"
+         AC_DEFINE([FP8KV_AMD_HW_FP8], [1],
+           [Define to 1 to convert through the FP8 instructions of gfx942 and gfx950.])],
+        [AC_MSG_WARN([--enable-amd-hw-fp8 has no effect on the $with_hip_platform platform])])])
    AC_DEFINE_UNQUOTED([FP8KV_HIP_TARGETS], ["$fp8kv_hip_targets"],
      [GPU targets the HIP backend is built for.])
    AS_IF([test "x$enable_hip_module" = xno],
@@ -83,21 +128,32 @@ AS_CASE([$with_hip],
      [fp8kv_hip_summary="$fp8kv_hip_summary, module fp8kv_hip.so"])])
 
 AC_SUBST([FP8KV_HIPCCFLAGS])
+AC_SUBST([FP8KV_HIPCC_HOSTFLAGS])
+AC_SUBST([FP8KV_HIPCC_FALLBACK_FLAGS])
+AC_SUBST([FP8KV_HIP_MAIN_TARGETS], [$fp8kv_hip_main_targets])
+AC_SUBST([FP8KV_HIP_FALLBACK_TARGETS], [$fp8kv_hip_fallback_targets])
 AC_SUBST([HIP_LIBS])
+AC_SUBST([FP8KV_AMD_HW_FP8_ENABLED], [$enable_amd_hw_fp8])
 AM_CONDITIONAL([HAVE_HIP], [test "x$fp8kv_hip_summary" != xno])
 AM_CONDITIONAL([HIP_MODULE],
   [test "x$fp8kv_hip_summary" != xno && test "x$enable_hip_module" != xno])
 AM_CONDITIONAL([HIP_LINKED],
   [test "x$fp8kv_hip_summary" != xno && test "x$enable_hip_module" = xno])
+AM_CONDITIONAL([HIP_AMD],
+  [test "x$fp8kv_hip_summary" != xno && test "x$with_hip_platform" = xamd])
+AM_CONDITIONAL([HIP_SPLIT], [test "x$fp8kv_hip_split" = xyes])
 ])
 
-# _FP8KV_HIP_TRY(FLAGS, [ACTION-IF-OK], [ACTION-IF-NOT])
-# Compiles conftest.hip (written by the caller) with $HIPCC FLAGS.
-AC_DEFUN([_FP8KV_HIP_TRY], [
-  AS_IF([$HIPCC $HIPCCFLAGS $1 -c conftest.hip -o conftest.$OBJEXT >&AS_MESSAGE_LOG_FD 2>&1],
-    [$2], [$3])
+# _FP8KV_HIP_TRY_CC(COMPILER, FLAGS, [ACTION-IF-OK], [ACTION-IF-NOT])
+# Compiles conftest.hip (written by the caller) with COMPILER FLAGS.
+AC_DEFUN([_FP8KV_HIP_TRY_CC], [
+  AS_IF([$1 $HIPCCFLAGS $2 -c conftest.hip -o conftest.$OBJEXT >&AS_MESSAGE_LOG_FD 2>&1],
+    [$3], [$4])
   rm -f conftest.$OBJEXT
 ])
+
+# _FP8KV_HIP_TRY(FLAGS, [ACTION-IF-OK], [ACTION-IF-NOT]): with $HIPCC
+AC_DEFUN([_FP8KV_HIP_TRY], [_FP8KV_HIP_TRY_CC([$HIPCC], [$1], [$2], [$3])])
 
 # _FP8KV_HIP_LINK_TRY(LIBS, FUNCTION, [ACTION-IF-OK], [ACTION-IF-NOT])
 # Whether the C compiler links a call to FUNCTION with LIBS; LIBS untouched.
@@ -119,78 +175,6 @@ AC_DEFUN([_FP8KV_HIP_LIBDIR], [
     [/lib | /lib64 | /usr/lib | /usr/lib64 | /usr/lib/*-linux-gnu | /lib/*-linux-gnu],
       [fp8kv_hip_ldirs=; fp8kv_hip_rdirs=],
     [fp8kv_hip_ldirs="-L$1"; fp8kv_hip_rdirs="-R$1"])
-])
-
-AC_DEFUN([_FP8KV_CHECK_HIP_AMD], [
-  AS_CASE([$with_hip], [yes], [fp8kv_hip_prefix=], [fp8kv_hip_prefix=$with_hip])
-  AS_IF([test -n "$fp8kv_hip_prefix" && test ! -d "$fp8kv_hip_prefix"],
-    [AC_MSG_ERROR([--with-hip=$fp8kv_hip_prefix: no such directory])])
-  AS_IF([test -z "$HIPCC"],
-    [fp8kv_hip_path=$PATH:/opt/rocm/bin
-     AS_IF([test -n "$fp8kv_hip_prefix"], [fp8kv_hip_path=$fp8kv_hip_prefix/bin:$fp8kv_hip_path])
-     AC_PATH_PROG([HIPCC], [hipcc], [], [$fp8kv_hip_path])])
-  AS_IF([test -z "$HIPCC"],
-    [AC_MSG_ERROR([--with-hip: hipcc not found (give --with-hip=DIR or HIPCC=...)])])
-
-  cat >conftest.hip <<_FP8KV_EOF
-#include <hip/hip_runtime.h>
-__global__ void fp8kv_probe(float *x) { x[[threadIdx.x]] = x[[threadIdx.x]] / 3.0f; }
-_FP8KV_EOF
-
-  # exactness: no contraction, IEEE division, denormals kept (fp8kv.h section 5)
-  fp8kv_hip_base="-O3 -ffp-contract=off -fvisibility=hidden"
-  AC_MSG_CHECKING([whether $HIPCC compiles HIP code])
-  _FP8KV_HIP_TRY([$fp8kv_hip_base], [AC_MSG_RESULT([yes])],
-    [AC_MSG_RESULT([no])
-     rm -f conftest.hip
-     AC_MSG_ERROR([$HIPCC cannot compile a HIP kernel with $fp8kv_hip_base (see config.log)])])
-  for fp8kv_flag in -std=c++17 -fno-gpu-flush-denormals-to-zero \
-      -fhip-fp32-correctly-rounded-divide-sqrt; do
-    AC_MSG_CHECKING([whether $HIPCC accepts $fp8kv_flag])
-    _FP8KV_HIP_TRY([$fp8kv_hip_base $fp8kv_flag -Werror],
-      [fp8kv_hip_base="$fp8kv_hip_base $fp8kv_flag"; AC_MSG_RESULT([yes])],
-      [AC_MSG_RESULT([no])])
-  done
-
-  AS_IF([test -z "$with_hip_arch" || test "x$with_hip_arch" = xyes],
-    [with_hip_arch="gfx90a gfx940 gfx942"])
-  fp8kv_hip_archflags=
-  for fp8kv_arch in `echo "$with_hip_arch" | tr ',' ' '`; do
-    AC_MSG_CHECKING([whether $HIPCC builds for $fp8kv_arch])
-    _FP8KV_HIP_TRY([$fp8kv_hip_base --offload-arch=$fp8kv_arch],
-      [fp8kv_hip_targets="$fp8kv_hip_targets $fp8kv_arch"
-       fp8kv_hip_archflags="$fp8kv_hip_archflags --offload-arch=$fp8kv_arch"
-       AC_MSG_RESULT([yes])],
-      [AC_MSG_RESULT([no])
-       AC_MSG_WARN([$HIPCC does not build for $fp8kv_arch: skipped])])
-  done
-  rm -f conftest.hip
-  fp8kv_hip_targets=`echo $fp8kv_hip_targets`
-  AS_IF([test -z "$fp8kv_hip_targets"],
-    [AC_MSG_ERROR([$HIPCC builds for none of the targets "$with_hip_arch" (--with-hip-arch)])])
-
-  # the runtime: where the compiler lives first (DIR/lib for DIR/bin/hipcc),
-  # then the linker's default paths, then DIR and /opt/rocm
-  fp8kv_hip_root=`AS_DIRNAME(["$HIPCC"])`
-  fp8kv_hip_root=`AS_DIRNAME(["$fp8kv_hip_root"])`
-  AC_MSG_CHECKING([for the HIP runtime (libamdhip64)])
-  fp8kv_hip_found=no
-  for fp8kv_dir in "$fp8kv_hip_root/lib" default \
-      ${fp8kv_hip_prefix:+"$fp8kv_hip_prefix/lib"} /opt/rocm/lib; do
-    AS_IF([test "x$fp8kv_dir" = xdefault], [fp8kv_hip_ldirs=; fp8kv_hip_rdirs=],
-      [test -d "$fp8kv_dir"], [_FP8KV_HIP_LIBDIR([$fp8kv_dir])], [continue])
-    _FP8KV_HIP_LINK_TRY([$fp8kv_hip_ldirs -lamdhip64], [hipGetDeviceCount],
-      [fp8kv_hip_found=yes; break])
-  done
-  AS_IF([test $fp8kv_hip_found = no],
-    [AC_MSG_RESULT([no])
-     AC_MSG_ERROR([libamdhip64 not found next to $HIPCC, in the default paths or /opt/rocm/lib])])
-  HIP_LIBS=`echo $fp8kv_hip_ldirs $fp8kv_hip_rdirs -lamdhip64`
-  AC_MSG_RESULT([$HIP_LIBS])
-
-  FP8KV_HIPCCFLAGS="$fp8kv_hip_base$fp8kv_hip_archflags"
-  AS_IF([test "x$enable_warnings" = xyes],
-    [FP8KV_HIPCCFLAGS="$FP8KV_HIPCCFLAGS -Wall -Wextra"])
 ])
 
 AC_DEFUN([_FP8KV_CHECK_HIP_NVIDIA], [
