@@ -22,6 +22,8 @@ that crashes the CUDA context cannot take the others down), against:
 Every report is printed, whatever the others did; the full level runs while
 the time budget lasts.  --out DIR also keeps each report as JSON.  The exit
 status is 1 when a writer that must be clean is not, or a run failed.
+--device cpu is a dry run of the script itself on CPU tensors (the Triton
+and torch demonstrations then fail to run, and say so).
 """
 
 import argparse

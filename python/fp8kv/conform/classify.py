@@ -151,9 +151,10 @@ def _fp8_max(fmt):
 
 
 def value_masks(x, s, scaled, fmt, overflow, e, g):
-    """(masks, confirmed, contradicted): the bitmask of the models each byte
-    g fits (0 where g == e), and per model the bytes where its predicted
-    difference was written and where the contract's byte was written instead."""
+    """(y, masks, confirmed, contradicted): the contract's x / s, the bitmask
+    of the models each byte g fits (0 where g == e), and per model the bytes
+    where its predicted difference was written and those where the contract's
+    byte was written instead."""
     y, pred = predictions(x, s, scaled, fmt, overflow, e)
     differs = g != e
     masks = np.zeros(e.shape, np.int64)
@@ -184,7 +185,7 @@ def value_masks(x, s, scaled, fmt, overflow, e, g):
 
 class Tally:
     """Everything the classification of one writer's run needs: per mask the
-    bytes, calls and first example, and per model its confirmed and
+    bytes and the first example, and per model its confirmed and
     contradicted predictions."""
 
     def __init__(self):
