@@ -167,8 +167,7 @@ def _one_call(fn, conv, arr, spec, seed, tally, rep):
         analysis.cache(name, arr.to_host(buf).reshape(-1))
     for name in ("key", "value"):
         before = getattr(case, name)
-        after = np.ascontiguousarray(arr.to_host(getattr(call, name)))
-        changed = int((after.view(np.uint8) != before.view(np.uint8)).sum())
-        if changed:
-            analysis.inputs_changed(name, changed)
+        after = np.ascontiguousarray(arr.to_host(getattr(call, name))).view(np.uint8)
+        if not np.array_equal(after, before.view(np.uint8)):
+            analysis.inputs_changed(name, before.view(np.uint8).reshape(-1), after.reshape(-1))
     return True

@@ -459,11 +459,17 @@ class CallAnalysis:
                                name, v.tokens[r], v.heads[r], v.d_i[i], v.slots[r], v.s[r],
                                v.e[i], v.g[i], v.y[i]))
 
-    def inputs_changed(self, name, count):
-        self.tally.bytes_differing += count
+    def inputs_changed(self, name, before, after):
+        """A writer that wrote into its inputs (bytes of the input arrays
+        before and after the call): stray writes."""
+        changed = np.flatnonzero(before != after)
+        self.tally.bytes_differing += len(changed)
+        first = changed[0]
         ex = self._base(name + " input")
-        ex["where"] = "the %s input was modified (%d bytes)" % (name, count)
-        self.tally.add(BIT["stray_writes"], count, ex)
+        ex.update(where="the %s input was modified (%d bytes, the first at byte %d)"
+                  % (name, len(changed), first), expected=_hex(before[first]),
+                  written=_hex(after[first]))
+        self.tally.add(BIT["stray_writes"], len(changed), ex)
 
 
 # ---- the run's causes -----------------------------------------------------------
