@@ -13,14 +13,21 @@ FP8KV_PY_PACKAGE = python/fp8kv/__init__.py python/fp8kv/_backends.py \
 	python/fp8kv/golden.py
 FP8KV_PY_COMPAT = python/fp8kv/compat/__init__.py python/fp8kv/compat/sglang.py \
 	python/fp8kv/compat/vllm.py
+FP8KV_PY_CONFORM = python/fp8kv/conform/__init__.py python/fp8kv/conform/__main__.py \
+	python/fp8kv/conform/cases.py python/fp8kv/conform/classify.py \
+	python/fp8kv/conform/cli.py python/fp8kv/conform/guard.py \
+	python/fp8kv/conform/report.py python/fp8kv/conform/targets.py \
+	python/fp8kv/conform/torch_demo.py python/fp8kv/conform/triton_demo.py
 FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/reference.py \
 	tests/python/test_capi.py tests/python/test_reference.py \
 	tests/python/test_write.py tests/python/test_write_errors.py \
 	tests/python/test_bulk.py tests/python/test_compat.py tests/python/test_torch.py \
-	tests/python/test_loading.py tests/python/test_golden.py
-EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) python/_paths.py.in \
-	python/README.md python/gpu_check.py tests/python/run_pytest.sh $(FP8KV_PY_TESTS) \
-	tests/python/struct_layout.c
+	tests/python/test_loading.py tests/python/test_golden.py \
+	tests/python/faulty_writers.py tests/python/test_conform.py \
+	tests/python/test_conform_classify.py
+EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
+	python/README.md python/gpu_check.py python/conform_gpu.py tests/python/run_pytest.sh \
+	$(FP8KV_PY_TESTS) tests/python/struct_layout.c
 
 # Fills python/_paths.py.in for the library directory $$dir, with the
 # library's file name (its soname) from libtool's lib/libfp8kv.la.
@@ -33,6 +40,8 @@ fp8kv_PYTHON = $(FP8KV_PY_PACKAGE)
 nodist_fp8kv_PYTHON = python/fp8kv/_paths.py
 fp8kv_compatdir = $(pythondir)/fp8kv/compat
 fp8kv_compat_PYTHON = $(FP8KV_PY_COMPAT)
+fp8kv_conformdir = $(pythondir)/fp8kv/conform
+fp8kv_conform_PYTHON = $(FP8KV_PY_CONFORM)
 
 python/fp8kv/_paths.py: $(srcdir)/python/_paths.py.in lib/libfp8kv.la Makefile
 	$(AM_V_GEN)$(MKDIR_P) python/fp8kv && dir='$(libdir)' && $(FP8KV_PY_PATHS) >$@-t && \
@@ -40,11 +49,13 @@ python/fp8kv/_paths.py: $(srcdir)/python/_paths.py.in lib/libfp8kv.la Makefile
 CLEANFILES += python/fp8kv/_paths.py
 
 # make check: the package staged in the build tree with its own _paths.py.
-python/check/fp8kv/_paths.py: $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) \
+python/check/fp8kv/_paths.py: $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) \
 		$(srcdir)/python/_paths.py.in lib/libfp8kv.la Makefile
-	$(AM_V_GEN)rm -rf python/check && $(MKDIR_P) python/check/fp8kv/compat && \
+	$(AM_V_GEN)rm -rf python/check && \
+	  $(MKDIR_P) python/check/fp8kv/compat python/check/fp8kv/conform && \
 	  for f in $(FP8KV_PY_PACKAGE); do cp $(srcdir)/$$f python/check/fp8kv/ || exit 1; done && \
 	  for f in $(FP8KV_PY_COMPAT); do cp $(srcdir)/$$f python/check/fp8kv/compat/ || exit 1; done && \
+	  for f in $(FP8KV_PY_CONFORM); do cp $(srcdir)/$$f python/check/fp8kv/conform/ || exit 1; done && \
 	  chmod -R u+w python/check && \
 	  dir='$(abs_top_builddir)/lib/.libs' && $(FP8KV_PY_PATHS) >$@
 check_DATA = python/check/fp8kv/_paths.py

@@ -1,0 +1,8 @@
+# SPDX-License-Identifier: MIT
+"""python3 -m fp8kv.conform TARGET...: see fp8kv.conform.cli."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
