@@ -58,7 +58,7 @@ python/check/fp8kv/_paths.py: $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_
 	  for f in $(FP8KV_PY_CONFORM); do cp $(srcdir)/$$f python/check/fp8kv/conform/ || exit 1; done && \
 	  chmod -R u+w python/check && \
 	  dir='$(abs_top_builddir)/lib/.libs' && $(FP8KV_PY_PATHS) >$@
-check_DATA = python/check/fp8kv/_paths.py
+check_DATA += python/check/fp8kv/_paths.py
 
 # The C layout of the descriptor, which the ctypes mirror is held to.
 check_PROGRAMS += tests/python/struct_layout
