@@ -6,7 +6,15 @@
 #ifndef FP8KV_HIP_CONTEXT_H
 #define FP8KV_HIP_CONTEXT_H
 
-static const fp8kv_host_services *host;  // the library's, set by the entry
+// The library's services, set by the entry on every open, from any thread:
+// the same pointer each time, held as an integer because nvcc's front end
+// cannot take __atomic builtins on pointers.
+static uintptr_t host_services_bits;
+static inline const fp8kv_host_services *host_services(void)
+{
+	return (const fp8kv_host_services *)__atomic_load_n(&host_services_bits, __ATOMIC_ACQUIRE);
+}
+#define HOST host_services()
 
 typedef struct hip_context {
 	int device;
@@ -49,7 +57,7 @@ class device_guard {
 static fp8kv_status runtime_error(fp8kv_status status, const char *what, hipError_t e)
 {
 	(void)hipGetLastError();  // clear a non-sticky error
-	return host->set_error(status, "hip: %s: %s", what, hipGetErrorString(e));
+	return HOST->set_error(status, "hip: %s: %s", what, hipGetErrorString(e));
 }
 
 #endif /* FP8KV_HIP_CONTEXT_H */

@@ -85,7 +85,7 @@ static __device__ __forceinline__ unsigned int quantize1_as(float x, float s,
 #ifdef HAVE_HW_FP8
 	const uint32_t q = KIND & CONVERT_HW ? encode_hw(y, f, saturate) : fp8kv_encode(y, f, saturate);
 #else
-	const uint32_t q = fp8kv_encode(y, f, saturate);
+	const uint32_t q = FP8KV_DEVICE_ENCODE(y, f, saturate);  // amd_hw_fp8.h
 #endif
 	if (COUNT) {
 		const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
@@ -189,7 +189,7 @@ static __device__ __forceinline__ unsigned int codes_signed_as(unsigned int code
 // value): none overflows, and none is Inf or NaN, whose bits exceed any
 // finite T.  inputs_within() tests that on the packed inputs, two at a
 // time, where the quotients' maximum costs one or two instructions per
-// element.  range_edges in tests/test_backends.c holds the line to the CPU.
+// element.  range_edges in tests/test_backends_cache.c holds the line to the CPU.
 template <int DT>
 static __device__ __forceinline__ uint32_t input_limit(float s, const fp8kv_fp8_format f)
 {
@@ -291,6 +291,13 @@ static __device__ __forceinline__ void quantize_vec_elements(unsigned char *dst,
 {
 	float x[8];
 	unpack<DT>(v, x);
+#if FP8KV_AMD_HAVE_HW_FP8
+	// gfx942/gfx950 with --enable-amd-hw-fp8: the hardware codes, where
+	// they are the contract's (amd_hw_fp8.h); false sends the vector on
+	if (!COUNT && fp8kv_amd_quantize_vec<DT == FP8KV_CV_F32 ? 4 : 8,
+					     (KIND & CONVERT_SCALED) != 0>(dst, x, s, f))
+		return;
+#endif
 	unsigned int lo = 0, hi = 0;
 #pragma unroll
 	for (int k = 0; k < 4; k++)

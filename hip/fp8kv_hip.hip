@@ -14,8 +14,10 @@
  * One translation unit, in rooms (hip/README maps them):
  *   device_common.h   launch constants, index arithmetic, team reductions
  *   device_convert.h  the conversion and division on the device
+ *   amd_hw_fp8.h      gfx942/gfx950 FP8 instructions, off by default
  *   error_ring.h      out-of-range tokens reported without a round trip
- *   write_kernels.h   the cache write's kernels
+ *   write_kernels.h   the cache write's general and vector kernels
+ *   write_specialized.h  and its hot path, specialized at compile time
  *   flat_kernels.h    quantize, dequantize, amax, check_slots
  *   context.h         the per-device state
  *   launch_policy.h   which write kernel, with which grid
@@ -37,6 +39,7 @@
 
 #include "backend.h"
 #include "fp8_convert.h"
+#include "amd_hw_fp8.h"
 #include "write_plan.h"
 
 #ifndef FP8KV_HIP_TARGETS
@@ -47,13 +50,14 @@
 #include "device_convert.h"
 #include "error_ring.h"
 #include "write_kernels.h"
+#include "write_specialized.h"
 #include "flat_kernels.h"
 #include "context.h"
 #include "launch_policy.h"
 
 static fp8kv_status report_error(const pending_report *r)
 {
-	return fp8kv_range_error(host->set_error, (int64_t)r->token, (int64_t)r->slot,
+	return fp8kv_range_error(HOST->set_error, (int64_t)r->token, (int64_t)r->slot,
 				 (int64_t)r->limit, r->swa);
 }
 
@@ -63,20 +67,20 @@ static fp8kv_status hip_open(int device, void **out)
 	hipError_t e = hipGetDeviceCount(&count);
 	if (e != hipSuccess) {
 		(void)hipGetLastError();
-		return host->set_error(FP8KV_ENODEV, "hip: no usable GPU (hipGetDeviceCount: %s)",
+		return HOST->set_error(FP8KV_ENODEV, "hip: no usable GPU (hipGetDeviceCount: %s)",
 				       hipGetErrorString(e));
 	}
 	if (count <= 0)
-		return host->set_error(FP8KV_ENODEV, "hip: no GPU found");
+		return HOST->set_error(FP8KV_ENODEV, "hip: no GPU found");
 	if (device < 0)
 		device = 0;
 	if (device >= count)
-		return host->set_error(FP8KV_ENODEV, "hip: device %d requested, %d present", device,
+		return HOST->set_error(FP8KV_ENODEV, "hip: device %d requested, %d present", device,
 				       count);
 
 	hip_context *c = (hip_context *)calloc(1, sizeof *c);
 	if (!c)
-		return host->set_error(FP8KV_ENOMEM, "hip: no memory for the backend");
+		return HOST->set_error(FP8KV_ENOMEM, "hip: no memory for the backend");
 	c->device = device;
 	device_guard guard(device);
 	fp8kv_status st = FP8KV_OK;
@@ -105,7 +109,7 @@ static fp8kv_status hip_open(int device, void **out)
 			     &attr, (const void *)write_general_kernel<FP8KV_CV_BF16, true>)) !=
 		    hipSuccess) {
 			(void)hipGetLastError();
-			st = host->set_error(FP8KV_ENODEV,
+			st = HOST->set_error(FP8KV_ENODEV,
 					     "hip: %s: fp8kv_hip.so has no code for %s (built for %s): %s",
 					     c->name, arch, FP8KV_HIP_TARGETS, hipGetErrorString(e));
 			goto fail;
@@ -144,7 +148,7 @@ static fp8kv_status hip_open(int device, void **out)
 		goto fail;
 	}
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {
-		st = host->set_error(FP8KV_EBACKEND, "hip: cannot create a mutex");
+		st = HOST->set_error(FP8KV_EBACKEND, "hip: cannot create a mutex");
 		goto fail;
 	}
 	*out = c;
@@ -207,7 +211,7 @@ static fp8kv_status hip_alloc(void *ctx, size_t bytes, void **ptr)
 	const hipError_t e = hipMalloc(&p, bytes);
 	if (e != hipSuccess) {
 		(void)hipGetLastError();
-		return host->set_error(FP8KV_ENOMEM, "hip: cannot allocate %zu bytes on %s: %s",
+		return HOST->set_error(FP8KV_ENOMEM, "hip: cannot allocate %zu bytes on %s: %s",
 				       bytes, c->name, hipGetErrorString(e));
 	}
 	*ptr = p;
@@ -378,14 +382,14 @@ static fp8kv_status hip_check_slots(void *ctx, const void *slots, int64_t count,
 	device_guard guard(c->device);
 	const size_t words = (size_t)(num_slots / 64 + 1);
 	if (words > (SIZE_MAX - sizeof(slot_totals)) / 8)
-		return host->set_error(FP8KV_ENOMEM, "hip: no memory for a %" PRId64 "-slot bitmap",
+		return HOST->set_error(FP8KV_ENOMEM, "hip: no memory for a %" PRId64 "-slot bitmap",
 				       num_slots);
 	const size_t bytes = sizeof(slot_totals) + words * 8;
 	unsigned char *mem = NULL;
 	hipError_t e = hipMalloc((void **)&mem, bytes);
 	if (e != hipSuccess) {
 		(void)hipGetLastError();
-		return host->set_error(FP8KV_ENOMEM,
+		return HOST->set_error(FP8KV_ENOMEM,
 				       "hip: no memory for a %" PRId64 "-slot bitmap: %s", num_slots,
 				       hipGetErrorString(e));
 	}
@@ -488,7 +492,7 @@ HIP_ENTRY(const fp8kv_host_services *services)
 {
 	if (!services || !services->set_error)
 		return NULL;
-	host = services;
+	__atomic_store_n(&host_services_bits, (uintptr_t)services, __ATOMIC_RELEASE);
 	return &hip_backend;
 }
 

@@ -81,16 +81,21 @@ enum { SHAPE_VPL1, SHAPE_VPL2, SHAPE_VPL2_PIPELINED, SHAPE_VPL2_LIMIT };
 //   hardware then balances the multiprocessors' work, which a wave's fixed
 //   split of it does not (K-GRID).  They test 16-bit inputs against
 //   input_limit(): fewer instructions per vector, for a limit worked out
-//   first, which cost shorter launches more than it saved (K-LIMIT).
+//   first, which cost shorter launches more than it saved (K-LIMIT);
+// - dynamic scales are not pipelined: a row's scale is a chain of
+//   shuffles and arithmetic on its own inputs, which the next pair's loads
+//   do not shorten, and the pipelined block's fewer warps leave it less
+//   hidden (K-DYNAMIC-SHAPE).
 static unsigned int specialized_grid_for(const hip_context *c, int64_t pairs, int64_t units,
-					 int *shape, int *team_log2)
+					 int scale_mode, int *shape, int *team_log2)
 {
 	if (units >= 8) {
 		*team_log2 = team_log2_for((units + 1) / 2);
 		const int64_t per_block = BLOCK >> *team_log2;
 		const int64_t blocks = (pairs + per_block - 1) / per_block;  // not capped
 		const int64_t wave = (int64_t)c->sm_count * PIPELINED_MIN_BLOCKS;
-		if (blocks > wave && blocks <= PIPELINED_WAVES * wave) {
+		if (blocks > wave && blocks <= PIPELINED_WAVES * wave &&
+		    scale_mode != FP8KV_SCALE_TOKEN_HEAD) {
 			*shape = SHAPE_VPL2_PIPELINED;
 			return (unsigned int)wave;
 		}
@@ -105,15 +110,13 @@ static unsigned int specialized_grid_for(const hip_context *c, int64_t pairs, in
 }
 
 // Does write_specialized_kernel serve this plan (which the vector kernel
-// serves)?  No options, and its index arithmetic is 32-bit: pairs and
+// serves)?  No swa_mapping, and its index arithmetic is 32-bit: pairs and
 // slots (index32), and the largest element offset of a row within the
-// input and within a cache block.
+// input, a cache block and a scale cache block.
 static int specialized_eligible(const write_params *p)
 {
 	const fp8kv_write_plan *w = &p->plan;
-	if (w->overflow_count || w->nan_count || w->side[0].amax || w->side[1].amax ||
-	    w->slots.swa_mapping || !p->index32 ||
-	    (w->scale_mode != FP8KV_SCALE_ONE && w->scale_mode != FP8KV_SCALE_TENSOR))
+	if (w->slots.swa_mapping || !p->index32)
 		return 0;
 	const int64_t limit = (int64_t)1 << 32;
 	for (int i = 0; i < 2; i++) {
@@ -122,7 +125,10 @@ static int specialized_eligible(const write_params *p)
 				       (w->num_heads - 1) * sd->input_stride_head + sd->head_dim;
 		const int64_t row_end = (w->block_size - 1) * sd->cache_stride_slot +
 					(w->num_heads - 1) * sd->cache_stride_head + sd->head_dim;
-		if (in_end >= limit || row_end >= limit || sd->cache_stride_block >= limit)
+		const int64_t scale_end = (w->block_size - 1) * sd->scale_stride_slot +
+					  (w->num_heads - 1) * sd->scale_stride_head + 1;
+		if (in_end >= limit || row_end >= limit || sd->cache_stride_block >= limit ||
+		    scale_end >= limit || sd->scale_stride_block >= limit)
 			return 0;
 	}
 	return 1;
@@ -142,16 +148,40 @@ static hipError_t launch_write(Kernel kernel, const write_launch &at, const writ
 	return fp8kv_launch(kernel, at.grid, BLOCK, at.stream, at.dependent, p);
 }
 
-template <int DT, int FMT, bool SCALED>
+// NVIDIA GPUs from sm_89 convert some formats in hardware, so the format is
+// a template argument there; elsewhere one kernel serves every format,
+// read at run time (a quarter of the code to compile).  Host and device
+// passes must agree, so this is the compiler's platform, not the target.
+#if defined(__NVCC__)
+#define PER_FORMAT_KERNELS 1
+#else
+#define PER_FORMAT_KERNELS 0
+#endif
+#define FORMAT_AT_RUN_TIME (-1)
+
+template <int DT, int FMT, int SCALE>
 static hipError_t launch_specialized_rows(const write_launch &at, const write_params &p,
-					  int shape, int full)
+					  int shape, int full, int outputs)
 {
 	// the limit serves 16-bit inputs of the formats with hardware codes
-	// (not HW_FORMAT: host and device code must launch the same kernels)
-	constexpr bool LIMIT = DT != FP8KV_CV_F32 &&
-			       (FMT == FP8KV_CV_E4M3FN || FMT == FP8KV_CV_E5M2);
+	// (not HW_FORMAT: host and device code must launch the same kernels),
+	// with a scale known for the whole launch
+	constexpr bool LIMIT = PER_FORMAT_KERNELS && DT != FP8KV_CV_F32 &&
+			       (FMT == FP8KV_CV_E4M3FN || FMT == FP8KV_CV_E5M2) &&
+			       (SCALE == FP8KV_SCALE_ONE || SCALE == FP8KV_SCALE_TENSOR);
+	// the outputs take the shapes' general forms only: fewer kernels
+	if (outputs) {
+#define WITH_OUTPUTS(VPL, PIPELINED) \
+	launch_write(write_specialized_kernel<DT, FMT, SCALE, true, VPL, false, PIPELINED, false>, at, p)
+		switch (shape) {
+		case SHAPE_VPL1: return WITH_OUTPUTS(1, false);
+		case SHAPE_VPL2_PIPELINED: return WITH_OUTPUTS(2, true);
+		default: return WITH_OUTPUTS(2, false);
+		}
+#undef WITH_OUTPUTS
+	}
 #define SPECIALIZED(VPL, FULL, PIPELINED, LIM) \
-	launch_write(write_specialized_kernel<DT, FMT, SCALED, VPL, FULL, PIPELINED, LIM>, at, p)
+	launch_write(write_specialized_kernel<DT, FMT, SCALE, false, VPL, FULL, PIPELINED, LIM>, at, p)
 	switch (shape * 2 + !!full) {
 	case SHAPE_VPL1 * 2: return SPECIALIZED(1, false, false, false);
 	case SHAPE_VPL1 * 2 + 1: return SPECIALIZED(1, true, false, false);
@@ -165,21 +195,44 @@ static hipError_t launch_specialized_rows(const write_launch &at, const write_pa
 #undef SPECIALIZED
 }
 
-// full: every lane of a team has VPL vectors in both rows
-template <int DT>
-static hipError_t launch_specialized(const write_launch &at, const write_params &p, int scaled,
-				     int shape, int full)
+template <int DT, int FMT>
+static hipError_t launch_specialized_format(const write_launch &at, const write_params &p,
+					    int shape, int full, int outputs)
 {
-#define FORMAT(FMT)                                                                     \
-	(scaled ? launch_specialized_rows<DT, FMT, true>(at, p, shape, full)            \
-		: launch_specialized_rows<DT, FMT, false>(at, p, shape, full))
-	switch (p.plan.cache_dtype) {
-	case FP8KV_E4M3FNUZ: return FORMAT(FP8KV_CV_E4M3FNUZ);
-	case FP8KV_E5M2: return FORMAT(FP8KV_CV_E5M2);
-	case FP8KV_E5M2FNUZ: return FORMAT(FP8KV_CV_E5M2FNUZ);
-	default: return FORMAT(FP8KV_CV_E4M3FN);
+	switch (p.plan.scale_mode) {
+	case FP8KV_SCALE_ONE:
+		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_ONE>(at, p, shape, full, outputs);
+	case FP8KV_SCALE_TENSOR:
+		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_TENSOR>(at, p, shape, full,
+									    outputs);
+	case FP8KV_SCALE_HEAD:
+		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_HEAD>(at, p, shape, full, outputs);
+	default:
+		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_TOKEN_HEAD>(at, p, shape, full,
+										outputs);
 	}
-#undef FORMAT
+}
+
+// full: every lane of a team has VPL vectors in both rows; outputs: the
+// counters or amax are wanted
+template <int DT>
+static hipError_t launch_specialized(const write_launch &at, const write_params &p, int shape,
+				     int full, int outputs)
+{
+#if PER_FORMAT_KERNELS
+	switch (p.plan.cache_dtype) {
+	case FP8KV_E4M3FNUZ:
+		return launch_specialized_format<DT, FP8KV_CV_E4M3FNUZ>(at, p, shape, full, outputs);
+	case FP8KV_E5M2:
+		return launch_specialized_format<DT, FP8KV_CV_E5M2>(at, p, shape, full, outputs);
+	case FP8KV_E5M2FNUZ:
+		return launch_specialized_format<DT, FP8KV_CV_E5M2FNUZ>(at, p, shape, full, outputs);
+	default:
+		return launch_specialized_format<DT, FP8KV_CV_E4M3FN>(at, p, shape, full, outputs);
+	}
+#else
+	return launch_specialized_format<DT, FORMAT_AT_RUN_TIME>(at, p, shape, full, outputs);
+#endif
 }
 
 /*
@@ -217,15 +270,17 @@ static hipError_t launch_cache_write(const hip_context *c, write_params &p, hipS
 	const int count = w.overflow_count || w.nan_count;
 	if (vector && specialized_eligible(&p)) {
 		int shape;
-		at.grid = specialized_grid_for(c, pairs, units, &shape, &p.team_log2);
-		const int scaled = w.scale_mode == FP8KV_SCALE_TENSOR;
+		at.grid = specialized_grid_for(c, pairs, units, w.scale_mode, &shape, &p.team_log2);
 		const int64_t row_vectors = (int64_t)(shape == SHAPE_VPL1 ? 1 : 2) << p.team_log2;
 		const int full = w.side[0].head_dim / ve == row_vectors &&
 				 w.side[1].head_dim / ve == row_vectors;
+		const int outputs = count || w.side[0].amax || w.side[1].amax;
 		switch (w.input_dtype) {
-		case FP8KV_F32: return launch_specialized<FP8KV_CV_F32>(at, p, scaled, shape, full);
-		case FP8KV_F16: return launch_specialized<FP8KV_CV_F16>(at, p, scaled, shape, full);
-		default: return launch_specialized<FP8KV_CV_BF16>(at, p, scaled, shape, full);
+		case FP8KV_F32:
+			return launch_specialized<FP8KV_CV_F32>(at, p, shape, full, outputs);
+		case FP8KV_F16:
+			return launch_specialized<FP8KV_CV_F16>(at, p, shape, full, outputs);
+		default: return launch_specialized<FP8KV_CV_BF16>(at, p, shape, full, outputs);
 		}
 	}
 	if (vector) {

@@ -74,15 +74,19 @@ CLEANFILES += hip/fp8kv_hip.lo hip/fp8kv_hip.o hip/.libs/fp8kv_hip.o
 endif
 
 # The headers fp8kv_hip.hip includes, one concept each (hip/README).
-HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/error_ring.h \
-	hip/write_kernels.h hip/flat_kernels.h hip/context.h hip/launch_policy.h
+HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h \
+	hip/error_ring.h \
+	hip/write_kernels.h hip/write_specialized.h hip/flat_kernels.h hip/context.h \
+	hip/launch_policy.h
 EXTRA_DIST += $(HIP_ROOMS)
 
 if HAVE_HIP
 # The suffix rule knows no header dependencies: list them.
 hip/fp8kv_hip.lo: $(top_srcdir)/hip/hip_compat.h $(top_srcdir)/hip/device_common.h \
-	$(top_srcdir)/hip/device_convert.h $(top_srcdir)/hip/error_ring.h \
-	$(top_srcdir)/hip/write_kernels.h $(top_srcdir)/hip/flat_kernels.h \
+	$(top_srcdir)/hip/device_convert.h $(top_srcdir)/hip/amd_hw_fp8.h \
+	$(top_srcdir)/hip/error_ring.h \
+	$(top_srcdir)/hip/write_kernels.h $(top_srcdir)/hip/write_specialized.h \
+	$(top_srcdir)/hip/flat_kernels.h \
 	$(top_srcdir)/hip/context.h $(top_srcdir)/hip/launch_policy.h \
 	$(top_srcdir)/lib/fp8_convert.h $(top_srcdir)/lib/write_plan.h \
 	$(top_srcdir)/lib/host_device.h $(top_srcdir)/lib/backend.h \
@@ -95,7 +99,7 @@ endif
 TESTS += tests/check_amd_codeobjects.sh
 EXTRA_DIST += tests/check_amd_codeobjects.sh hip/amd/contract_probe.hip
 if HIP_AMD
-check_DATA = hip/amd-check.env
+check_DATA += hip/amd-check.env
 CLEANFILES += hip/amd-check.env
 hip/amd-check.env: Makefile
 	$(AM_V_GEN){ \
@@ -117,7 +121,7 @@ endif
 check_PROGRAMS += tests/test_amd_wave_model tests/test_amd_hw_fp8_model
 TESTS += tests/test_amd_wave_model tests/test_amd_hw_fp8_model
 tests_test_amd_wave_model_SOURCES = tests/test_amd_wave_model.c
-tests_test_amd_hw_fp8_model_SOURCES = tests/test_amd_hw_fp8_model.c hip/amd_hw_fp8.h \
-	tests/oracle.c tests/oracle.h
-tests_test_amd_hw_fp8_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/tests
-tests_test_amd_hw_fp8_model_LDADD = lib/libfp8kv.la
+tests_test_amd_hw_fp8_model_SOURCES = tests/test_amd_hw_fp8_model.c hip/amd_hw_fp8.h
+tests_test_amd_hw_fp8_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/validate
+tests_test_amd_hw_fp8_model_LDADD = validate/libfp8kv_validate.la lib/libfp8kv.la
+tests_test_amd_hw_fp8_model_LDFLAGS = $(OPENMP_CFLAGS)

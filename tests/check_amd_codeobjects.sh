@@ -10,12 +10,13 @@
 #                 from COMPUTE_PGM_RSRC1 (bits 17:16) by this script, and
 #                 compared with llvm-objdump's .amdhsa_float_denorm_mode_32
 #                 where that disassembler decodes descriptors
-#   division      each reshape_and_cache_fast kernel with a per-tensor scale
+#   division      each write_specialized_kernel with a scale (tensor, head,
+#                 dynamic)
 #                 holds a v_div_scale/v_div_fmas/v_div_fixup sequence for
 #                 every element it converts (2 sides x VPL vectors x 8 or 4),
 #                 and no v_rcp_f32 outside one (a lone reciprocal is an
 #                 approximate division)
-#   contraction   the scale-one fast kernels, whose source has no fmaf and
+#   contraction   the scale-one specialized kernels, whose source has no fmaf and
 #                 no division, hold no FP multiply-add at all; the scaled
 #                 ones no more than their divisions' own (as many per
 #                 division as the probe's one division has)
@@ -303,15 +304,16 @@ for t in $(cat "$tmp/wanted"); do
 		fi
 	fi
 
-	# the fast kernels: divisions and multiply-adds
+	# the specialized kernels: divisions and multiply-adds
 	eval "per_div=\${fma_per_div_$t:-}"
 	[ -n "$per_div" ] || { fail "$t: no probe division to measure"; continue; }
-	sed -n 's/^\(_ZL22reshape_and_cache_fastILi\([0-9]\)ELi[0-9]ELb\([01]\)ELi\([12]\)E[^ ]*\) \(.*\)/\1 \2 \3 \4 \5/p' \
+	# write_specialized_kernel<DT, FMT (-1: read at run time), SCALE, OUTPUTS, VPL, ...>
+	sed -n 's/^\(_ZL24write_specialized_kernelILi\([0-9]\)ELin\{0,1\}[0-9]ELi\([0-3]\)ELb[01]ELi\([12]\)E[^ ]*\) \(.*\)/\1 \2 \3 \4 \5/p' \
 		"$co.counts" >"$co.fast"
-	[ -s "$co.fast" ] || { fail "$t: no reshape_and_cache_fast kernel found"; continue; }
+	[ -s "$co.fast" ] || { fail "$t: no write_specialized_kernel found"; continue; }
 	awk -v t="$t" -v per_div="$per_div" '
 	{
-		name = $1; dt = $2; scaled = $3; vpl = $4
+		name = $1; dt = $2; scaled = $3 != 0; vpl = $4
 		fused = $5; mad = $6; scale = $7; fmas = $8; fixup = $9; rcp = $10
 		ve = dt == 0 ? 4 : 8
 		if (mad || (!scaled && (fused || fixup || rcp))) {
@@ -332,7 +334,7 @@ for t in $(cat "$tmp/wanted"); do
 		n++
 	}
 	END {
-		printf "%s: %d fast kernels: no multiply-add at scale one, every scaled element correctly divided\n", t, n
+		printf "%s: %d specialized kernels: no multiply-add at scale one, every scaled element correctly divided\n", t, n
 		exit bad > 0
 	}' "$co.fast" || failures=$((failures + 1))
 done
