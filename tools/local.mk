@@ -3,7 +3,9 @@
 # build the bench's GPU module): the programs users run.
 
 bin_PROGRAMS = tools/fp8kv-bench tools/fp8kv-validate
-dist_man1_MANS = tools/fp8kv-validate.1 tools/fp8kv-bench.1
+# configure writes the release number and date into them (AC_CONFIG_FILES)
+nodist_man1_MANS = tools/fp8kv-validate.1 tools/fp8kv-bench.1
+EXTRA_DIST += tools/fp8kv-validate.1.in tools/fp8kv-bench.1.in
 
 # What both tools share: option values, exit statuses, output checks.
 TOOL_CLI = tools/tool_cli.c tools/tool_cli.h
