@@ -11,6 +11,8 @@ rm -rf "$dest"
 mkdir -p "$dest/bin" "$dest/lib" "$dest/modules"
 cp -a "$build"/lib/.libs/libfp8kv.so* "$dest/lib/"
 cp -a "$build"/hip/.libs/fp8kv_hip.so "$dest/modules/"
+# fp8kv-bench's GPU part (timer, streams, ceiling kernel), found beside it
+cp -a "$build"/tools/.libs/fp8kv_bench_hip.so "$dest/modules/"
 cp -a "$build"/tests/.libs/fp8kv_faulty.so "$dest/modules/" 2>/dev/null || true
 for p in tests/test_backends tests/test_cache_write tests/test_convert tests/test_errors tests/exhaustive \
 	 tools/fp8kv-validate tools/fp8kv-bench; do

@@ -86,3 +86,17 @@ tests_fp8kv_faulty_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
 tests_fp8kv_faulty_la_LIBADD = lib/libfp8kv.la
 tests_fp8kv_faulty_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
 	-rpath '$(abs_builddir)/tests'
+
+# ---- the tools: write errors, option values, backend names, shapes, the
+# bench's device module and the man pages (tests/check_tools.sh); what
+# fp8kv-bench and its GPU module link and export (tests/check_tools_module.sh,
+# skipped without --with-hip).  The bench module of the faulty backend
+# times on the host, so that the bench loads a module without a GPU.
+TESTS += tests/check_tools.sh tests/check_tools_module.sh
+EXTRA_DIST += tests/check_tools.sh tests/check_tools_module.sh
+check_LTLIBRARIES += tests/fp8kv_bench_faulty.la
+tests_fp8kv_bench_faulty_la_SOURCES = tests/check_tools_module.c tools/bench_device.h
+tests_fp8kv_bench_faulty_la_CPPFLAGS = -I$(top_srcdir)/tools
+tests_fp8kv_bench_faulty_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
+tests_fp8kv_bench_faulty_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
+	-rpath '$(abs_builddir)/tests'

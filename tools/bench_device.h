@@ -2,8 +2,9 @@
 /*
  * bench_device.h - what fp8kv-bench needs from a device beyond the library:
  * a stream, a timer, the streaming ceiling and graph replay.  The host
- * implementation is in fp8kv-bench.c; the GPU one in bench_gpu.hip, linked
- * only when the HIP backend is built (bench_gpu_none.c otherwise).
+ * implementation is in fp8kv-bench.c; a GPU one is a module,
+ * fp8kv_bench_NAME.so for the backend NAME (bench_gpu.hip for "hip"),
+ * that bench_module.c loads, so that fp8kv-bench needs no GPU runtime.
  */
 #ifndef FP8KV_BENCH_DEVICE_H
 #define FP8KV_BENCH_DEVICE_H
@@ -36,8 +37,16 @@ typedef struct bench_device {
 	size_t (*cache_bytes)(void);
 } bench_device;
 
-/* The GPU implementation, or NULL when the HIP backend is not built. */
-const bench_device *bench_gpu_device(void);
+/* A module's one export: its table, or NULL when abi is not the
+ * BENCH_DEVICE_ABI it was built with (a module of another release). */
+#define BENCH_DEVICE_ABI 1u
+#define BENCH_DEVICE_ENTRY "fp8kv_bench_device_entry"
+typedef const bench_device *(*bench_device_entry_fn)(unsigned abi);
+
+/* The device of the backend named backend ("hip:0": fp8kv_bench_hip.so),
+ * from its module; NULL, with the reason in why, when there is none.
+ * The module stays loaded until the program exits. */
+const bench_device *bench_device_load(const char *backend, char *why, size_t why_len);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // bench_gpu.hip - fp8kv-bench on a GPU: events for timing, graphs so that
 // small shapes are not measured as launch gaps, and the streaming ceiling.
+// Built as the module fp8kv_bench_hip.so, which fp8kv-bench loads for the
+// hip backend (bench_module.c); it exports fp8kv_bench_device_entry only.
 #include "hip_compat.h"
 
 #include "bench_device.h"
@@ -145,7 +147,8 @@ static const bench_device gpu_device = {
 	gpu_cache_bytes,
 };
 
-extern "C" const bench_device *bench_gpu_device(void)
+extern "C" __attribute__((visibility("default"))) const bench_device *
+fp8kv_bench_device_entry(unsigned abi)
 {
-	return &gpu_device;
+	return abi == BENCH_DEVICE_ABI ? &gpu_device : nullptr;
 }

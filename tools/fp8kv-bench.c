@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,18 @@
 
 #include "fp8kv.h"
 #include "bench_device.h"
+#include "tool_cli.h"
 
+const char tool_name[] = "fp8kv-bench";
+
+enum {
+	MAX_HEADS = 64,    /* the scales of a shape are arrays of this many */
+	MAX_SHAPES = 64,
+	MAX_SAMPLES = 256,
+	MAX_COPIES = 16,   /* of the buffers, that calls rotate over */
+};
+
+/* each field at most INT_MAX, heads at most MAX_HEADS (parse_shape) */
 typedef struct shape {
 	int64_t tokens, heads, dim, block_size;
 } shape;
@@ -38,7 +50,8 @@ typedef struct options {
 	int scale_modes[4], num_scale_modes;
 	int samples;
 	const char *json;
-	shape shapes[64];
+	shape shapes[MAX_SHAPES];
+	const char *shape_text[MAX_SHAPES]; /* as given */
 	int num_shapes;
 	int outputs; /* ask for the counters and k_amax/v_amax too */
 } options;
@@ -214,6 +227,46 @@ typedef struct result {
 	double ratio;  /* median over the rounds of fused GB/s / ceiling GB/s */
 } result;
 
+/* "T x H x D/BS" */
+static void shape_label(const shape *s, char *out, size_t len)
+{
+	snprintf(out, len, "%lld x %lld x %lld/%lld", (long long)s->tokens, (long long)s->heads,
+		 (long long)s->dim, (long long)s->block_size);
+}
+
+/* *sum += a * b; nonzero when that overflows size_t */
+static int add_product(size_t *sum, size_t a, size_t b)
+{
+	size_t product;
+	return __builtin_mul_overflow(a, b, &product) || __builtin_add_overflow(*sum, product, sum);
+}
+
+/* The bytes bench_shape allocates for s at most, host and backend memory
+ * together, or 0 when that does not fit in a size_t: a shape the bench
+ * cannot even count. */
+static size_t shape_bytes(const shape *s, size_t in_size)
+{
+	const int64_t num_blocks = (s->tokens + s->block_size - 1) / s->block_size + 1;
+	size_t slots = 0, rows = 0, per_side = 0, cache_side = 0, scales = 0, total = 0;
+	if (add_product(&slots, (size_t)num_blocks, (size_t)s->block_size) ||
+	    add_product(&rows, (size_t)s->tokens, (size_t)s->heads) ||
+	    add_product(&per_side, rows, (size_t)s->dim) ||
+	    add_product(&scales, slots, (size_t)s->heads) ||
+	    add_product(&cache_side, scales, (size_t)s->dim))
+		return 0;
+	/* copies of the inputs, the caches, staging and the ceiling's output
+	 * (both sides each), the host's inputs, slots and block order */
+	if (add_product(&total, 2 * MAX_COPIES * in_size, per_side) ||
+	    add_product(&total, 2 * MAX_COPIES, cache_side) ||
+	    add_product(&total, 4 * MAX_COPIES, per_side) ||
+	    add_product(&total, 2 * in_size, per_side) ||
+	    add_product(&total, 2 * sizeof(float), scales) ||
+	    add_product(&total, 2 * sizeof(int64_t), (size_t)s->tokens) ||
+	    add_product(&total, sizeof(int64_t), (size_t)num_blocks))
+		return 0;
+	return total;
+}
+
 #define CHECK(call)                                                                       \
 	do {                                                                              \
 		if ((call) != FP8KV_OK) {                                                 \
@@ -227,21 +280,28 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 {
 	const int64_t T = s->tokens, H = s->heads, D = s->dim, BS = s->block_size;
 	const int64_t nb = (T + BS - 1) / BS + 1;
-	const size_t per_side = (size_t)(T * H * D), slots_per_cache = (size_t)(nb * BS);
+	/* none of these overflows: parse_args checked shape_bytes */
+	const size_t per_side = (size_t)T * (size_t)H * (size_t)D;
+	const size_t slots_per_cache = (size_t)nb * (size_t)BS;
 	const size_t in_size = fp8kv_dtype_size(o->input);
-	const size_t cache_side = slots_per_cache * (size_t)(H * D);
+	const size_t cache_side = slots_per_cache * (size_t)H * (size_t)D;
 	void *input = NULL, *cache = NULL, *slots = NULL, *scales = NULL, *staging = NULL,
 	     *scale_cache = NULL, *ceiling_dst = NULL, *outputs = NULL;
 	uint16_t *host_in = malloc(2 * per_side * in_size);
 	int64_t *host_slots = malloc((size_t)T * sizeof(int64_t));
 	int64_t *perm = malloc((size_t)nb * sizeof(int64_t));
-	float host_scales[2 * 64];
+	float host_scales[2 * MAX_HEADS];
 	void *stream = dev->stream_create();
 	int rc = -1;
 	run r;
 
-	if (!host_in || !host_slots || !perm)
+	if (!host_in || !host_slots || !perm) {
+		char label[64];
+		shape_label(s, label, sizeof label);
+		fprintf(stderr, "fp8kv-bench: shape %s: cannot allocate %zu bytes of host memory\n",
+			label, 2 * per_side * in_size + ((size_t)T + (size_t)nb) * sizeof(int64_t));
 		goto fail;
+	}
 	fill_bf16(host_in, 2 * per_side * in_size / 2, (uint64_t)(T * 31 + H * 7 + D));
 	for (int64_t i = 0; i < nb; i++)
 		perm[i] = i;
@@ -255,14 +315,15 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 	/* calibrated scales, as an engine would pick them: the data's amax
 	 * (below 16) over the format's max, a little more for each head, so
 	 * that nothing overflows */
-	for (int i = 0; i < 2 * 64; i++)
-		host_scales[i] = fp8kv_suggest_scale(16.0f, o->format) * (1.0f + 0.01f * (float)(i % 64));
+	for (int i = 0; i < 2 * MAX_HEADS; i++)
+		host_scales[i] = fp8kv_suggest_scale(16.0f, o->format) *
+				 (1.0f + 0.01f * (float)(i % MAX_HEADS));
 
 	/* enough copies that one round of calls overflows the cache twice */
 	const double footprint = (double)(2 * per_side * in_size + 2 * cache_side);
 	const size_t cache_bytes = dev->cache_bytes();
 	int copies = 1;
-	while (copies < 16 && (double)copies * footprint < 2.0 * (double)cache_bytes)
+	while (copies < MAX_COPIES && (double)copies * footprint < 2.0 * (double)cache_bytes)
 		copies++;
 	CHECK(fp8kv_buffer_alloc(b, (size_t)copies * 2 * per_side * in_size, &input));
 	CHECK(fp8kv_buffer_alloc(b, (size_t)copies * 2 * cache_side, &cache));
@@ -272,8 +333,8 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 	CHECK(fp8kv_buffer_alloc(b, sizeof host_scales, &scales));
 	CHECK(fp8kv_buffer_alloc(b, 2 * slots_per_cache * (size_t)H * sizeof(float), &scale_cache));
 	/* two counters, then k_amax and v_amax */
-	CHECK(fp8kv_buffer_alloc(b, 2 * sizeof(uint64_t) + 2 * 64 * sizeof(float), &outputs));
-	CHECK(fp8kv_buffer_fill(b, outputs, 0, 2 * sizeof(uint64_t) + 2 * 64 * sizeof(float)));
+	CHECK(fp8kv_buffer_alloc(b, 2 * sizeof(uint64_t) + 2 * MAX_HEADS * sizeof(float), &outputs));
+	CHECK(fp8kv_buffer_fill(b, outputs, 0, 2 * sizeof(uint64_t) + 2 * MAX_HEADS * sizeof(float)));
 	for (int c = 0; c < copies; c++)
 		CHECK(fp8kv_buffer_upload(b, (uint8_t *)input + (size_t)c * 2 * per_side * in_size,
 					  host_in, 2 * per_side * in_size));
@@ -300,14 +361,14 @@ static int bench_shape(fp8kv_backend *b, const bench_device *dev, const options 
 	d->slot_mapping = slots;
 	d->scale_mode = (fp8kv_scale_mode)mode;
 	d->k_scale = scales;
-	d->v_scale = (const float *)scales + 64;
+	d->v_scale = (const float *)scales + MAX_HEADS;
 	d->k_scale_cache = scale_cache;
 	d->v_scale_cache = (float *)scale_cache + slots_per_cache * (size_t)H;
 	if (o->outputs) {
 		d->overflow_count = outputs;
 		d->nan_count = (uint64_t *)outputs + 1;
 		d->k_amax = (float *)((uint64_t *)outputs + 2);
-		d->v_amax = d->k_amax + 64;
+		d->v_amax = d->k_amax + MAX_HEADS;
 	}
 
 	/* unfused: quantize both sides to staging, then scatter the FP8 rows as
@@ -410,10 +471,16 @@ static void usage(FILE *f)
 		"  --format FMT       e4m3fn (default), e4m3fnuz, e5m2, e5m2fnuz\n"
 		"  --scale MODES      comma list of one,tensor,head,dynamic, or all (default one,tensor)\n"
 		"  --outputs          also ask for the overflow and NaN counters and k_amax/v_amax\n"
-		"  --shape TxHxD[/BS] a shape (repeatable; default: the standard set)\n"
-		"  --samples N        rounds of fused, unfused and ceiling; medians taken (default 21)\n"
+		"  --shape TxHxD[/BS] tokens x heads x head dim, block size (default 16); repeatable,\n"
+		"                     up to %d shapes; heads at most %d (default: the standard set)\n"
+		"  --samples N        rounds of fused, unfused and ceiling; medians taken (default 21,\n"
+		"                     at most %d)\n"
 		"  --json FILE        also write the results as JSON\n"
-		"  --help, --version\n");
+		"  --help, --version\n\n"
+		"Exit status: 0 success, 2 usage error (a bad option, option value or backend\n"
+		"name), 3 a measurement failed, GPU timing is not installed or the results\n"
+		"could not be written, 77 the backend is absent.\n",
+		MAX_SHAPES, MAX_HEADS, MAX_SAMPLES);
 }
 
 static int parse_modes(const char *s, options *o)
@@ -422,7 +489,9 @@ static int parse_modes(const char *s, options *o)
 	if (!strcmp(s, "all"))
 		s = "one,tensor,head,dynamic";
 	char buf[128];
-	snprintf(buf, sizeof buf, "%s", s);
+	if (strlen(s) >= sizeof buf)
+		return -1;
+	strcpy(buf, s);
 	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
 		int m = -1;
 		for (int i = 0; i < 4; i++)
@@ -435,8 +504,42 @@ static int parse_modes(const char *s, options *o)
 	return o->num_scale_modes ? 0 : -1;
 }
 
+/* "TxHxD" or "TxHxD/BS", each field a decimal number in its range. */
+static int parse_shape(const char *v, shape *s)
+{
+	static const char *const what[4] = {"tokens", "heads", "head dim", "block size"};
+	const uint64_t max[4] = {INT_MAX, MAX_HEADS, INT_MAX, INT_MAX};
+	char buf[96];
+	if (strlen(v) >= sizeof buf)
+		return tool_bad_value("--shape", v, "too long");
+	strcpy(buf, v);
+	char *bs = strchr(buf, '/');
+	if (bs)
+		*bs++ = '\0';
+	char *h = strchr(buf, 'x'), *d = h ? strchr(h + 1, 'x') : NULL;
+	if (!d)
+		return tool_bad_value("--shape", v, "expected TOKENSxHEADSxDIM or TOKENSxHEADSxDIM/BLOCK");
+	*h++ = '\0';
+	*d++ = '\0';
+	const char *field[4] = {buf, h, d, bs ? bs : "16"};
+	uint64_t n[4];
+	for (int k = 0; k < 4; k++)
+		if (tool_parse_number(field[k], 1, max[k], &n[k]))
+			return tool_bad_value("--shape", v, "%s must be a number from 1 to %llu",
+					      what[k], (unsigned long long)max[k]);
+	s->tokens = (int64_t)n[0];
+	s->heads = (int64_t)n[1];
+	s->dim = (int64_t)n[2];
+	s->block_size = (int64_t)n[3];
+	return 0;
+}
+
+/* 0, 1 when --help or --version was answered, -1 on a usage error (with
+ * its message printed). */
 static int parse_args(int argc, char **argv, options *o)
 {
+	static const char *const with_value[] = {"--backend", "--input",   "--format", "--scale",
+						 "--shape",   "--samples", "--json"};
 	memset(o, 0, sizeof *o);
 	o->backend = "auto";
 	o->input = FP8KV_BF16;
@@ -445,47 +548,50 @@ static int parse_args(int argc, char **argv, options *o)
 	parse_modes("one,tensor", o);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		uint64_t n;
 		if (!strcmp(a, "--help")) {
 			usage(stdout);
-			exit(0);
+			return 1;
 		} else if (!strcmp(a, "--version")) {
 			printf("fp8kv-bench %s\n", fp8kv_version());
-			exit(0);
+			return 1;
 		} else if (!strcmp(a, "--outputs")) {
 			o->outputs = 1;
 			continue; /* a flag: no value to step over */
-		} else if (!v) {
+		} else if (tool_option_with_value(a, v, with_value, 7)) {
 			return -1;
 		} else if (!strcmp(a, "--backend")) {
 			o->backend = v;
 		} else if (!strcmp(a, "--input")) {
 			if (fp8kv_dtype_from_name(v, &o->input) || fp8kv_dtype_is_fp8(o->input))
-				return -1;
+				return tool_bad_value(a, v, "expected bf16, f16 or f32");
 		} else if (!strcmp(a, "--format")) {
 			if (fp8kv_dtype_from_name(v, &o->format) || !fp8kv_dtype_is_fp8(o->format))
-				return -1;
+				return tool_bad_value(a, v, "expected e4m3fn, e4m3fnuz, e5m2 or e5m2fnuz");
 		} else if (!strcmp(a, "--scale")) {
 			if (parse_modes(v, o))
-				return -1;
+				return tool_bad_value(a, v, "expected all, or up to 4 of one, tensor, "
+							    "head and dynamic separated by commas");
 		} else if (!strcmp(a, "--shape")) {
-			shape s = {0, 0, 0, 16};
-			long long t, h, d, bs = 16;
-			int n = sscanf(v, "%lldx%lldx%lld/%lld", &t, &h, &d, &bs);
-			if (n < 3 || t < 1 || h < 1 || h > 64 || d < 1 || bs < 1 || o->num_shapes == 64)
+			if (o->num_shapes == MAX_SHAPES)
+				return tool_bad_value(a, v, "at most %d shapes", MAX_SHAPES);
+			if (parse_shape(v, &o->shapes[o->num_shapes]))
 				return -1;
-			s.tokens = t, s.heads = h, s.dim = d, s.block_size = bs;
-			o->shapes[o->num_shapes++] = s;
+			o->shape_text[o->num_shapes++] = v;
 		} else if (!strcmp(a, "--samples")) {
-			o->samples = atoi(v);
-			if (o->samples < 1 || o->samples > 256)
-				return -1;
-		} else if (!strcmp(a, "--json")) {
-			o->json = v;
+			if (tool_parse_number(v, 1, MAX_SAMPLES, &n))
+				return tool_bad_value(a, v, "expected a number from 1 to %d", MAX_SAMPLES);
+			o->samples = (int)n;
 		} else {
-			return -1;
+			o->json = v;
 		}
 		i++;
 	}
+	/* the buffers of each shape, once the input type is known */
+	for (int i = 0; i < o->num_shapes; i++)
+		if (!shape_bytes(&o->shapes[i], fp8kv_dtype_size(o->input)))
+			return tool_bad_value("--shape", o->shape_text[i],
+					      "its buffers would exceed the address space");
 	if (!o->num_shapes) {
 		o->num_shapes = (int)(sizeof default_shapes / sizeof default_shapes[0]);
 		memcpy(o->shapes, default_shapes, sizeof default_shapes);
@@ -493,26 +599,72 @@ static int parse_args(int argc, char **argv, options *o)
 	return 0;
 }
 
+/* The results as JSON, in path: 0, or -1 (with a message) when the file
+ * could not be written whole.  rates: only when on_host. */
+static int write_json(const char *path, const options *o, fp8kv_backend *b,
+		      const result *results, int nres, int on_host, double rates[2][3])
+{
+	FILE *f = tool_open_output(path);
+	if (!f)
+		return -1;
+	fprintf(f, "{\"version\": \"%s\", \"backend\": \"%s\", \"device\": \"%s\", "
+		   "\"input\": \"%s\", \"format\": \"%s\", \"outputs\": %s, \"results\": [",
+		fp8kv_version(), fp8kv_backend_name(b), fp8kv_backend_device(b),
+		fp8kv_dtype_name(o->input), fp8kv_dtype_name(o->format),
+		o->outputs ? "true" : "false");
+	for (int i = 0; i < nres; i++) {
+		const result *r = &results[i];
+		fprintf(f, "%s\n {\"tokens\": %lld, \"heads\": %lld, \"dim\": %lld, "
+			   "\"block_size\": %lld, \"scale\": \"%s\", \"fused_s\": %.9g, "
+			   "\"bytes\": %.0f, \"ceiling_s\": %.9g, \"ceiling_bytes\": %.0f, "
+			   "\"unfused_s\": %.9g, \"ratio\": %.4f}",
+			i ? "," : "", (long long)r->s.tokens, (long long)r->s.heads,
+			(long long)r->s.dim, (long long)r->s.block_size, mode_name(r->mode),
+			r->fused_s, r->bytes, r->ceiling_s, r->ceiling_bytes, r->unfused_s, r->ratio);
+	}
+	fprintf(f, "\n]");
+	if (on_host)
+		fprintf(f, ", \"conversion_per_core\": {\"bf16_one\": %.4g, "
+			   "\"f16_one\": %.4g, \"f32_one\": %.4g, \"bf16_tensor\": %.4g, "
+			   "\"f16_tensor\": %.4g, \"f32_tensor\": %.4g}",
+			rates[0][0], rates[0][1], rates[0][2], rates[1][0], rates[1][1], rates[1][2]);
+	fprintf(f, "}\n");
+	return tool_close_output(f, path);
+}
+
 int main(int argc, char **argv)
 {
 	options o;
 	fp8kv_backend *b;
-	if (parse_args(argc, argv, &o)) {
-		usage(stderr);
-		return 2;
+	int rc;
+
+	tool_check_stdout_at_exit();
+	if ((rc = parse_args(argc, argv, &o)) != 0) {
+		if (rc < 0)
+			tool_usage_hint();
+		return rc < 0 ? TOOL_EXIT_USAGE : 0;
 	}
 	fp8kv_status st = fp8kv_backend_open(o.backend, &b);
 	if (st != FP8KV_OK) {
-		fprintf(stderr, "fp8kv-bench: %s\n", fp8kv_last_error());
-		return st == FP8KV_ENODEV ? 77 : 3;
+		if ((rc = tool_open_failure_status(st)) == TOOL_EXIT_USAGE) {
+			tool_bad_value("--backend", o.backend, "%s", fp8kv_last_error());
+			tool_usage_hint();
+		} else {
+			fprintf(stderr, "fp8kv-bench: %s\n", fp8kv_last_error());
+		}
+		return rc;
 	}
+	/* a GPU's timer, streams and ceiling kernel live in a module, so that
+	 * this program needs no GPU runtime */
 	const int on_host = !strcmp(fp8kv_backend_name(b), "cpu");
-	const bench_device *dev = on_host ? &host_device : bench_gpu_device();
+	char why[512];
+	const bench_device *dev =
+		on_host ? &host_device : bench_device_load(fp8kv_backend_name(b), why, sizeof why);
 	if (!dev) {
-		fprintf(stderr, "fp8kv-bench: no timing support for backend %s in this build\n",
-			fp8kv_backend_name(b));
+		fprintf(stderr, "fp8kv-bench: no timing for backend %s: %s\n", fp8kv_backend_name(b),
+			why);
 		fp8kv_backend_close(b);
-		return 3;
+		return TOOL_EXIT_FAILED;
 	}
 
 	printf("fp8kv-bench %s: backend %s (%s), %s -> %s%s\n", fp8kv_version(),
@@ -527,7 +679,7 @@ int main(int argc, char **argv)
 	printf("%-22s %-8s %10s %9s %10s %9s %7s %11s %8s\n", "tokens x heads x dim/bs", "scale",
 	       "fused us", "GB/s", "ceiling us", "GB/s", "ratio", "unfused us", "speedup");
 
-	result results[64 * 4];
+	result results[MAX_SHAPES * 4];
 	int nres = 0, failed = 0;
 	for (int i = 0; i < o.num_shapes; i++)
 		for (int m = 0; m < o.num_scale_modes; m++) {
@@ -539,9 +691,7 @@ int main(int argc, char **argv)
 			}
 			nres++;
 			char label[64];
-			snprintf(label, sizeof label, "%lld x %lld x %lld/%lld",
-				 (long long)r->s.tokens, (long long)r->s.heads, (long long)r->s.dim,
-				 (long long)r->s.block_size);
+			shape_label(&r->s, label, sizeof label);
 			const double gbs = r->bytes / r->fused_s * 1e-9;
 			const double cgbs = r->ceiling_bytes / r->ceiling_s * 1e-9;
 			printf("%-22s %-8s %10.2f %9.1f %10.2f %9.1f %6.1f%% ", label, mode_name(r->mode),
@@ -553,7 +703,7 @@ int main(int argc, char **argv)
 			fflush(stdout);
 		}
 
-	double rates[2][3];
+	double rates[2][3] = {{0}};
 	if (on_host) {
 		const fp8kv_dtype ins[3] = {FP8KV_BF16, FP8KV_F16, FP8KV_F32};
 		printf("\nconversion alone, one core (elements/s): ");
@@ -566,40 +716,8 @@ int main(int argc, char **argv)
 		printf("\n");
 	}
 
-	if (o.json) {
-		FILE *f = fopen(o.json, "w");
-		if (!f) {
-			perror(o.json);
-			failed = 1;
-		} else {
-			fprintf(f, "{\"version\": \"%s\", \"backend\": \"%s\", \"device\": \"%s\", "
-				   "\"input\": \"%s\", \"format\": \"%s\", \"outputs\": %s, \"results\": [",
-				fp8kv_version(), fp8kv_backend_name(b), fp8kv_backend_device(b),
-				fp8kv_dtype_name(o.input), fp8kv_dtype_name(o.format),
-				o.outputs ? "true" : "false");
-			for (int i = 0; i < nres; i++) {
-				const result *r = &results[i];
-				fprintf(f, "%s\n {\"tokens\": %lld, \"heads\": %lld, \"dim\": %lld, "
-					   "\"block_size\": %lld, \"scale\": \"%s\", \"fused_s\": %.9g, "
-					   "\"bytes\": %.0f, \"ceiling_s\": %.9g, \"ceiling_bytes\": %.0f, "
-					   "\"unfused_s\": %.9g, \"ratio\": %.4f}",
-					i ? "," : "", (long long)r->s.tokens, (long long)r->s.heads,
-					(long long)r->s.dim, (long long)r->s.block_size,
-					mode_name(r->mode), r->fused_s, r->bytes, r->ceiling_s,
-					r->ceiling_bytes, r->unfused_s,
-					r->ratio);
-			}
-			fprintf(f, "\n]");
-			if (on_host)
-				fprintf(f, ", \"conversion_per_core\": {\"bf16_one\": %.4g, "
-					   "\"f16_one\": %.4g, \"f32_one\": %.4g, \"bf16_tensor\": %.4g, "
-					   "\"f16_tensor\": %.4g, \"f32_tensor\": %.4g}",
-					rates[0][0], rates[0][1], rates[0][2], rates[1][0], rates[1][1],
-					rates[1][2]);
-			fprintf(f, "}\n");
-			fclose(f);
-		}
-	}
+	if (o.json && write_json(o.json, &o, b, results, nres, on_host, rates))
+		failed = 1;
 	fp8kv_backend_close(b);
-	return failed ? 3 : 0;
+	return failed ? TOOL_EXIT_FAILED : 0;
 }

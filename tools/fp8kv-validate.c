@@ -9,8 +9,9 @@
  * engineer sees at once whether a fault is rounding, saturation, NaN or
  * indexing.
  *
- * Exit status: 0 all equal, 1 differences, 2 usage, 3 a backend failed,
- * 77 a requested backend is absent.  validate_tool.h maps the other files.
+ * Exit status: 0 all equal, 1 differences, 2 usage, 3 a backend failed or
+ * the results could not be written, 77 a requested backend is absent.
+ * validate_tool.h maps the other files.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
@@ -21,12 +22,15 @@
 
 #include "fp8kv.h"
 #include "oracle.h"
+#include "tool_cli.h"
 #include "validate_tool.h"
 
 /* ---- options ---- */
 
+const char tool_name[] = "fp8kv-validate";
 struct options opt;
 
+const char *const level_names[3] = {"quick", "full", "exhaustive"};
 const fp8kv_dtype all_formats[4] = {FP8KV_E4M3FN, FP8KV_E4M3FNUZ, FP8KV_E5M2, FP8KV_E5M2FNUZ};
 
 /* ---- scales ---- */
@@ -75,7 +79,7 @@ static void validate_backend(fp8kv_backend *b, fp8kv_backend *cpu)
 	/* every 16-bit input */
 	uint16_t *all16 = malloc(65536 * sizeof *all16);
 	if (!all16)
-		exit(3);
+		tool_out_of_memory();
 	for (uint32_t i = 0; i < 65536; i++)
 		all16[i] = (uint16_t)i;
 	check_quantize_set(b, cpu, "quantize bf16", all16, FP8KV_BF16, 65536, scales, num_scales);
@@ -95,7 +99,7 @@ static void validate_backend(fp8kv_backend *b, fp8kv_backend *cpu)
 		uint32_t *r = malloc(count * sizeof *r);
 		uint64_t x = opt.seed + 99;
 		if (!r)
-			exit(3);
+			tool_out_of_memory();
 		for (size_t i = 0; i < count; i++) {
 			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 			r[i] = (uint32_t)(x >> 16);
@@ -128,12 +132,32 @@ static void usage(FILE *f)
 		"  --json FILE           also write the results as JSON\n"
 		"  --verbose             print every difference, not the first five of a group\n"
 		"  --help, --version\n\n"
-		"Exit status: 0 all bytes equal, 1 differences found, 2 usage error,\n"
-		"3 a backend failed to run, 77 a requested backend is absent.\n");
+		"Exit status: 0 all bytes equal, 1 differences found, 2 usage error (a bad\n"
+		"option, option value or backend name), 3 a backend failed to run or the\n"
+		"results could not be written, 77 a requested backend is absent.\n");
 }
 
+/* The option's value, from a list of names; -1 (with a message) if absent. */
+static int choose(const char *option, const char *v, const char *const *names, int n)
+{
+	const int found = tool_find(v, names, n);
+	if (found >= 0)
+		return found;
+	char list[96] = "";
+	for (int i = 0; i < n; i++)
+		snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+			 i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
+	return tool_bad_value(option, v, "expected %s", list);
+}
+
+/* 0, 1 when --help or --version was answered, -1 on a usage error (with
+ * its message printed). */
 static int parse_args(int argc, char **argv)
 {
+	static const char *const scales[] = {"implicit", "tensor", "both"};
+	static const char *const policies[] = {"saturate", "nonsat", "both"};
+	static const char *const with_value[] = {"--backend", "--level",  "--format", "--scale",
+						 "--overflow", "--seed",  "--json"};
 	opt.level = LEVEL_QUICK;
 	opt.scale_implicit = opt.scale_tensor = 1;
 	opt.policy[0] = opt.policy[1] = 1;
@@ -142,77 +166,109 @@ static int parse_args(int argc, char **argv)
 	memcpy(opt.formats, all_formats, sizeof all_formats);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		int k;
 		if (!strcmp(a, "--help")) {
 			usage(stdout);
-			exit(0);
+			return 1;
 		} else if (!strcmp(a, "--version")) {
 			printf("fp8kv-validate %s\n", fp8kv_version());
-			exit(0);
+			return 1;
 		} else if (!strcmp(a, "--verbose")) {
 			opt.verbose = 1;
 			continue;
-		} else if (!v) {
-			fprintf(stderr, "fp8kv-validate: %s needs a value or is unknown\n", a);
+		} else if (tool_option_with_value(a, v, with_value, 7)) {
 			return -1;
 		} else if (!strcmp(a, "--backend")) {
-			if (opt.num_backends == 8)
-				return -1;
+			if (opt.num_backends == MAX_BACKENDS)
+				return tool_bad_value(a, v, "at most %d backends", MAX_BACKENDS);
 			opt.backends[opt.num_backends++] = v;
 		} else if (!strcmp(a, "--level")) {
-			if (!strcmp(v, "quick"))
-				opt.level = LEVEL_QUICK;
-			else if (!strcmp(v, "full"))
-				opt.level = LEVEL_FULL;
-			else if (!strcmp(v, "exhaustive"))
-				opt.level = LEVEL_EXHAUSTIVE;
-			else
+			if ((k = choose(a, v, level_names, 3)) < 0)
 				return -1;
+			opt.level = (enum level)k;
 		} else if (!strcmp(a, "--format")) {
 			fp8kv_dtype t;
-			if (!strcmp(v, "all"))
-				continue;
-			if (fp8kv_dtype_from_name(v, &t) || !fp8kv_dtype_is_fp8(t))
-				return -1;
-			opt.formats[0] = t;
-			opt.num_formats = 1;
+			if (!strcmp(v, "all")) {
+				opt.num_formats = 4;
+				memcpy(opt.formats, all_formats, sizeof all_formats);
+			} else if (fp8kv_dtype_from_name(v, &t) || !fp8kv_dtype_is_fp8(t)) {
+				return tool_bad_value(a, v, "expected e4m3fn, e4m3fnuz, e5m2, e5m2fnuz or all");
+			} else {
+				opt.formats[0] = t;
+				opt.num_formats = 1;
+			}
 		} else if (!strcmp(a, "--scale")) {
-			opt.scale_implicit = !strcmp(v, "implicit") || !strcmp(v, "both");
-			opt.scale_tensor = !strcmp(v, "tensor") || !strcmp(v, "both");
-			if (!opt.scale_implicit && !opt.scale_tensor)
+			if ((k = choose(a, v, scales, 3)) < 0)
 				return -1;
+			opt.scale_implicit = k != 1;
+			opt.scale_tensor = k != 0;
 		} else if (!strcmp(a, "--overflow")) {
-			opt.policy[0] = !strcmp(v, "saturate") || !strcmp(v, "both");
-			opt.policy[1] = !strcmp(v, "nonsat") || !strcmp(v, "both");
-			if (!opt.policy[0] && !opt.policy[1])
+			if ((k = choose(a, v, policies, 3)) < 0)
 				return -1;
+			opt.policy[0] = k != 1;
+			opt.policy[1] = k != 0;
 		} else if (!strcmp(a, "--seed")) {
-			char *end;
-			opt.seed = strtoull(v, &end, 10);
-			if (*end)
-				return -1;
-		} else if (!strcmp(a, "--json")) {
-			opt.json = v;
+			if (tool_parse_number(v, 0, UINT64_MAX, &opt.seed))
+				return tool_bad_value(a, v, "expected a decimal number from 0 to %llu",
+						      (unsigned long long)UINT64_MAX);
 		} else {
-			fprintf(stderr, "fp8kv-validate: unknown option %s\n", a);
-			return -1;
+			opt.json = v;
 		}
 		i++;
 	}
 	return 0;
 }
 
+/* Opens the backends to validate, all before any is run, so that a
+ * malformed name is a usage error at once rather than after minutes of
+ * checks.  handles[i] is NULL for a backend that did not open: errors[i]
+ * says why.  The status to exit with now, or 0 to go on. */
+static int open_backends(fp8kv_backend *cpu, fp8kv_backend **handles, fp8kv_status *status,
+			 char (*errors)[256])
+{
+	for (int i = 0; i < opt.num_backends; i++) {
+		handles[i] = NULL;
+		status[i] = FP8KV_OK;
+		if (!strcmp(opt.backends[i], "cpu")) {
+			handles[i] = cpu;
+			continue;
+		}
+		status[i] = fp8kv_backend_open(opt.backends[i], &handles[i]);
+		snprintf(errors[i], sizeof errors[i], "%s", fp8kv_last_error());
+		if (tool_open_failure_status(status[i]) == TOOL_EXIT_USAGE) {
+			tool_bad_value("--backend", opt.backends[i], "%s", errors[i]);
+			tool_usage_hint();
+			return TOOL_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+static void close_backends(fp8kv_backend *cpu, fp8kv_backend **handles)
+{
+	for (int i = 0; i < opt.num_backends; i++)
+		if (handles[i] != cpu)
+			fp8kv_backend_close(handles[i]);
+	fp8kv_backend_close(cpu);
+}
+
 int main(int argc, char **argv)
 {
-	fp8kv_backend *cpu = NULL, *b;
-	fp8kv_status st;
-	if (parse_args(argc, argv)) {
-		usage(stderr);
-		return 2;
+	fp8kv_backend *cpu = NULL, *handles[MAX_BACKENDS] = {NULL};
+	fp8kv_status st, status[MAX_BACKENDS];
+	char errors[MAX_BACKENDS][256];
+	int rc;
+
+	tool_check_stdout_at_exit();
+	if ((rc = parse_args(argc, argv)) != 0) {
+		if (rc < 0)
+			tool_usage_hint();
+		return rc < 0 ? TOOL_EXIT_USAGE : 0;
 	}
 	const double started = now();
 	if ((st = fp8kv_backend_open("cpu", &cpu)) != FP8KV_OK) {
 		fprintf(stderr, "fp8kv-validate: cpu: %s\n", fp8kv_last_error());
-		return 3;
+		return TOOL_EXIT_FAILED;
 	}
 	/* default: cpu, then every GPU backend that opens */
 	const char *defaults[] = {"cpu", "hip"};
@@ -222,9 +278,12 @@ int main(int argc, char **argv)
 		opt.backends[1] = defaults[1];
 		opt.num_backends = 2;
 	}
+	if ((rc = open_backends(cpu, handles, status, errors)) != 0) {
+		close_backends(cpu, handles);
+		return rc;
+	}
 
-	printf("fp8kv-validate %s, level %s, seed %llu\n", fp8kv_version(),
-	       opt.level == LEVEL_QUICK ? "quick" : opt.level == LEVEL_FULL ? "full" : "exhaustive",
+	printf("fp8kv-validate %s, level %s, seed %llu\n", fp8kv_version(), level_names[opt.level],
 	       (unsigned long long)opt.seed);
 	printf("reference: the oracle for cpu; the cpu backend for every other backend\n\n");
 	printf("%-8s %-14s %-9s %-16s %-8s %12s %14s %10s  %s\n", "backend", "operation", "format",
@@ -232,25 +291,22 @@ int main(int argc, char **argv)
 
 	int absent = 0, tabulated = 0;
 	for (int i = 0; i < opt.num_backends; i++) {
-		const int is_cpu = !strcmp(opt.backends[i], "cpu");
-		if (is_cpu) {
-			b = cpu;
-		} else if ((st = fp8kv_backend_open(opt.backends[i], &b)) != FP8KV_OK) {
-			if (st == FP8KV_ENODEV) {
-				if (explicit_list) {
-					fprintf(stderr, "fp8kv-validate: %s\n", fp8kv_last_error());
-					absent = 1;
-				} else {
-					printf("(%s: not present, skipped)\n", opt.backends[i]);
-				}
-				continue;
+		fp8kv_backend *b = handles[i];
+		if (!b && status[i] == FP8KV_ENODEV) {
+			if (explicit_list) {
+				fprintf(stderr, "fp8kv-validate: %s\n", errors[i]);
+				absent = 1;
+			} else {
+				printf("(%s: not present, skipped)\n", opt.backends[i]);
 			}
-			fprintf(stderr, "fp8kv-validate: %s: %s\n", opt.backends[i], fp8kv_last_error());
+			continue;
+		} else if (!b) {
+			fprintf(stderr, "fp8kv-validate: %s: %s\n", opt.backends[i], errors[i]);
 			any_failure = 1;
 			continue;
 		}
 		printf("# %s: %s\n", fp8kv_backend_name(b), fp8kv_backend_device(b));
-		if (is_cpu && !tabulated) {
+		if (b == cpu && !tabulated) {
 			/* The oracle's search, tabulated for the bulk groups, and
 			 * held to the search on random inputs first. */
 			const uint64_t verify = opt.level == LEVEL_QUICK ? 1u << 16
@@ -258,15 +314,13 @@ int main(int argc, char **argv)
 			char why[160];
 			if (oracle_tabulate(verify, why, sizeof why)) {
 				fprintf(stderr, "fp8kv-validate: the oracle's table: %s\n", why);
-				return 3;
+				return TOOL_EXIT_FAILED;
 			}
 			tabulated = 1;
 		}
-		validate_backend(b, is_cpu ? NULL : cpu);
-		if (!is_cpu)
-			fp8kv_backend_close(b);
+		validate_backend(b, b == cpu ? NULL : cpu);
 	}
-	fp8kv_backend_close(cpu);
+	close_backends(cpu, handles);
 
 	uint64_t cases = 0, bytes = 0, differing = 0;
 	size_t bad = 0;
@@ -281,23 +335,26 @@ int main(int argc, char **argv)
 	       "%zu groups not equal, %.1f s\n",
 	       num_groups, (unsigned long long)cases, (unsigned long long)bytes,
 	       (unsigned long long)differing, bad, seconds);
-	if (opt.json)
-		write_json(opt.json, seconds);
+	const int json_lost = opt.json && write_json(opt.json, seconds);
 	for (size_t i = 0; i < num_groups; i++)
 		free(groups[i]);
 	free(groups);
 	if (any_failure) {
 		printf("verdict: a backend failed to run\n");
-		return 3;
-	}
-	if (any_difference) {
+		rc = TOOL_EXIT_FAILED;
+	} else if (any_difference) {
 		printf("verdict: DIFFERENCES FOUND\n");
-		return 1;
-	}
-	if (absent) {
+		rc = 1;
+	} else if (absent) {
 		printf("verdict: a requested backend is absent\n");
-		return 77;
+		rc = TOOL_EXIT_ABSENT;
+	} else {
+		printf("verdict: all bytes equal\n");
+		rc = 0;
 	}
-	printf("verdict: all bytes equal\n");
-	return 0;
+	if (json_lost) {
+		printf("(the JSON results were not written)\n");
+		rc = TOOL_EXIT_FAILED;
+	}
+	return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "fp8kv.h"
 #include "oracle.h"
+#include "tool_cli.h"
 #include "validate_tool.h"
 
 static uint32_t input_bits(const void *src, fp8kv_dtype dtype, size_t i)
@@ -114,8 +115,7 @@ void check_quantize_set(fp8kv_backend *b, fp8kv_backend *cpu, const char *set, c
 {
 	uint8_t *expect = malloc(n + 64), *got = malloc(n + 64);
 	if (!expect || !got) {
-		fprintf(stderr, "fp8kv-validate: out of memory\n");
-		exit(3);
+		tool_out_of_memory();
 	}
 	for (int f = 0; f < opt.num_formats; f++)
 		for (int p = 0; p < 2; p++) {
@@ -281,8 +281,7 @@ void check_exhaustive(fp8kv_backend *b, fp8kv_backend *cpu)
 	void *d_src = NULL, *d_dst = NULL, *d_count = NULL;
 	fp8kv_status st;
 	if (!src || !expect || !got) {
-		fprintf(stderr, "fp8kv-validate: out of memory\n");
-		exit(3);
+		tool_out_of_memory();
 	}
 	for (int f = 0; f < opt.num_formats; f++)
 		for (int p = 0; p < 2; p++)

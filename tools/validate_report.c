@@ -12,6 +12,7 @@
 
 #include "fp8kv.h"
 #include "oracle.h"
+#include "tool_cli.h"
 #include "validate_tool.h"
 
 group **groups; /* pointers: a group stays put while others are added */
@@ -25,17 +26,13 @@ group *group_begin(const char *backend, const char *operation, const char *forma
 	if (num_groups == cap_groups) {
 		cap_groups = cap_groups ? 2 * cap_groups : 64;
 		group **more = realloc(groups, cap_groups * sizeof *more);
-		if (!more) {
-			fprintf(stderr, "fp8kv-validate: out of memory\n");
-			exit(3);
-		}
+		if (!more)
+			tool_out_of_memory();
 		groups = more;
 	}
 	group *g = calloc(1, sizeof *g);
-	if (!g) {
-		fprintf(stderr, "fp8kv-validate: out of memory\n");
-		exit(3);
-	}
+	if (!g)
+		tool_out_of_memory();
 	groups[num_groups++] = g;
 	snprintf(g->backend, sizeof g->backend, "%s", backend);
 	snprintf(g->operation, sizeof g->operation, "%s", operation);
@@ -114,19 +111,14 @@ const char *policy_name(fp8kv_overflow p)
 	return p == FP8KV_SATURATE ? "saturate" : "nonsat";
 }
 
-void write_json(const char *path, double seconds)
+int write_json(const char *path, double seconds)
 {
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		perror(path);
-		any_failure = 1;
-		return;
-	}
+	FILE *f = tool_open_output(path);
+	if (!f)
+		return -1;
 	fprintf(f, "{\"version\": \"%s\", \"level\": \"%s\", \"seed\": %llu, \"seconds\": %.3f,\n"
 		   " \"groups\": [",
-		fp8kv_version(),
-		opt.level == LEVEL_QUICK ? "quick" : opt.level == LEVEL_FULL ? "full" : "exhaustive",
-		(unsigned long long)opt.seed, seconds);
+		fp8kv_version(), level_names[opt.level], (unsigned long long)opt.seed, seconds);
 	for (size_t i = 0; i < num_groups; i++) {
 		const group *g = groups[i];
 		fprintf(f, "%s\n  {\"backend\": \"%s\", \"operation\": \"%s\", \"format\": \"%s\", "
@@ -139,5 +131,5 @@ void write_json(const char *path, double seconds)
 	}
 	fprintf(f, "\n ],\n \"result\": \"%s\"}\n",
 		any_failure ? "error" : any_difference ? "differ" : "equal");
-	fclose(f);
+	return tool_close_output(f, path);
 }

@@ -22,9 +22,11 @@
 /* ---- options ---- */
 
 enum level { LEVEL_QUICK, LEVEL_FULL, LEVEL_EXHAUSTIVE };
+enum { MAX_BACKENDS = 8 };
+extern const char *const level_names[3]; /* indexed by enum level */
 
 extern struct options {
-	const char *backends[8];
+	const char *backends[MAX_BACKENDS];
 	int num_backends;
 	enum level level;
 	fp8kv_dtype formats[4];
@@ -66,8 +68,9 @@ void validate_fail(group *g, const char *fmt, ...)
 double now(void);
 /* A bar with the time left on a terminal, a plain line every ~10% otherwise. */
 void progress(const char *what, double done, double total, double started);
-/* The results as JSON, in path. */
-void write_json(const char *path, double seconds);
+/* The results as JSON, in path: 0, or -1 (with a message) when the file
+ * could not be written whole. */
+int write_json(const char *path, double seconds);
 
 /* "0x7e (448, max)": a code and its value in format. */
 void describe_code(uint8_t code, fp8kv_dtype format, char *out, size_t len);
