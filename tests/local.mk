@@ -3,8 +3,8 @@
 # FP8KV_MODULE_PATH, never the installed ones.
 AM_TESTS_ENVIRONMENT = \
 	FP8KV_MODULE_PATH='$(abs_top_builddir)/hip/.libs:$(abs_top_builddir)/tests/.libs'; \
-	abs_top_builddir='$(abs_top_builddir)'; \
-	export FP8KV_MODULE_PATH abs_top_builddir; \
+	abs_top_builddir='$(abs_top_builddir)'; FP8KV_SANITIZERS='$(FP8KV_SANITIZERS)'; \
+	export FP8KV_MODULE_PATH abs_top_builddir FP8KV_SANITIZERS; \
 	unset FP8KV_BACKEND;
 
 # The tests see the public header and the validation engine, never the
