@@ -13,6 +13,10 @@
 set -u
 LC_ALL=C
 export LC_ALL
+# A failed allocation must reach the tools as NULL, as it does outside
+# AddressSanitizer, which otherwise ends the process first.
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1
+export ASAN_OPTIONS
 
 builddir=${abs_top_builddir:-.}
 validate=$builddir/tools/fp8kv-validate
