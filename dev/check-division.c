@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check-division.c - the proof behind the HIP backend's one-step division
- * for 16-bit inputs (divide_recip in hip/fp8kv_hip.hip).
+ * for 16-bit inputs (divide_recip in hip/device_convert.h, K-DIV).
  *
  * With rs = RN(1/s), q0 = RN(x * rs) and one correction
  * q1 = RN(q0 + RN(x - s * q0) * rs) (both fused multiply-adds), is q1 the
