@@ -36,8 +36,10 @@
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* The row loops are compiled for AVX2 and AVX-512 too, picked at load time;
- * the result is the same on every path (integer code and IEEE division). */
-#if defined(HAVE_TARGET_CLONES) && defined(__x86_64__)
+ * the result is the same on every path (integer code and IEEE division).
+ * FP8KV_NO_TARGET_CLONES: for a build by a compiler other than configure's
+ * (make fuzz's clang). */
+#if defined(HAVE_TARGET_CLONES) && defined(__x86_64__) && !defined(FP8KV_NO_TARGET_CLONES)
 #define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define VECTOR_CLONES

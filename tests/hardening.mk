@@ -135,6 +135,7 @@ FUZZ_INCLUDES = $(srcdir)/include/fp8kv.h $(srcdir)/lib/backend.h $(srcdir)/lib/
 tests/fuzz/fuzz_cache_write$(EXEEXT): $(FUZZ_SRCS) $(FUZZ_INCLUDES) $(top_builddir)/config.h
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_FLAGS) -ffp-contract=off -DFP8KV_BUILDING \
+	  -DFP8KV_NO_TARGET_CLONES \
 	  -DFP8KV_MODULE_DIR='"/nonexistent"' -I$(top_srcdir)/include -I$(top_srcdir)/lib -I$(top_srcdir)/cpu \
 	  -I$(top_builddir) $(FUZZ_EXTRA) -o $@ $(FUZZ_SRCS) $(LIBS) -lm
 
