@@ -58,6 +58,13 @@ check_PROGRAMS += tests/setuid_probe
 tests_setuid_probe_SOURCES = tests/setuid_probe.c
 tests_setuid_probe_LDADD = lib/libfp8kv_core.la
 tests_setuid_probe_LDFLAGS = $(OPENMP_CFLAGS)
+if HIP_LINKED
+# --disable-hip-module: the library's objects include the HIP backend's
+tests_setuid_probe_LDADD += hip/fp8kv_hip.lo $(HIP_LIBS)
+tests_setuid_probe_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) \
+	$(LIBTOOLFLAGS) --mode=link $(CXXLD) $(AM_CXXFLAGS) $(CXXFLAGS) \
+	$(tests_setuid_probe_LDFLAGS) $(LDFLAGS) -o $@
+endif
 TESTS += tests/check_setuid.sh
 EXTRA_DIST += tests/check_setuid.sh
 
