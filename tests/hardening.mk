@@ -64,6 +64,11 @@ tests_setuid_probe_LDADD += hip/fp8kv_hip.lo $(HIP_LIBS)
 tests_setuid_probe_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CXX $(AM_LIBTOOLFLAGS) \
 	$(LIBTOOLFLAGS) --mode=link $(CXXLD) $(AM_CXXFLAGS) $(CXXFLAGS) \
 	$(tests_setuid_probe_LDFLAGS) $(LDFLAGS) -o $@
+else
+# (defined in both branches: automake leaves a one-branch _LINK empty)
+tests_setuid_probe_LINK = $(LIBTOOL) $(AM_V_lt) --tag=CC $(AM_LIBTOOLFLAGS) \
+	$(LIBTOOLFLAGS) --mode=link $(CCLD) $(AM_CFLAGS) $(CFLAGS) \
+	$(tests_setuid_probe_LDFLAGS) $(LDFLAGS) -o $@
 endif
 TESTS += tests/check_setuid.sh
 EXTRA_DIST += tests/check_setuid.sh
