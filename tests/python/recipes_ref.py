@@ -352,6 +352,20 @@ def e8m0_even_aiter_triton(amax):
     return max(0, min(254, ((rounded >> 23) - 127) - 2 + 127))
 
 
+def e8m0_aiter_triton_mxfp8(amax):
+    """aiter's Triton _mxfp8_quant_op (same quant.py): the MXFP4 constant
+    2^21 with the e4m3 offset 8, so amax moves up a binade from significand
+    1.75: the exact rceil for 448 except at amax = 448 * 2^k, one higher."""
+    rounded = (amax + (1 << 21)) & 0xFF800000
+    if rounded == X.F32_INF:
+        return 254
+    if rounded & 0x7FFFFFFF == 0:
+        return 0
+    if rounded & X.F32_SIGN:
+        raise ValueError("log2 of a negative amax: not modelled")
+    return max(0, min(254, (rounded >> 23) - 8))
+
+
 # ---- MX groups ----------------------------------------------------------------
 
 MX_ELEM = {"e4m3fn": (E4M3FN, 8), "e5m2": (E5M2, 15), "e2m1": (E2M1, 2)}

@@ -306,6 +306,15 @@ def test_even_rule():
     assert R.e8m0_even_aiter_triton(X.QNAN) == 254
 
 
+def test_aiter_triton_mxfp8_is_rceil_but_at_448_times_powers_of_two():
+    for h in range(0x0500, 0x7F00):
+        a = h << 16
+        m = X.magnitude(a) / X.pow2(X.floor_log2(X.magnitude(a)))
+        want = R.e8m0_rceil_exact(a, 448) + (1 if m == Fraction(7, 4) else 0)
+        assert R.e8m0_aiter_triton_mxfp8(a) == want, hex(a)
+    assert R.e8m0_aiter_triton_mxfp8(f32(448.0)) == 128 and R.e8m0_rceil_exact(f32(448.0), 448) == 127
+
+
 # ---- MX groups --------------------------------------------------------------
 
 MXFP4_VALUES = [7.0, 1.0, 0.3, -2.5] + [0.0] * 28
