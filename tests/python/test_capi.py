@@ -100,3 +100,30 @@ def test_formats_and_scale_modes():
     assert [f.name for f in fs] == ["e4m3fn", "e4m3fnuz", "e5m2", "e5m2fnuz"]
     assert [f.max for f in fs] == [448.0, 240.0, 57344.0, 57344.0]
     assert fp8kv.scale_modes() == ("one", "tensor", "head", "dynamic")
+
+
+def test_packer_takes_pointer_sizes_from_ctypes():
+    """A 32-bit layout (4-byte pointers, 8-byte integers aligned to 4, as on
+    i386), simulated with a 4-byte pointer type: the packer must lay out
+    what ctypes lays out, and refuse (not assert) a layout it cannot pack."""
+    cls = _capi.cache_write_structure(pointer=ctypes.c_uint32, pack=4)
+    assert ctypes.sizeof(cls) < ctypes.sizeof(_capi.CacheWrite)
+    packer = _capi.packer(cls)
+    assert packer.size == ctypes.sizeof(cls)
+    fields = [name for name, _ in cls._fields_]
+    # pointers near 2**32 (a pointer packed as 8 bytes would shift the rest)
+    values = [0xFFFFFFF0 - i if ctype is ctypes.c_uint32 else 1000 + i
+              for i, (_, ctype) in enumerate(cls._fields_)]
+    desc = cls.from_buffer_copy(packer.pack(*values))
+    assert [getattr(desc, f) for f in fields] == values
+    # the build's own structure, from the same function, is the module's
+    native = _capi.cache_write_structure()
+    assert [(n, getattr(native, n).offset) for n, _ in native._fields_] == \
+        [(n, getattr(_capi.CacheWrite, n).offset) for n, _ in _capi.CacheWrite._fields_]
+
+
+def test_packer_refuses_a_type_it_cannot_pack():
+    class Odd(ctypes.Structure):
+        _fields_ = [("x", ctypes.c_double)]
+    with pytest.raises(ImportError, match="c_double"):
+        _capi.packer(Odd)
