@@ -206,3 +206,92 @@ def test_golden_leaves_the_arguments_alone(rng):
     assert_bytes_equal(raw_bytes(res.key_cache), ek)
     assert_bytes_equal(raw_bytes(res.value_cache), ev)
     assert res.k_scale_cache is None and int(res.overflow_count) >= 0
+
+
+# ---- hostile tensors (issue #35 items 2, 7, 8; #33 item 5) ------------------------
+
+def _valid_tensors(rng):
+    k, v, slots = case(rng, "f32", D=D, Dv=D)
+    return dict(key=to_torch(k, "f32"), value=to_torch(v, "f32"),
+                key_cache=poisoned((B, S, H, D)), value_cache=poisoned((B, S, H, D)),
+                slot_mapping=torch.from_numpy(slots), format="e4m3fn")
+
+
+def _call(fn, kw):
+    kw = dict(kw)
+    args = [kw.pop(n) for n in ("key", "value", "key_cache", "value_cache", "slot_mapping")]
+    return fn(*args, **kw)
+
+
+@pytest.mark.parametrize("meta", ["key_cache", "value_cache", "key", "slot_mapping"])
+def test_operator_refuses_a_meta_tensor_among_cpu_ones(rng, meta):
+    """torch 1.13 dispatches such a call to the Meta kernel, which must not
+    return as if it had written."""
+    kw = _valid_tensors(rng)
+    kw[meta] = torch.empty(kw[meta].shape, dtype=kw[meta].dtype, device="meta")
+    with pytest.raises((ValueError, TypeError, RuntimeError)) as e:
+        _call(torch.ops.fp8kv.reshape_and_cache, kw)
+    named = "value" if meta == "key" else meta     # the first tensor not on key's device
+    assert str(e.value).startswith(named + ":"), str(e.value)
+    for c in ("key_cache", "value_cache"):
+        if kw[c].device.type == "cpu":
+            assert (raw_bytes(kw[c]) == 0xA5).all(), c
+
+
+@pytest.mark.parametrize("name", ["key_cache", "value_cache", "k_amax", "overflow_count"])
+def test_an_inference_tensor_is_written_only_in_inference_mode(rng, name):
+    kw = _valid_tensors(rng)
+    kw.update(k_amax=torch.zeros(H), overflow_count=torch.zeros(1, dtype=torch.int64))
+    with torch.inference_mode():
+        kw[name] = kw[name].clone()
+    before = raw_bytes(kw[name]).copy()
+    with pytest.raises(ValueError, match="^%s:.*inference" % name):
+        _call(fp8kv.reshape_and_cache, kw)
+    assert_bytes_equal(raw_bytes(kw[name]), before)
+    with torch.inference_mode():
+        _call(fp8kv.reshape_and_cache, kw)
+
+
+def test_an_output_that_requires_grad_is_refused_under_grad_mode(rng):
+    kw = _valid_tensors(rng)
+    kw["k_amax"] = torch.zeros(H, requires_grad=True)
+    with pytest.raises(ValueError, match="^k_amax:.*grad"):
+        _call(fp8kv.reshape_and_cache, kw)
+    assert (kw["k_amax"].detach() == 0).all()
+    with torch.no_grad():
+        _call(fp8kv.reshape_and_cache, kw)
+    assert (kw["k_amax"].detach() > 0).all()
+
+
+@pytest.mark.parametrize("name", ["key", "key_cache", "slot_mapping"])
+def test_a_sparse_tensor_is_named(rng, name):
+    kw = _valid_tensors(rng)
+    kw[name] = kw[name].to_sparse()
+    with pytest.raises((TypeError, ValueError), match="^%s:.*sparse" % name):
+        _call(fp8kv.reshape_and_cache, kw)
+
+
+@pytest.mark.parametrize("name,dtype", [("key", torch.float64), ("key_cache", torch.int8),
+                                        ("slot_mapping", torch.int16),
+                                        ("k_scale", torch.float64)])
+def test_a_wrong_tensor_dtype_is_named_in_the_message(rng, name, dtype):
+    kw = _valid_tensors(rng)
+    if name == "k_scale":
+        kw.update(k_scale=torch.ones(1), v_scale=torch.ones(1))
+    kw[name] = kw[name].to(dtype)
+    with pytest.raises(TypeError, match="^%s:" % name) as e:
+        _call(fp8kv.reshape_and_cache, kw)
+    assert str(dtype).replace("torch.", "") in str(e.value), str(e.value)
+    assert "None" not in str(e.value)
+
+
+def test_bulk_calls_refuse_inference_and_sparse_tensors():
+    with torch.inference_mode():
+        dst = torch.zeros(4, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="^dst:.*inference"):
+        fp8kv.quantize(torch.ones(4), dst, format="e4m3fn")
+    assert (dst == 0).all()
+    with pytest.raises((TypeError, ValueError), match="^src:.*sparse"):
+        fp8kv.quantize(torch.ones(4).to_sparse(), format="e4m3fn")
+    empty = fp8kv.quantize(torch.ones(0), format="e4m3fn")
+    assert empty.shape == (0,) and fp8kv.amax(torch.ones(0)) == 0.0
