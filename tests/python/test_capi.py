@@ -7,6 +7,7 @@ source of truth."""
 import ctypes
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -127,3 +128,25 @@ def test_packer_refuses_a_type_it_cannot_pack():
         _fields_ = [("x", ctypes.c_double)]
     with pytest.raises(ImportError, match="c_double"):
         _capi.packer(Odd)
+
+
+OVERRUN = """
+import numpy as np
+from fp8kv import _backends, _capi
+src = np.ones(8192, np.float32)
+dst = np.zeros(4096, np.uint8)          # half the count: the write runs past it
+_capi.fn.quantize(_backends.handle(-1), dst.ctypes.data, _capi.E4M3FN, src.ctypes.data,
+                  _capi.F32, src.size, _capi.SCALE_ONE, None, _capi.SATURATE, None, None)
+print("no report")
+"""
+
+
+@pytest.mark.skipif(os.environ.get("FP8KV_SANITIZERS") != "yes",
+                    reason="not an --enable-sanitizers build")
+def test_the_python_tests_run_under_address_sanitizer():
+    """The planted fault of the sanitizer run: a write past a numpy buffer,
+    through the C API with the package's checks bypassed, must be reported
+    (run_pytest.sh preloads ASan; a child inherits it)."""
+    out = subprocess.run([sys.executable, "-B", "-c", OVERRUN], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert out.returncode != 0 and "heap-buffer-overflow" in out.stdout, out.stdout[-2000:]
