@@ -110,12 +110,14 @@ opened once and kept) and a GPU call runs on torch's current stream.
   layout         "NHD" or "HND"; None reads it from where key's head count
                  is in the cache's shape (stated when block_size == heads).
   scale          None: no scale, unless k_scale/v_scale ("tensor" for one
-                 value, else "head") or k_scale_cache ("dynamic") say one;
-                 "tensor": k_scale, v_scale hold one float32 (or are floats);
-                 "head": one float32 per head; "dynamic": a scale per
-                 written row, amax / max(format) floored at 2**-126, stored
-                 in k_scale_cache/v_scale_cache, float32 [blocks,
-                 block_size, heads] or [blocks, heads, block_size].
+                 value, else "head") or k_scale_cache ("token_head") say
+                 one; "tensor": k_scale, v_scale hold one float32 (or are
+                 numbers); "head": one float32 per head; "token_head": a
+                 scale per written row (token and head), amax /
+                 max(format) floored at 2**-126, stored in
+                 k_scale_cache/v_scale_cache, float32 [blocks, block_size,
+                 heads] or [blocks, heads, block_size].  (The names are the
+                 header's FP8KV_SCALE_*; "dynamic" is retired.)
   overflow       "saturate" (largest finite) or "nonsaturating" (NaN, or
                  Inf for e5m2).
   overflow_count, nan_count

@@ -21,7 +21,7 @@ INPUT_DTYPES = ("f32", "f16", "bf16")
 INDEX_DTYPES = ("i64", "i32")
 COUNTER_DTYPES = ("u64", "i64")
 CACHE_DTYPES = FP8_FORMATS + ("u8",) + INPUT_DTYPES
-SCALE_MODES = ("one", "tensor", "head", "dynamic")
+SCALE_MODES = ("one", "tensor", "head", "token_head")
 OVERFLOW_MODES = ("saturate", "nonsaturating")
 LAYOUTS = ("NHD", "HND")
 
@@ -31,7 +31,7 @@ CODES = {"f32": _capi.F32, "f16": _capi.F16, "bf16": _capi.BF16,
 ITEMSIZE = {"f32": 4, "f16": 2, "bf16": 2, "e4m3fn": 1, "e4m3fnuz": 1, "e5m2": 1,
             "e5m2fnuz": 1, "u8": 1, "i32": 4, "i64": 8, "u64": 8}
 SCALE_CODES = {"one": _capi.SCALE_ONE, "tensor": _capi.SCALE_TENSOR,
-               "head": _capi.SCALE_HEAD, "dynamic": _capi.SCALE_TOKEN_HEAD}
+               "head": _capi.SCALE_HEAD, "token_head": _capi.SCALE_TOKEN_HEAD}
 OVERFLOW_CODES = {"saturate": _capi.SATURATE, "nonsaturating": _capi.NONSATURATING}
 INDEX_CODES = {"i64": _capi.INDEX_INT64, "i32": _capi.INDEX_INT32}
 
@@ -81,7 +81,8 @@ def formats():
 
 def scale_modes():
     """The scale modes reshape_and_cache takes: "one" (scale=None), "tensor",
-    "head" and "dynamic"."""
+    "head" and "token_head" (the header's FP8KV_SCALE_ONE, TENSOR, HEAD and
+    TOKEN_HEAD)."""
     return SCALE_MODES
 
 

@@ -67,11 +67,11 @@ def _cache_dims(shape, strides, heads, layout, name):
 
 
 def _scale_cache_strides(k_sc, v_sc, dev, blocks, block_size, heads, layout):
-    """(k ptr, v ptr, stride block, slot, head) of the dynamic mode's scale
+    """(k ptr, v ptr, stride block, slot, head) of the token_head mode's scale
     caches, [blocks, block_size, heads] or [blocks, heads, block_size] (the
     cache's order when both fit)."""
     if k_sc is None or v_sc is None:
-        raise ValueError("%s: scale='dynamic' needs k_scale_cache and v_scale_cache"
+        raise ValueError("%s: scale='token_head' needs k_scale_cache and v_scale_cache"
                          % ("k_scale_cache" if k_sc is None else "v_scale_cache"))
     kp, kshape, kstr, kkind, kd = describe(k_sc, "k_scale_cache", True)
     vp, vshape, vstr, vkind, vd = describe(v_sc, "v_scale_cache", True)
@@ -128,10 +128,10 @@ def _check_caches(blocks, block_size, vblocks, vblock_size, kcshape, kcstr, ksha
 
 
 def _implied_scale(k_scale, v_scale, k_scale_cache, v_scale_cache):
-    """scale=None: "dynamic" with scale caches, "tensor" or "head" (by the
+    """scale=None: "token_head" with scale caches, "tensor" or "head" (by the
     number of values) with k_scale/v_scale, else no scale."""
     if k_scale_cache is not None or v_scale_cache is not None:
-        return "dynamic"
+        return "token_head"
     x, name = (k_scale, "k_scale") if k_scale is not None else (v_scale, "v_scale")
     if x is None:
         return "one"

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fp8kv
@@ -100,7 +101,15 @@ def test_formats_and_scale_modes():
     fs = fp8kv.formats()
     assert [f.name for f in fs] == ["e4m3fn", "e4m3fnuz", "e5m2", "e5m2fnuz"]
     assert [f.max for f in fs] == [448.0, 240.0, 57344.0, 57344.0]
-    assert fp8kv.scale_modes() == ("one", "tensor", "head", "dynamic")
+    assert fp8kv.scale_modes() == ("one", "tensor", "head", "token_head")
+    key, cache, sc = np.ones((1, 1, 8), np.float32), np.zeros((2, 4, 1, 8), np.uint8), \
+        np.zeros((2, 4, 1), np.float32)
+    for retired in ("dynamic", "implicit", "token-head"):       # no aliases
+        with pytest.raises(ValueError, match="^scale:"):
+            fp8kv.reshape_and_cache(key, key, cache, cache.copy(), np.zeros(1, np.int64),
+                                    scale=retired, format="e4m3fn", k_scale_cache=sc,
+                                    v_scale_cache=sc.copy())
+    assert not cache.any() and not sc.any()
 
 
 def test_packer_takes_pointer_sizes_from_ctypes():

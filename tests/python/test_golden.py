@@ -22,13 +22,13 @@ def test_golden_returns_the_written_copies(rng):
     ksc, vsc = poisoned((B, H, S), np.float32), poisoned((B, H, S), np.float32)
     before = [a.copy() for a in (key, kc, vc, ksc, vsc)]
     res = golden.reshape_and_cache(fp8kv.typed(key, "bf16"), fp8kv.typed(key, "bf16"), kc, vc,
-                                   slots, scale="dynamic", k_scale_cache=ksc, v_scale_cache=vsc,
+                                   slots, scale="token_head", k_scale_cache=ksc, v_scale_cache=vsc,
                                    format="e5m2")
     for a, b in zip((key, kc, vc, ksc, vsc), before):
         assert_bytes_equal(a, b, "an argument")
     ek, ev, eks, evs = kc.copy(), vc.copy(), ksc.copy(), vsc.copy()
     reference.cache_write(key, key, ek, ev, slots, fmt="e5m2", in_dtype="bf16", layout="HND",
-                          scale="dynamic", k_sc=eks, v_sc=evs, sc_layout="HND")
+                          scale="token_head", k_sc=eks, v_sc=evs, sc_layout="HND")
     assert res.error is None
     assert_bytes_equal(golden.as_bytes(res.key_cache), ek)
     assert_bytes_equal(golden.as_bytes(res.value_cache), ev)

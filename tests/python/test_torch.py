@@ -86,7 +86,7 @@ def test_float8_caches_give_the_format(rng, fmt):
                                 torch.from_numpy(slots), format=other)
 
 
-def test_strided_tensors_dynamic_scales_and_counters(rng):
+def test_strided_tensors_token_head_scales_and_counters(rng):
     """key and value as views of a packed qkv tensor; a strided slot mapping;
     int64 counters (torch 1.13 has no uint64)."""
     raw = make_inputs(rng, (T, 3 * H, D), "bf16")
@@ -97,7 +97,7 @@ def test_strided_tensors_dynamic_scales_and_counters(rng):
     ksc, vsc = poisoned((B, S, H), torch.float32), poisoned((B, S, H), torch.float32)
     oc, nc = torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64)
     ka = torch.zeros(H)
-    fp8kv.reshape_and_cache(k, v, kc, vc, slots, scale="dynamic", k_scale_cache=ksc,
+    fp8kv.reshape_and_cache(k, v, kc, vc, slots, scale="token_head", k_scale_cache=ksc,
                             v_scale_cache=vsc, overflow_count=oc, nan_count=nc, k_amax=ka,
                             format="e4m3fnuz")
     eksc, evsc = np_poisoned((B, S, H), np.float32), np_poisoned((B, S, H), np.float32)
@@ -105,7 +105,7 @@ def test_strided_tensors_dynamic_scales_and_counters(rng):
     ekc, evc = np.full((B, S, H, D), 0xA5, np.uint8), np.full((B, S, H, D), 0xA5, np.uint8)
     overflows, nans, _ = reference.cache_write(
         raw[:, H:2 * H], raw[:, 2 * H:], ekc, evc, np.arange(0, 2 * T, 2), fmt="e4m3fnuz",
-        in_dtype="bf16", scale="dynamic", k_sc=eksc, v_sc=evsc, k_amax=ka_exp)
+        in_dtype="bf16", scale="token_head", k_sc=eksc, v_sc=evsc, k_amax=ka_exp)
     assert_bytes_equal(raw_bytes(kc), ekc)
     assert_bytes_equal(raw_bytes(vc), evc)
     assert_bytes_equal(raw_bytes(ksc), eksc.view(np.uint8))

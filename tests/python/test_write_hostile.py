@@ -22,7 +22,7 @@ T, H, D, B, S = 3, 2, 8, 4, 4
 
 
 def valid(**changes):
-    """A valid call's arguments (dynamic scales, every optional output)."""
+    """A valid call's arguments (token_head scales, every optional output)."""
     key = np.linspace(-2, 2, T * H * D, dtype=np.float32).reshape(T, H, D)
     kw = dict(key=key, value=key.copy(), key_cache=poisoned((B, S, H, D)),
               value_cache=poisoned((B, S, H, D)), slot_mapping=np.arange(T, dtype=np.int64),
