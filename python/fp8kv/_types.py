@@ -102,6 +102,9 @@ class Typed:
     def __setattr__(self, name, value):
         raise AttributeError("fp8kv.typed() wrappers are immutable; make a new one")
 
+    def __reduce__(self):     # copy and pickle without setting attributes
+        return Typed, (self._array, self._dtype)
+
     def __repr__(self):
         return "fp8kv.typed(%r, %r)" % (self._array, self._dtype)
 

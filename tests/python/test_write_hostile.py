@@ -7,7 +7,9 @@ must raise TypeError or ValueError naming the argument, before the library
 is called, with every byte of every output as it was; or, where the call is
 valid, write exactly the contract's bytes."""
 
+import copy
 import mmap
+import pickle
 import subprocess
 import sys
 
@@ -206,6 +208,8 @@ def test_typed_cannot_be_reassigned():
     with pytest.raises(AttributeError):
         t.dtype = "e4m3fn"
     assert t.array.dtype == np.uint16 and t.dtype == "f16"
+    for c in (copy.copy(t), copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
+        assert c.dtype == "f16" and c.array.dtype == np.uint16 and c.array.shape == (4,)
 
 
 def test_typed_element_size_is_checked_at_use(monkeypatch):
