@@ -6,7 +6,7 @@ so it reads each array once and packs the descriptor in one struct call.
 plan() and write() take the parameters of _signature.PARAMS by keyword only
 (P-ONE-SIGNATURE); write() is built from the table."""
 
-from . import _backends, _capi
+from . import _backends, _capi, _torch
 from ._arrays import (counter, describe, f32, is_number, made_contiguous, numel, same_device,
                       wrong_dtype)
 from ._signature import BY_NAME, function
@@ -135,6 +135,8 @@ def _implied_scale(k_scale, v_scale, k_scale_cache, v_scale_cache):
     x, name = (k_scale, "k_scale") if k_scale is not None else (v_scale, "v_scale")
     if x is None:
         return "one"
+    if type(x) is _torch.Tensor:       # the hot path; f32() checks it later
+        return "tensor" if x.numel() == 1 else "head"
     if type(x) is not float and not is_number(x):
         return "tensor" if numel(describe(x, name)[1]) == 1 else "head"
     return "tensor"
