@@ -294,7 +294,7 @@ FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *backend,
  * These count only the tokens actually written.
  *
  * Validation happens before anything is written: NULL pointers, sizes < 1
- * (num_tokens may be 0), negative strides, cache strides under which two
+ * (see "Zero sizes" below), negative strides, cache strides under which two
  * elements share an address, sizes whose byte extent overflows 64 bits,
  * misaligned pointers, unsupported dtype pairs, and arguments that share
  * memory all return an error and leave every byte untouched.  Shared
@@ -305,6 +305,13 @@ FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *backend,
  * arrays of blocks at one block stride are apart when no block of one
  * meets a block of the other (K and V interleaved per page in one tensor).
  * The slot mapping is read once per token, by the pass that writes.
+ *
+ * Zero sizes, one rule for every call: a count of work may be 0 (num_tokens
+ * here; count in fp8kv_quantize, fp8kv_dequantize, fp8kv_amax and
+ * fp8kv_check_slots), and the call then returns FP8KV_OK without touching
+ * any array (*amax is 0, the slot report empty); a dimension of an array
+ * may not (num_heads, head_dim_k, head_dim_v, num_blocks, block_size, and
+ * swa_mapping_len with a swa_mapping are at least 1, else FP8KV_EINVAL).
  *
  * What no C API can check is the size of the buffers themselves: key and
  * value must hold the rows the strides reach, slot_mapping num_tokens

@@ -8,8 +8,9 @@
 # that the tests run against the library just built, never an installed one.
 
 FP8KV_PY_PACKAGE = python/fp8kv/__init__.py python/fp8kv/_backends.py \
-	python/fp8kv/_bulk.py python/fp8kv/_capi.py python/fp8kv/_errors.py \
-	python/fp8kv/_torch_op.py python/fp8kv/_types.py python/fp8kv/_write.py \
+	python/fp8kv/_arrays.py python/fp8kv/_bulk.py python/fp8kv/_capi.py python/fp8kv/_errors.py \
+	python/fp8kv/_signature.py python/fp8kv/_torch.py python/fp8kv/_torch_op.py \
+	python/fp8kv/_types.py python/fp8kv/_write.py \
 	python/fp8kv/golden.py
 FP8KV_PY_COMPAT = python/fp8kv/compat/__init__.py python/fp8kv/compat/sglang.py \
 	python/fp8kv/compat/vllm.py
@@ -25,8 +26,13 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_loading.py tests/python/test_golden.py \
 	tests/python/faulty_writers.py tests/python/test_conform.py \
 	tests/python/test_conform_classify.py \
-	tests/python/recipes_exact.py tests/python/recipes_ref.py \
-	tests/python/test_recipes_exact.py tests/python/test_recipes_ref.py
+	tests/python/recipes_exact.py \
+	tests/python/recipes_ref.py \
+	tests/python/test_recipes_exact.py \
+	tests/python/test_recipes_ref.py \
+	tests/python/test_write_hostile.py \
+	tests/python/test_import.py \
+	tests/python/test_signature.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
 	python/README.md python/gpu_check.py python/conform_gpu.py tests/python/run_pytest.sh \
 	$(FP8KV_PY_TESTS) tests/python/struct_layout.c

@@ -84,6 +84,7 @@ MUTATOR(zero_heads, d->num_heads = 0)
 MUTATOR(zero_head_dim, d->head_dim_v = 0)
 MUTATOR(zero_block_size, d->block_size = 0)
 MUTATOR(negative_blocks, d->num_blocks = -3)
+MUTATOR(zero_blocks, d->num_blocks = 0)
 MUTATOR(slot_count_overflow, d->num_blocks = INT64_MAX / 2; d->block_size = 4)
 MUTATOR(negative_input_stride, d->key_stride_token = -16)
 MUTATOR(negative_cache_stride, d->value_cache_stride_slot = -1)
@@ -129,6 +130,7 @@ static const bad_input bad_inputs[] = {
 	{"zero head_dim_v", zero_head_dim, FP8KV_EINVAL, "head_dim_v"},
 	{"zero block_size", zero_block_size, FP8KV_EINVAL, "block_size"},
 	{"negative num_blocks", negative_blocks, FP8KV_EINVAL, "num_blocks"},
+	{"zero num_blocks (the zero-size rule)", zero_blocks, FP8KV_EINVAL, "num_blocks"},
 	{"num_blocks * block_size overflows", slot_count_overflow, FP8KV_EINVAL, "overflows"},
 	{"negative input stride", negative_input_stride, FP8KV_EINVAL, "negative"},
 	{"negative cache stride", negative_cache_stride, FP8KV_EINVAL, "negative"},

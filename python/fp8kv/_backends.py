@@ -1,14 +1,13 @@
 # SPDX-License-Identifier: MIT
 """Backends, opened once per device and kept: "cpu" for host memory, "hip:N"
 for the GPU torch calls cuda:N (CUDA or ROCm).  Device keys are -1 for the
-host and N for cuda:N, as _types.describe() gives them."""
+host and N for cuda:N, as _arrays.describe() gives them."""
 
 import collections
 import ctypes
 import threading
 
-from . import _capi
-from ._types import torch
+from . import _capi, _torch
 
 _handles = {}
 _lock = threading.Lock()
@@ -16,10 +15,15 @@ _lock = threading.Lock()
 BackendInfo = collections.namedtuple("BackendInfo", "name device")
 BackendInfo.__doc__ = "A backend that opens here: its name and its device's description."
 
-if torch is not None:
+_raw_stream = None
+
+
+def _adopted(torch):
+    global _raw_stream
     _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-else:
-    _raw_stream = None
+
+
+_torch.on_adopt(_adopted)
 
 
 def backend_name(d):
@@ -47,7 +51,7 @@ def stream(d):
         return None
     if _raw_stream is not None:
         return _raw_stream(d)
-    return torch.cuda.current_stream(d).cuda_stream
+    return _torch.torch.cuda.current_stream(d).cuda_stream
 
 
 def device_key(device):
@@ -55,6 +59,7 @@ def device_key(device):
     "hip:N" or a torch.device."""
     if isinstance(device, int) and not isinstance(device, bool):
         return device
+    torch = _torch.adopt()
     if torch is not None and isinstance(device, torch.device):
         device = str(device)
     if isinstance(device, str):
@@ -96,6 +101,7 @@ def backends():
         found.append(BackendInfo(_capi.fn.backend_name(h).decode(),
                                  _capi.fn.backend_device(h).decode()))
         d += 1
+        torch = _torch.torch
         if torch is not None and torch.cuda.is_available() and d >= torch.cuda.device_count():
             break
     return found

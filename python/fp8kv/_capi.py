@@ -30,30 +30,44 @@ _int = ctypes.c_int          # the C enums are int-sized
 _ptr = ctypes.c_void_p
 
 
-class CacheWrite(ctypes.Structure):
-    """fp8kv_cache_write, in the header's order."""
-    _fields_ = [
-        ("key", _ptr), ("value", _ptr), ("input_dtype", _int),
-        ("num_tokens", _i64), ("num_heads", _i64),
-        ("head_dim_k", _i64), ("head_dim_v", _i64),
-        ("key_stride_token", _i64), ("key_stride_head", _i64),
-        ("value_stride_token", _i64), ("value_stride_head", _i64),
-        ("key_cache", _ptr), ("value_cache", _ptr), ("cache_dtype", _int),
-        ("num_blocks", _i64), ("block_size", _i64),
-        ("key_cache_stride_block", _i64), ("key_cache_stride_slot", _i64),
-        ("key_cache_stride_head", _i64),
-        ("value_cache_stride_block", _i64), ("value_cache_stride_slot", _i64),
-        ("value_cache_stride_head", _i64),
-        ("slot_mapping", _ptr), ("slot_type", _int),
-        ("swa_mapping", _ptr), ("swa_type", _int), ("swa_mapping_len", _i64),
-        ("scale_mode", _int), ("k_scale", _ptr), ("v_scale", _ptr),
-        ("overflow", _int),
-        ("k_scale_cache", _ptr), ("v_scale_cache", _ptr),
-        ("scale_cache_stride_block", _i64), ("scale_cache_stride_slot", _i64),
-        ("scale_cache_stride_head", _i64),
-        ("overflow_count", _ptr), ("nan_count", _ptr),
-        ("k_amax", _ptr), ("v_amax", _ptr),
-    ]
+# fp8kv_cache_write's fields in the header's order, pointers as None: the
+# pointer type is the platform's (cache_write_structure below).
+_CACHE_WRITE_LAYOUT = [
+    ("key", None), ("value", None), ("input_dtype", _int),
+    ("num_tokens", _i64), ("num_heads", _i64),
+    ("head_dim_k", _i64), ("head_dim_v", _i64),
+    ("key_stride_token", _i64), ("key_stride_head", _i64),
+    ("value_stride_token", _i64), ("value_stride_head", _i64),
+    ("key_cache", None), ("value_cache", None), ("cache_dtype", _int),
+    ("num_blocks", _i64), ("block_size", _i64),
+    ("key_cache_stride_block", _i64), ("key_cache_stride_slot", _i64),
+    ("key_cache_stride_head", _i64),
+    ("value_cache_stride_block", _i64), ("value_cache_stride_slot", _i64),
+    ("value_cache_stride_head", _i64),
+    ("slot_mapping", None), ("slot_type", _int),
+    ("swa_mapping", None), ("swa_type", _int), ("swa_mapping_len", _i64),
+    ("scale_mode", _int), ("k_scale", None), ("v_scale", None),
+    ("overflow", _int),
+    ("k_scale_cache", None), ("v_scale_cache", None),
+    ("scale_cache_stride_block", _i64), ("scale_cache_stride_slot", _i64),
+    ("scale_cache_stride_head", _i64),
+    ("overflow_count", None), ("nan_count", None),
+    ("k_amax", None), ("v_amax", None),
+]
+
+
+def cache_write_structure(pointer=_ptr, pack=None):
+    """fp8kv_cache_write as a ctypes structure with pointers of type
+    `pointer` (and _pack_ = pack when given): the build's own with the
+    defaults; the tests lay out a 32-bit one with a 4-byte pointer type."""
+    namespace = {"_fields_": [(name, ctype or pointer) for name, ctype in _CACHE_WRITE_LAYOUT],
+                 "__doc__": "fp8kv_cache_write, in the header's order."}
+    if pack is not None:
+        namespace["_pack_"] = pack
+    return type("CacheWrite", (ctypes.Structure,), namespace)
+
+
+CacheWrite = cache_write_structure()
 
 
 class SlotReport(ctypes.Structure):
@@ -65,23 +79,44 @@ class SlotReport(ctypes.Structure):
     ]
 
 
-def _packer(structure):
+def _struct_code(ctype):
+    """The struct module's code of an integer or pointer ctypes type, by its
+    size as ctypes has it on this platform (4-byte pointers on 32-bit ones);
+    None for any other type."""
+    if issubclass(ctype, ctypes.c_void_p):
+        signed = False
+    elif isinstance(getattr(ctype, "_type_", None), str) and ctype._type_ in "bhilqBHILQ":
+        signed = ctype._type_.islower()
+    else:
+        return None
+    code = {1: "b", 2: "h", 4: "i", 8: "q"}.get(ctypes.sizeof(ctype))
+    return code if code is None or signed else code.upper()
+
+
+def packer(structure):
     """A struct.Struct that lays values out exactly as ctypes lays out
     `structure` (padding included), so that one pack() call fills a whole
-    descriptor: far cheaper than setting forty ctypes attributes."""
-    codes = {ctypes.c_void_p: "Q", ctypes.c_int64: "q", ctypes.c_int: "i"}
+    descriptor: far cheaper than setting forty ctypes attributes.  Sizes are
+    ctypes' own.  Raises ImportError (never a bare assert, which python -O
+    drops) for a layout it cannot reproduce."""
     fmt, at = "=", 0
     for name, ctype in structure._fields_:
         offset = getattr(structure, name).offset
-        fmt += "x" * (offset - at) + codes[ctype]
+        code = _struct_code(ctype)
+        if code is None or offset < at:
+            raise ImportError("fp8kv: cannot mirror %s.%s (%s at offset %d) with struct"
+                              % (structure.__name__, name, ctype.__name__, offset))
+        fmt += "x" * (offset - at) + code
         at = offset + ctypes.sizeof(ctype)
     fmt += "x" * (ctypes.sizeof(structure) - at)
-    packer = struct.Struct(fmt)
-    assert packer.size == ctypes.sizeof(structure)
-    return packer
+    result = struct.Struct(fmt)
+    if result.size != ctypes.sizeof(structure):
+        raise ImportError("fp8kv: the packed %s has %d bytes, ctypes says %d"
+                          % (structure.__name__, result.size, ctypes.sizeof(structure)))
+    return result
 
 
-CACHE_WRITE_PACKER = _packer(CacheWrite)
+CACHE_WRITE_PACKER = packer(CacheWrite)
 CACHE_WRITE_FIELDS = tuple(name for name, _ in CacheWrite._fields_)
 
 # ---- finding and loading the library ------------------------------------------

@@ -8,26 +8,20 @@ dtype names ("f32", "f16", "bf16", "e4m3fn", "e4m3fnuz", "e5m2",
 """
 
 import collections
-import os
 
-from . import _capi
+from . import _capi, _torch
 
 try:
     import numpy as np
 except ImportError:  # pragma: no cover - torch-only installs
     np = None
 
-# FP8KV_NO_TORCH=1 leaves torch out (its import takes seconds).
-torch = None
-if not os.environ.get("FP8KV_NO_TORCH"):
-    try:
-        import torch
-    except Exception:  # absent, or broken in this environment
-        torch = None
-
 FP8_FORMATS = ("e4m3fn", "e4m3fnuz", "e5m2", "e5m2fnuz")
 INPUT_DTYPES = ("f32", "f16", "bf16")
-SCALE_MODES = ("one", "tensor", "head", "dynamic")
+INDEX_DTYPES = ("i64", "i32")
+COUNTER_DTYPES = ("u64", "i64")
+CACHE_DTYPES = FP8_FORMATS + ("u8",) + INPUT_DTYPES
+SCALE_MODES = ("one", "tensor", "head", "token_head")
 OVERFLOW_MODES = ("saturate", "nonsaturating")
 LAYOUTS = ("NHD", "HND")
 
@@ -36,34 +30,41 @@ CODES = {"f32": _capi.F32, "f16": _capi.F16, "bf16": _capi.BF16,
          "e5m2": _capi.E5M2, "e5m2fnuz": _capi.E5M2FNUZ}
 ITEMSIZE = {"f32": 4, "f16": 2, "bf16": 2, "e4m3fn": 1, "e4m3fnuz": 1, "e5m2": 1,
             "e5m2fnuz": 1, "u8": 1, "i32": 4, "i64": 8, "u64": 8}
-SCALE_CODES = {None: _capi.SCALE_ONE, "one": _capi.SCALE_ONE,
-               "tensor": _capi.SCALE_TENSOR, "head": _capi.SCALE_HEAD,
-               "dynamic": _capi.SCALE_TOKEN_HEAD}
+SCALE_CODES = {"one": _capi.SCALE_ONE, "tensor": _capi.SCALE_TENSOR,
+               "head": _capi.SCALE_HEAD, "token_head": _capi.SCALE_TOKEN_HEAD}
 OVERFLOW_CODES = {"saturate": _capi.SATURATE, "nonsaturating": _capi.NONSATURATING}
-
-# torch's float8 dtypes by format, where this torch has them.
-TORCH_FP8 = {}
-_TORCH_KINDS = {}
-if torch is not None:
-    for _kind, _name in (("f32", "float32"), ("f16", "float16"), ("bf16", "bfloat16"),
-                         ("u8", "uint8"), ("i32", "int32"), ("i64", "int64"),
-                         ("u64", "uint64"), ("e4m3fn", "float8_e4m3fn"),
-                         ("e4m3fnuz", "float8_e4m3fnuz"), ("e5m2", "float8_e5m2"),
-                         ("e5m2fnuz", "float8_e5m2fnuz")):
-        if isinstance(getattr(torch, _name, None), torch.dtype):
-            _TORCH_KINDS[getattr(torch, _name)] = _kind
-            if _kind in FP8_FORMATS:
-                TORCH_FP8[_kind] = getattr(torch, _name)
-    Tensor = torch.Tensor
-else:
-    class Tensor:  # stands for torch.Tensor where torch is absent
-        pass
+INDEX_CODES = {"i64": _capi.INDEX_INT64, "i32": _capi.INDEX_INT32}
 
 # numpy dtypes by name ("bfloat16" and the float8 names are ml_dtypes').
-_NUMPY_KINDS = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "uint8": "u8",
-                "int32": "i32", "int64": "i64", "uint64": "u64",
-                "float8_e4m3fn": "e4m3fn", "float8_e4m3fnuz": "e4m3fnuz",
-                "float8_e5m2": "e5m2", "float8_e5m2fnuz": "e5m2fnuz"}
+NUMPY_KINDS = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "uint8": "u8",
+               "int32": "i32", "int64": "i64", "uint64": "u64",
+               "float8_e4m3fn": "e4m3fn", "float8_e4m3fnuz": "e4m3fnuz",
+               "float8_e5m2": "e5m2", "float8_e5m2fnuz": "e5m2fnuz"}
+# How messages name a kind: as numpy and torch name the dtype.
+DTYPE_NAMES = {kind: name for name, kind in NUMPY_KINDS.items()}
+
+
+def dtype_name(kind):
+    """A kind as messages name it ("float32"); a dtype fp8kv does not know
+    is its kind already ("float64", the name describe() gives it)."""
+    return DTYPE_NAMES.get(kind, kind)
+
+
+def dtype_list(kinds):
+    """"float32, float16 or bfloat16" for a tuple of kinds."""
+    names = [dtype_name(k) for k in kinds]
+    return names[0] if len(names) == 1 else "%s or %s" % (", ".join(names[:-1]), names[-1])
+
+
+def __getattr__(name):
+    """torch, TORCH_FP8 and Tensor as the package had them before torch was
+    imported lazily (fp8kv.conform reads them): asking loads torch."""
+    if name in ("torch", "TORCH_FP8", "Tensor"):
+        t = _torch.load()
+        return {"torch": t, "TORCH_FP8": _torch.FP8,
+                "Tensor": _torch.Tensor}[name]
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 FormatInfo = collections.namedtuple("FormatInfo", "name max torch_dtype")
 FormatInfo.__doc__ = """An FP8 format: its name, its largest finite value, and
@@ -71,26 +72,44 @@ torch's dtype for it (None where this torch has none)."""
 
 
 def formats():
-    """The FP8 formats, as FormatInfo tuples, in the library's order."""
-    return tuple(FormatInfo(f, float(_capi.fn.fp8_max(CODES[f])), TORCH_FP8.get(f))
+    """The FP8 formats, as FormatInfo tuples, in the library's order (torch's
+    dtypes where torch is imported: this does not import it)."""
+    _torch.adopt()
+    return tuple(FormatInfo(f, float(_capi.fn.fp8_max(CODES[f])), _torch.FP8.get(f))
                  for f in FP8_FORMATS)
 
 
 def scale_modes():
     """The scale modes reshape_and_cache takes: "one" (scale=None), "tensor",
-    "head" and "dynamic"."""
+    "head" and "token_head" (the header's FP8KV_SCALE_ONE, TENSOR, HEAD and
+    TOKEN_HEAD)."""
     return SCALE_MODES
 
 
 class Typed:
-    """An array of raw bits with its element type stated: see typed()."""
-    __slots__ = ("array", "dtype")
+    """An array of raw bits with its element type stated: see typed().
+    Immutable, and its element size is checked again wherever it is used
+    (P-TYPED-AT-USE)."""
+    __slots__ = ("_array", "_dtype")
 
     def __init__(self, array, dtype):
-        self.array, self.dtype = array, dtype
+        object.__setattr__(self, "_array", array)
+        object.__setattr__(self, "_dtype", dtype)
+
+    array = property(lambda self: self._array, doc="The array of raw bits.")
+    dtype = property(lambda self: self._dtype, doc="The element type it holds.")
+
+    def __setattr__(self, name, value):
+        raise AttributeError("fp8kv.typed() wrappers are immutable; make a new one")
+
+    def __reduce__(self):     # copy and pickle without setting attributes
+        return Typed, (self._array, self._dtype)
 
     def __repr__(self):
-        return "fp8kv.typed(%r, %r)" % (self.array, self.dtype)
+        return "fp8kv.typed(%r, %r)" % (self._array, self._dtype)
+
+
+_TYPED_DTYPES = INPUT_DTYPES + FP8_FORMATS
 
 
 def typed(array, dtype):
@@ -101,60 +120,27 @@ def typed(array, dtype):
 
         fp8kv.reshape_and_cache(fp8kv.typed(k_bits, "bf16"), ...)
     """
-    if dtype not in ITEMSIZE or dtype in ("u8", "i32", "i64", "u64"):
+    if not isinstance(dtype, str) or dtype not in _TYPED_DTYPES:
         raise ValueError("typed: dtype must be one of %s, not %r"
-                         % (", ".join(INPUT_DTYPES + FP8_FORMATS), dtype))
+                         % (", ".join(_TYPED_DTYPES), dtype))
     if isinstance(array, Typed):
         array = array.array
-    size = _itemsize(array)
+    size = itemsize(array)
     if size != ITEMSIZE[dtype]:
-        raise TypeError("typed: %s needs %d-byte elements, the array has %s-byte ones"
-                        % (dtype, ITEMSIZE[dtype], size))
+        raise TypeError("typed: %s needs %d-byte elements, the array has %s"
+                        % (dtype, ITEMSIZE[dtype], "%d-byte ones" % size if size else
+                           "none (%s is no numpy array or torch tensor)"
+                           % type(array).__name__))
     return Typed(array, dtype)
 
 
-def _itemsize(array):
-    if isinstance(array, Tensor):
-        return array.element_size()
+def itemsize(array):
+    """The element size of a numpy array or torch tensor, else None."""
     if np is not None and isinstance(array, np.ndarray):
         return array.itemsize
+    if _torch.is_tensor(array):
+        return array.element_size()
     return None
-
-
-def kind_of(x):
-    """The element kind of a tensor, array or Typed, or None if unknown."""
-    if isinstance(x, Tensor):
-        return _TORCH_KINDS.get(x.dtype)
-    if isinstance(x, Typed):
-        return x.dtype
-    if np is not None and isinstance(x, np.ndarray):
-        return _NUMPY_KINDS.get(x.dtype.name)
-    return None
-
-
-def describe(x, name):
-    """(pointer, shape, strides in elements, kind, device) of an array, where
-    device is -1 for host memory and N for the GPU cuda:N.  Raises TypeError
-    naming the argument for anything else, and ValueError for tensors on
-    other devices and numpy arrays with negative strides."""
-    if isinstance(x, Tensor):
-        d = x.get_device()
-        if x.is_meta if d < 0 else not x.is_cuda:
-            raise ValueError("%s: a tensor on %s; fp8kv takes cpu and cuda tensors"
-                             % (name, x.device))
-        return x.data_ptr(), x.shape, x.stride(), _TORCH_KINDS.get(x.dtype), d
-    if isinstance(x, Typed):
-        ptr, shape, strides, _, d = describe(x.array, name)
-        return ptr, shape, strides, x.dtype, d
-    if np is not None and isinstance(x, np.ndarray):
-        size = x.itemsize
-        strides = tuple(s // size for s in x.strides)
-        if any(s % size or s < 0 for s in x.strides):
-            raise ValueError("%s: strides %s must be non-negative multiples of the element "
-                             "size %d" % (name, x.strides, size))
-        return x.ctypes.data, x.shape, strides, _NUMPY_KINDS.get(x.dtype.name), -1
-    raise TypeError("%s: expected a torch tensor or a numpy array, got %s"
-                    % (name, type(x).__name__))
 
 
 def device_name(d):
@@ -164,10 +150,10 @@ def device_name(d):
 
 def parse_format(format, name="format"):
     """An FP8 format name from a name or a torch float8 dtype; None stays None."""
-    if format is None or format in FP8_FORMATS:
+    if format is None or isinstance(format, str) and format in FP8_FORMATS:
         return format
-    if torch is not None and isinstance(format, torch.dtype):
-        kind = _TORCH_KINDS.get(format)
+    if _torch.adopt() is not None and isinstance(format, _torch.torch.dtype):
+        kind = _torch.KINDS.get(format)
         if kind in FP8_FORMATS:
             return kind
     raise ValueError("%s: %r is not an FP8 format (%s)"
@@ -193,4 +179,5 @@ def cache_format(kind, format, name):
             raise ValueError("format: %r given, but %s is a %s cache, not uint8"
                              % (format, name, kind))
         return kind
-    raise TypeError("%s: unsupported cache element type %s" % (name, kind))
+    raise TypeError("%s: a cache holds an FP8 format (a float8 dtype, or uint8 with "
+                    "format=) or the input's dtype, not %s" % (name, dtype_name(kind)))

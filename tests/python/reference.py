@@ -147,7 +147,8 @@ def widen(x, dtype):
 
 
 def row_scale(x, fmt):
-    """The dynamic mode's scale of one row of fp32 values."""
+    """The token_head mode's scale of one row of fp32 values (the header's
+    TOKEN_HEAD: amax / fmax, floored at 2**-126; 1 without finite values)."""
     fin = np.isfinite(x)
     amax = np.float32(np.max(np.abs(x[fin]))) if fin.any() else np.float32(0)
     if amax == 0:

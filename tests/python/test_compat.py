@@ -181,7 +181,7 @@ def test_vllm_per_head_scales_and_hnd_strides(rng):
                                      vbuf.transpose(0, 2, 1, 3), slots, "fp8", ks, vs[:1])
 
 
-@pytest.mark.parametrize("string", ["fp8_inc", "fp8_ds_mla", "int8", "nvfp4", "FP8", "", None])
+@pytest.mark.parametrize("string", ["fp8_inc", "fp8_ds_mla", "int8", "nvfp4", "FP8", ""])
 def test_vllm_unknown_kv_cache_dtype(rng, string):
     key, value = inputs(rng)
     kc, vc = poisoned((B, S, H, D)), poisoned((B, S, H, D))
@@ -201,3 +201,62 @@ def test_vllm_out_of_range_is_reported_after_writing_the_rest(rng):
                       k_scale=np.ones(1, np.float32), v_scale=np.ones(1, np.float32))
     assert_bytes_equal(kc, ek)
     assert_bytes_equal(vc, ev)
+
+
+# ---- hostile arguments (issue #35 item 8) ---------------------------------------
+
+def _sglang_args(rng):
+    key, value = inputs(rng)
+    sglang.set_fp8_format("e4m3fn")
+    return dict(key=key, value=value, key_cache=poisoned((B, S, H, D)),
+                value_cache=poisoned((B, S, H, D)), slot_mapping=np.arange(T, dtype=np.int64))
+
+
+@pytest.mark.parametrize("name,bad,error", [
+    ("key", None, TypeError),
+    ("key", [[[1.0]]], TypeError),
+    ("value", None, TypeError),
+    ("key_cache", None, TypeError),
+    ("slot_mapping", list(range(T)), TypeError),
+    ("slot_mapping", np.array(3, np.int64), ValueError),
+    ("slot_mapping", np.zeros((T, 1), np.int64), ValueError),
+    ("swa_slot_mapping", [0, 1], TypeError),
+    ("k_scale", "1.0", TypeError),
+], ids=["key_none", "key_list", "value_none", "key_cache_none", "slots_list", "slots_0d",
+        "slots_2d", "swa_list", "k_scale_str"])
+def test_sglang_names_every_wrong_argument(rng, name, bad, error):
+    kw = _sglang_args(rng)
+    kw[name] = bad
+    if name == "k_scale":
+        kw["v_scale"] = 1.0
+    kc = kw["key_cache"] if isinstance(kw["key_cache"], np.ndarray) else kw["value_cache"]
+    with pytest.raises(error) as e:
+        sglang.launch_reshape_and_cache_flash(**kw)
+    assert not isinstance(e.value, fp8kv.Error)
+    assert str(e.value).startswith(name + ":"), str(e.value)
+    assert (kc == 0xA5).all()
+
+
+@pytest.mark.parametrize("name,bad,error", [
+    ("kv_cache_dtype", ["fp8"], TypeError),
+    ("kv_cache_dtype", None, TypeError),
+    ("key", None, TypeError),
+    ("key_cache", None, TypeError),
+    ("slot_mapping", list(range(T)), TypeError),
+    ("slot_mapping", np.array(3, np.int64), ValueError),
+    ("k_scale", None, ValueError),
+], ids=["dtype_list", "dtype_none", "key_none", "key_cache_none", "slots_list", "slots_0d",
+        "k_scale_none"])
+def test_vllm_names_every_wrong_argument(rng, name, bad, error):
+    key, value = inputs(rng)
+    vllm.set_fp8_format("e4m3fn")
+    kw = dict(key=key, value=value, key_cache=poisoned((B, S, H, D)),
+              value_cache=poisoned((B, S, H, D)), slot_mapping=np.arange(T, dtype=np.int64),
+              kv_cache_dtype="fp8", k_scale=1.0, v_scale=1.0)
+    kw[name] = bad
+    vc = kw["value_cache"]
+    with pytest.raises(error) as e:
+        vllm.reshape_and_cache_flash(**kw)
+    assert not isinstance(e.value, fp8kv.Error)
+    assert str(e.value).startswith(name + ":"), str(e.value)
+    assert (vc == 0xA5).all()

@@ -86,7 +86,7 @@ def test_float8_caches_give_the_format(rng, fmt):
                                 torch.from_numpy(slots), format=other)
 
 
-def test_strided_tensors_dynamic_scales_and_counters(rng):
+def test_strided_tensors_token_head_scales_and_counters(rng):
     """key and value as views of a packed qkv tensor; a strided slot mapping;
     int64 counters (torch 1.13 has no uint64)."""
     raw = make_inputs(rng, (T, 3 * H, D), "bf16")
@@ -97,7 +97,7 @@ def test_strided_tensors_dynamic_scales_and_counters(rng):
     ksc, vsc = poisoned((B, S, H), torch.float32), poisoned((B, S, H), torch.float32)
     oc, nc = torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64)
     ka = torch.zeros(H)
-    fp8kv.reshape_and_cache(k, v, kc, vc, slots, scale="dynamic", k_scale_cache=ksc,
+    fp8kv.reshape_and_cache(k, v, kc, vc, slots, scale="token_head", k_scale_cache=ksc,
                             v_scale_cache=vsc, overflow_count=oc, nan_count=nc, k_amax=ka,
                             format="e4m3fnuz")
     eksc, evsc = np_poisoned((B, S, H), np.float32), np_poisoned((B, S, H), np.float32)
@@ -105,7 +105,7 @@ def test_strided_tensors_dynamic_scales_and_counters(rng):
     ekc, evc = np.full((B, S, H, D), 0xA5, np.uint8), np.full((B, S, H, D), 0xA5, np.uint8)
     overflows, nans, _ = reference.cache_write(
         raw[:, H:2 * H], raw[:, 2 * H:], ekc, evc, np.arange(0, 2 * T, 2), fmt="e4m3fnuz",
-        in_dtype="bf16", scale="dynamic", k_sc=eksc, v_sc=evsc, k_amax=ka_exp)
+        in_dtype="bf16", scale="token_head", k_sc=eksc, v_sc=evsc, k_amax=ka_exp)
     assert_bytes_equal(raw_bytes(kc), ekc)
     assert_bytes_equal(raw_bytes(vc), evc)
     assert_bytes_equal(raw_bytes(ksc), eksc.view(np.uint8))
@@ -206,3 +206,92 @@ def test_golden_leaves_the_arguments_alone(rng):
     assert_bytes_equal(raw_bytes(res.key_cache), ek)
     assert_bytes_equal(raw_bytes(res.value_cache), ev)
     assert res.k_scale_cache is None and int(res.overflow_count) >= 0
+
+
+# ---- hostile tensors (issue #35 items 2, 7, 8; #33 item 5) ------------------------
+
+def _valid_tensors(rng):
+    k, v, slots = case(rng, "f32", D=D, Dv=D)
+    return dict(key=to_torch(k, "f32"), value=to_torch(v, "f32"),
+                key_cache=poisoned((B, S, H, D)), value_cache=poisoned((B, S, H, D)),
+                slot_mapping=torch.from_numpy(slots), format="e4m3fn")
+
+
+def _call(fn, kw):
+    kw = dict(kw)
+    args = [kw.pop(n) for n in ("key", "value", "key_cache", "value_cache", "slot_mapping")]
+    return fn(*args, **kw)
+
+
+@pytest.mark.parametrize("meta", ["key_cache", "value_cache", "key", "slot_mapping"])
+def test_operator_refuses_a_meta_tensor_among_cpu_ones(rng, meta):
+    """torch 1.13 dispatches such a call to the Meta kernel, which must not
+    return as if it had written."""
+    kw = _valid_tensors(rng)
+    kw[meta] = torch.empty(kw[meta].shape, dtype=kw[meta].dtype, device="meta")
+    with pytest.raises((ValueError, TypeError, RuntimeError)) as e:
+        _call(torch.ops.fp8kv.reshape_and_cache, kw)
+    named = "value" if meta == "key" else meta     # the first tensor not on key's device
+    assert str(e.value).startswith(named + ":"), str(e.value)
+    for c in ("key_cache", "value_cache"):
+        if kw[c].device.type == "cpu":
+            assert (raw_bytes(kw[c]) == 0xA5).all(), c
+
+
+@pytest.mark.parametrize("name", ["key_cache", "value_cache", "k_amax", "overflow_count"])
+def test_an_inference_tensor_is_written_only_in_inference_mode(rng, name):
+    kw = _valid_tensors(rng)
+    kw.update(k_amax=torch.zeros(H), overflow_count=torch.zeros(1, dtype=torch.int64))
+    with torch.inference_mode():
+        kw[name] = kw[name].clone()
+    before = raw_bytes(kw[name]).copy()
+    with pytest.raises(ValueError, match="^%s:.*inference" % name):
+        _call(fp8kv.reshape_and_cache, kw)
+    assert_bytes_equal(raw_bytes(kw[name]), before)
+    with torch.inference_mode():
+        _call(fp8kv.reshape_and_cache, kw)
+
+
+def test_an_output_that_requires_grad_is_refused_under_grad_mode(rng):
+    kw = _valid_tensors(rng)
+    kw["k_amax"] = torch.zeros(H, requires_grad=True)
+    with pytest.raises(ValueError, match="^k_amax:.*grad"):
+        _call(fp8kv.reshape_and_cache, kw)
+    assert (kw["k_amax"].detach() == 0).all()
+    with torch.no_grad():
+        _call(fp8kv.reshape_and_cache, kw)
+    assert (kw["k_amax"].detach() > 0).all()
+
+
+@pytest.mark.parametrize("name", ["key", "key_cache", "slot_mapping"])
+def test_a_sparse_tensor_is_named(rng, name):
+    kw = _valid_tensors(rng)
+    kw[name] = kw[name].to_sparse()
+    with pytest.raises((TypeError, ValueError), match="^%s:.*sparse" % name):
+        _call(fp8kv.reshape_and_cache, kw)
+
+
+@pytest.mark.parametrize("name,dtype", [("key", torch.float64), ("key_cache", torch.int8),
+                                        ("slot_mapping", torch.int16),
+                                        ("k_scale", torch.float64)])
+def test_a_wrong_tensor_dtype_is_named_in_the_message(rng, name, dtype):
+    kw = _valid_tensors(rng)
+    if name == "k_scale":
+        kw.update(k_scale=torch.ones(1), v_scale=torch.ones(1))
+    kw[name] = kw[name].to(dtype)
+    with pytest.raises(TypeError, match="^%s:" % name) as e:
+        _call(fp8kv.reshape_and_cache, kw)
+    assert str(dtype).replace("torch.", "") in str(e.value), str(e.value)
+    assert "None" not in str(e.value)
+
+
+def test_bulk_calls_refuse_inference_and_sparse_tensors():
+    with torch.inference_mode():
+        dst = torch.zeros(4, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="^dst:.*inference"):
+        fp8kv.quantize(torch.ones(4), dst, format="e4m3fn")
+    assert (dst == 0).all()
+    with pytest.raises((TypeError, ValueError), match="^src:.*sparse"):
+        fp8kv.quantize(torch.ones(4).to_sparse(), format="e4m3fn")
+    empty = fp8kv.quantize(torch.ones(0), format="e4m3fn")
+    assert empty.shape == (0,) and fp8kv.amax(torch.ones(0)) == 0.0

@@ -68,11 +68,11 @@ def check_write(rng, fmt, dtype, scale="one", layout="NHD", *, T=9, H=3, D=16, D
         kwargs.update(scale=scale, k_scale=ks, v_scale=vs)
         ref.update(k_scale=ks, v_scale=vs)
     sc_bufs = None
-    if scale == "dynamic":
+    if scale == "token_head":
         sc_layout = sc_layout or layout
         sshape = (B, S, H) if sc_layout == "NHD" else (B, H, S)
         k_sc, v_sc = poisoned(sshape, np.float32), poisoned(sshape, np.float32)
-        kwargs.update(scale="dynamic", k_scale_cache=k_sc, v_scale_cache=v_sc)
+        kwargs.update(scale="token_head", k_scale_cache=k_sc, v_scale_cache=v_sc)
         sc_bufs = (k_sc, v_sc, k_sc.copy(), v_sc.copy())
         ref.update(k_sc=sc_bufs[2], v_sc=sc_bufs[3], sc_layout=sc_layout)
     if counters:
@@ -114,7 +114,7 @@ def check_write(rng, fmt, dtype, scale="one", layout="NHD", *, T=9, H=3, D=16, D
 
 
 @pytest.mark.parametrize("layout", ["NHD", "HND"])
-@pytest.mark.parametrize("scale", ["one", "tensor", "head", "dynamic"])
+@pytest.mark.parametrize("scale", ["one", "tensor", "head", "token_head"])
 @pytest.mark.parametrize("dtype", INPUT_DTYPES)
 @pytest.mark.parametrize("fmt", reference.FP8)
 def test_every_format_dtype_scale_layout(rng, fmt, dtype, scale, layout):
@@ -133,7 +133,7 @@ def test_nonsaturating(rng, fmt):
     assert overflows > 0
 
 
-@pytest.mark.parametrize("scale", ["one", "head", "dynamic"])
+@pytest.mark.parametrize("scale", ["one", "head", "token_head"])
 @pytest.mark.parametrize("layout", ["NHD", "HND"])
 def test_strided_inputs_and_caches(rng, layout, scale):
     for dtype in INPUT_DTYPES:
@@ -143,7 +143,7 @@ def test_strided_inputs_and_caches(rng, layout, scale):
 
 @pytest.mark.parametrize("cache_layout,sc_layout", [("NHD", "HND"), ("HND", "NHD")])
 def test_scale_cache_in_the_other_order(rng, cache_layout, sc_layout):
-    check_write(rng, "e5m2", "bf16", "dynamic", cache_layout, sc_layout=sc_layout)
+    check_write(rng, "e5m2", "bf16", "token_head", cache_layout, sc_layout=sc_layout)
 
 
 @pytest.mark.parametrize("index", [np.int64, np.int32])
@@ -167,7 +167,7 @@ def test_int32_slots_and_all_padding(rng):
 
 def test_duplicate_slots_are_written_in_token_order(rng):
     slots = np.array([5, 2, 5, 5, 2, 7, 0, 1, 5], np.int64)
-    check_write(rng, "e4m3fn", "bf16", "dynamic", slots=slots)
+    check_write(rng, "e4m3fn", "bf16", "token_head", slots=slots)
 
 
 @pytest.mark.parametrize("bad", ["past_cache", "past_swa"])

@@ -15,7 +15,8 @@ dtype.  A uint8 cache (vLLM allocates its FP8 caches as uint8) needs the
 format stated once with set_fp8_format().
 """
 
-from .._types import FP8_FORMATS, kind_of, parse_format
+from .._arrays import describe
+from .._types import FP8_FORMATS, parse_format
 
 
 class _Uint8Format:
@@ -32,7 +33,7 @@ class _Uint8Format:
         one the format set (else uint8_default); allowed limits either
         (vLLM's kv_cache_dtype string names a family).  None for a cache
         of another dtype."""
-        kind = kind_of(cache)
+        kind = describe(cache, "key_cache")[3]
         fmt = (kind if kind in FP8_FORMATS else
                (self.format or uint8_default) if kind == "u8" else None)
         if fmt is None:

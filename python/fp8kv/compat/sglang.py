@@ -27,6 +27,8 @@ Where fp8kv differs, it is stricter or defined where SGLang's is not:
 """
 
 from .. import reshape_and_cache
+from .._arrays import describe
+from .._errors import Error
 from .._types import FP8_FORMATS
 from . import _Uint8Format
 
@@ -51,14 +53,28 @@ def launch_reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapp
     if (k_scale is None) != (v_scale is None):
         raise ValueError("%s: k_scale and v_scale are given together or not at all"
                          % ("v_scale" if v_scale is None else "k_scale"))
+    # what the write does not see as passed: key's rows count the tokens,
+    # and slot_mapping is cut to them
+    kshape = describe(key, "key")[1]
+    sshape = describe(slot_mapping, "slot_mapping")[1]
+    if len(kshape) != 3 or len(sshape) != 1:
+        raise ValueError("%s: must be %s, got shape %s" % (
+            ("key", "3-D [tokens, heads, head_dim]", tuple(kshape)) if len(kshape) != 3 else
+            ("slot_mapping", "1-D", tuple(sshape))))
     fmt = _uint8.resolve(key_cache, FP8_FORMATS, "")
-    num_tokens = key.shape[0]
-    if slot_mapping.shape[0] != num_tokens:
-        if slot_mapping.shape[0] < num_tokens:
+    num_tokens = kshape[0]
+    if sshape[0] != num_tokens:
+        if sshape[0] < num_tokens:
             raise ValueError("slot_mapping: %d entries for the %d tokens of key"
-                             % (slot_mapping.shape[0], num_tokens))
+                             % (sshape[0], num_tokens))
         slot_mapping = slot_mapping[:num_tokens]
-    reshape_and_cache(key, value, key_cache, value_cache, slot_mapping,
-                      swa_mapping=swa_slot_mapping,
-                      scale=None if k_scale is None else "tensor",
-                      k_scale=k_scale, v_scale=v_scale, format=fmt, layout="NHD")
+    try:
+        reshape_and_cache(key, value, key_cache, value_cache, slot_mapping,
+                          swa_mapping=swa_slot_mapping,
+                          scale=None if k_scale is None else "tensor",
+                          k_scale=k_scale, v_scale=v_scale, format=fmt, layout="NHD")
+    except (TypeError, ValueError) as e:
+        # the write names its own parameter; this one's is swa_slot_mapping
+        if isinstance(e, Error) or not str(e).startswith("swa_mapping:"):
+            raise
+        raise type(e)("swa_slot_mapping:" + str(e)[len("swa_mapping:"):]) from None

@@ -26,6 +26,8 @@ skipped and reported (fp8kv.RangeError) instead of written out of bounds.
 """
 
 from .. import reshape_and_cache
+from .._arrays import describe
+from .._types import dtype_name
 from . import _Uint8Format
 
 _FAMILIES = {"fp8": ("e4m3fn", "e4m3fnuz"), "fp8_e4m3": ("e4m3fn", "e4m3fnuz"),
@@ -51,6 +53,9 @@ def reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapping,
     fp8kv.reshape_and_cache, including the RangeError for an out-of-range
     slot (from this call on the CPU, from fp8kv.synchronize() or the next
     call on a GPU)."""
+    if not isinstance(kv_cache_dtype, str):
+        raise TypeError("kv_cache_dtype: must be a string ('auto', 'fp8', 'fp8_e4m3', "
+                        "'fp8_e5m2'), not %s" % type(kv_cache_dtype).__name__)
     if kv_cache_dtype == "auto":
         reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, layout="NHD")
         return
@@ -62,6 +67,6 @@ def reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapping,
                          "e5m2" if kv_cache_dtype == "fp8_e5m2" else None)
     if fmt is None:
         raise TypeError("key_cache: kv_cache_dtype %r needs a float8 or uint8 cache, not %s"
-                        % (kv_cache_dtype, key_cache.dtype))
+                        % (kv_cache_dtype, dtype_name(describe(key_cache, "key_cache")[3])))
     reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, k_scale=k_scale,
                       v_scale=v_scale, format=fmt, layout="NHD")

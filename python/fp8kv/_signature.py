@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: MIT
+"""The cache write's parameters, once (P-ONE-SIGNATURE).  PARAMS is the only
+list of them: fp8kv.reshape_and_cache, fp8kv.golden.reshape_and_cache, the
+torch schema of torch.ops.fp8kv.reshape_and_cache and its kernel and fake
+are all built from it, and every one of them hands its arguments on by
+keyword, so that a parameter inserted anywhere cannot shift the others.
+
+Each row: the name; its type in the torch schema ("Tensor" or "str", with
+a number also taken where a tensor of one value is); its default (REQUIRED
+for the five positional parameters); whether the write writes it (an
+output: must be writable, and marked mutated in the schema); and the
+dtypes it may hold (kinds, see _types; None where the rule is more than a
+list: the caches, whose dtype is the format or the input's).
+"""
+
+import collections
+
+from . import _torch
+from ._types import COUNTER_DTYPES, INDEX_DTYPES, INPUT_DTYPES
+
+REQUIRED = object()
+
+Param = collections.namedtuple("Param", "name type default written dtypes")
+
+PARAMS = (
+    Param("key", "Tensor", REQUIRED, False, INPUT_DTYPES),
+    Param("value", "Tensor", REQUIRED, False, INPUT_DTYPES),
+    Param("key_cache", "Tensor", REQUIRED, True, None),
+    Param("value_cache", "Tensor", REQUIRED, True, None),
+    Param("slot_mapping", "Tensor", REQUIRED, False, INDEX_DTYPES),
+    Param("swa_mapping", "Tensor", None, False, INDEX_DTYPES),
+    Param("scale", "str", None, False, None),
+    Param("k_scale", "Tensor", None, False, ("f32",)),
+    Param("v_scale", "Tensor", None, False, ("f32",)),
+    Param("k_scale_cache", "Tensor", None, True, ("f32",)),
+    Param("v_scale_cache", "Tensor", None, True, ("f32",)),
+    Param("overflow", "str", "saturate", False, None),
+    Param("overflow_count", "Tensor", None, True, COUNTER_DTYPES),
+    Param("nan_count", "Tensor", None, True, COUNTER_DTYPES),
+    Param("k_amax", "Tensor", None, True, ("f32",)),
+    Param("v_amax", "Tensor", None, True, ("f32",)),
+    Param("format", "str", None, False, None),
+    Param("layout", "str", None, False, None),
+)
+
+BY_NAME = {p.name: p for p in PARAMS}
+OUTPUTS = tuple(p.name for p in PARAMS if p.written)
+
+
+def schema():
+    """The torch schema: "(Tensor key, ..., Tensor(a!) key_cache, ...,
+    str? layout=None) -> ()", every output with its own alias set."""
+    entries, alias = [], iter("abcdefghijklmnopqrstuvwxyz")
+    for p in PARAMS:
+        t = p.type + ("(%s!)" % next(alias) if p.written else "")
+        if p.default is REQUIRED:
+            entries.append("%s %s" % (t, p.name))
+        elif p.default is None:
+            entries.append("%s? %s=None" % (t, p.name))
+        else:
+            entries.append('%s %s="%s"' % (t, p.name, p.default))
+    return "(%s) -> ()" % ", ".join(entries)
+
+
+SCHEMA = schema()
+
+
+POSITIONAL = sum(p.default is REQUIRED for p in PARAMS)   # the first five
+
+
+def function(name, doc, target, positional=POSITIONAL, then=None, traced=None,
+             module=__name__):
+    """A function `name` with the table's parameters, the first `positional`
+    of them positional and the rest keyword-only (torch calls a kernel with
+    them all positional), that returns target(key=key, value=value, ...),
+    or then(target(...)) with then.  With traced, it calls traced(...)
+    instead while torch.compile traces it.  Built from source text, so that
+    it costs one call with keywords, shows its real signature, and lists
+    the parameters nowhere but in PARAMS."""
+    params, call = [], []
+    for i, p in enumerate(PARAMS):
+        if i == positional:
+            params.append("*")
+        params.append("%s=_defaults[%r]" % (p.name, p.name) if p.default is not REQUIRED
+                      else p.name)
+        call.append("%s=%s" % (p.name, p.name))
+    call = ", ".join(call)
+    body = "    return %s\n" % ("_then(_target(%s))" if then else "_target(%s)") % call
+    if traced is not None:
+        body = "    if _torch.compiling():\n        return _traced(%s)\n" % call + body
+    source = "def %s(%s):\n%s" % (name, ", ".join(params), body)
+    namespace = {"_target": target, "_then": then, "_traced": traced, "_torch": _torch,
+                 "_defaults": {p.name: p.default for p in PARAMS if p.default is not REQUIRED}}
+    exec(compile(source, "<fp8kv %s>" % name, "exec"), namespace)
+    fn = namespace[name]
+    fn.__doc__, fn.__module__ = doc, module
+    return fn
