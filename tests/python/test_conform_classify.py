@@ -341,3 +341,22 @@ def test_sparse_memory_finds_every_write():
     pos, val = sparse.host_changes(mem.array, t, mem)
     assert pos.tolist() == [(1 << 31) + 12345, (1 << 32) + 4, (1 << 33) - 1]
     assert val.tolist() == [1, 9, 2]
+
+
+def test_a_device_buffer_is_made_and_diffed_as_a_host_one():
+    """The device path of the big extras (zeros, then the segments; the
+    changed bytes found on the device), run on CPU tensors."""
+    torch = pytest.importorskip("torch")
+    from fp8kv.conform import targets
+    rng = np.random.default_rng(5)
+    t = guard.Buffer(1 << 20, [(100, rng.integers(0, 256, 300, dtype=np.uint8)),
+                               (70000, rng.integers(0, 256, 4096, dtype=np.uint8))])
+    buf = targets.device_alloc(torch, t, "cpu")
+    assert np.array_equal(buf.numpy(), t.materialise())
+    for at, v in ((150, 1), (5000, 9), (70001, 3), ((1 << 20) - 1, 4)):
+        buf[at] = v
+    buf[150] = int(t.at([150])[0])          # written with the byte it had: no change
+    pos, val = targets.device_changes(torch, buf, t)
+    want = sparse.host_changes(buf.numpy(), t)
+    assert np.array_equal(pos, want[0]) and np.array_equal(val, want[1])
+    assert set(pos.tolist()) <= {5000, 70001, (1 << 20) - 1} and 5000 in pos

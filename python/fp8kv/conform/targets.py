@@ -45,7 +45,7 @@ from .. import typed
 from .conventions import CONVENTIONS
 from .errors import UsageError
 from .guard import FP8KV_MODE
-from .sparse import SparseBytes, host_changes
+from .sparse import SparseBytes, gaps, host_changes
 
 
 
@@ -254,11 +254,7 @@ class TorchArrays(NumpyArrays):
     def alloc(self, template, sparse):
         if sparse or self.device == "cpu" or template.dense:
             return NumpyArrays.alloc(self, template, sparse)
-        torch = self.torch      # a big buffer on a device: zeros, then the segments
-        buf = torch.zeros(template.total, dtype=torch.uint8, device=self.device)
-        for s, d in template.segments:
-            buf[s:s + len(d)] = torch.from_numpy(d).to(self.device)
-        return buf, None
+        return device_alloc(self.torch, template, self.device), None
 
     def bytes_of(self, buf):
         return buf.numpy()
@@ -274,23 +270,7 @@ class TorchArrays(NumpyArrays):
     def changes(self, buf, template, mem):
         if self.device == "cpu":
             return host_changes(buf.numpy(), template, mem)
-        torch = self.torch
-        from .sparse import gaps
-        pos, val = [], []
-        spans = [(s, s + len(d), torch.from_numpy(d).to(self.device))
-                 for s, d in template.segments]
-        spans += [(a, b, None) for a, b in gaps(template)]
-        for a, b, d in spans:
-            part = buf[a:b]
-            i = torch.nonzero(part != d if d is not None else part).flatten()
-            if i.numel():
-                pos.append(i.cpu().numpy().astype(np.int64) + a)
-                val.append(part[i].cpu().numpy())
-        if not pos:
-            return np.zeros(0, np.int64), np.zeros(0, np.uint8)
-        p, v = np.concatenate(pos), np.concatenate(val)
-        order = np.argsort(p, kind="stable")
-        return p[order], v[order]
+        return device_changes(self.torch, buf, template)
 
     def input(self, ib):
         flat = self.from_host(ib.flat)
@@ -302,6 +282,35 @@ class TorchArrays(NumpyArrays):
     def synchronize(self):
         if self.device.startswith("cuda"):
             self.torch.cuda.synchronize(self.device)
+
+
+def device_alloc(torch, template, device):
+    """A buffer holding a template on a device: zeros, then the segments
+    (a big extra's cache, where the device has room for it)."""
+    buf = torch.zeros(template.total, dtype=torch.uint8, device=device)
+    for s, d in template.segments:
+        buf[s:s + len(d)] = torch.from_numpy(d).to(device)
+    return buf
+
+
+def device_changes(torch, buf, template):
+    """(positions, bytes) where a device buffer differs from its template,
+    found on the device: the segments compared, the gaps scanned for
+    non-zero bytes; only those bytes come to the host."""
+    pos, val = [], []
+    spans = [(s, s + len(d), torch.from_numpy(d).to(buf.device)) for s, d in template.segments]
+    spans += [(a, b, None) for a, b in gaps(template)]
+    for a, b, d in spans:
+        part = buf[a:b]
+        i = torch.nonzero(part != d if d is not None else part).flatten()
+        if i.numel():
+            pos.append(i.cpu().numpy().astype(np.int64) + a)
+            val.append(part[i].cpu().numpy())
+    if not pos:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    p, v = np.concatenate(pos), np.concatenate(val)
+    order = np.argsort(p, kind="stable")
+    return p[order], v[order]
 
 
 def default_arrays(convention, device):
