@@ -294,6 +294,11 @@ def child_main():
             message = conn.recv()
         except EOFError:
             return
+        except Exception as e:      # a writer pickled by a name the child cannot find
+            conn.send(("usage", "target: a child process cannot load it (%s: %s); pass it "
+                       "as 'module:function', or run it without isolation"
+                       % (type(e).__name__, e)))
+            continue
         kind = message[0]
         if kind == "close":
             if executor is not None:
