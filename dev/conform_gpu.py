@@ -150,8 +150,11 @@ def describe_machine(env):
 
 def class_table(path):
     """Each writer's bytes by class, with shares, from a JSON report."""
-    with open(path) as f:
-        doc = json.load(f)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except ValueError:
+        return                  # no report: the run ended before one (said above)
     for w in doc["writers"]:
         n = w["bytes_differing"]
         if not n:

@@ -129,9 +129,18 @@ def _options(args):
         raise UsageError("device: %r is not cpu or cuda[:N]" % args.device)
 
 
-def _open_json_out(path):
+def _check_json_out(path):
+    """A file the report can be written to, checked before the run and left
+    as it was (a run that ends in a usage error writes no report)."""
     try:
-        return open(path, "w")
+        if os.path.isdir(path):
+            raise IsADirectoryError(21, "Is a directory")
+        if os.path.exists(path):
+            if not os.access(path, os.W_OK):
+                raise PermissionError(13, "Permission denied")
+        else:
+            open(path, "w").close()
+            os.unlink(path)
     except OSError as e:
         raise UsageError("json-out: cannot write %s: %s" % (path, e.strerror or e)) from None
 
@@ -141,9 +150,13 @@ def _write_report(args, reports, status, stdout, json_out):
            "device": args.device, "exit_status": status,
            "writers": [r.as_dict() for r in reports]}
     if json_out is not None:
-        json.dump(doc, json_out, indent=2)
-        json_out.write("\n")
-        json_out.close()
+        try:
+            with open(json_out, "w") as f:
+                json.dump(doc, f, indent=2)
+                f.write("\n")
+        except OSError as e:
+            e.filename = json_out
+            raise
     if args.json:
         json.dump(doc, stdout, indent=2)
         stdout.write("\n")
@@ -192,7 +205,8 @@ def main(argv=None, stdout=None, stderr=None):
             conv = runner.convention_of(t, args.convention)
             runner.claims_for(conv, **_claims_kwargs(args))
         if args.json_out:
-            json_out = _open_json_out(args.json_out)
+            _check_json_out(args.json_out)
+            json_out = args.json_out
     except UsageError as e:
         stderr.write("fp8kv.conform: %s\n" % e)
         return EXIT_USAGE
@@ -215,9 +229,10 @@ def main(argv=None, stdout=None, stderr=None):
     try:
         _write_report(args, reports, status, stdout, json_out)
     except OSError as e:
-        where = "stdout" if json_out is None or json_out.closed else args.json_out
+        where = getattr(e, "filename", None) or "stdout"
         stderr.write("fp8kv.conform: cannot write the report to %s: %s\n"
                      % (where, e.strerror or e))
-        _silence_stdout(stdout)
+        if where == "stdout":
+            _silence_stdout(stdout)
         return EXIT_FAILED
     return status

@@ -175,13 +175,14 @@ def _prepared(spec, seed):
 
 def _hint(e, conv, specs, spec):
     """Why a call a writer failed on may be one it cannot take, and the
-    option that leaves it out."""
+    option that leaves it out: the claims whose values this call is the
+    first to take, when calls before it ran."""
     out = []
     if conv == "reference" and e.get("type") == "TypeError" and "keyword" in e["message"]:
         out.append("the reference convention passes format= for uint8 caches, swa_mapping= "
                    "with --swa and overflow= in the nonsaturating mode: take them, or narrow "
                    "the claims, or give float8 caches (torch >= 2.1 arrays)")
-    for claim, field, option in CLAIM_FIELDS:
+    for claim, field, option in CLAIM_FIELDS if spec.index else ():    # past call 0
         value = getattr(spec, field)
         first = next(s for s in specs if getattr(s, field) == value)
         values = sorted({getattr(s, field) for s in specs})
