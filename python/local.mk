@@ -15,10 +15,14 @@ FP8KV_PY_PACKAGE = python/fp8kv/__init__.py python/fp8kv/_backends.py \
 FP8KV_PY_COMPAT = python/fp8kv/compat/__init__.py python/fp8kv/compat/sglang.py \
 	python/fp8kv/compat/vllm.py
 FP8KV_PY_CONFORM = python/fp8kv/conform/__init__.py python/fp8kv/conform/__main__.py \
-	python/fp8kv/conform/cases.py python/fp8kv/conform/classify.py \
-	python/fp8kv/conform/cli.py python/fp8kv/conform/guard.py \
-	python/fp8kv/conform/report.py python/fp8kv/conform/targets.py \
-	python/fp8kv/conform/torch_demo.py python/fp8kv/conform/triton_demo.py
+	python/fp8kv/conform/build.py python/fp8kv/conform/cases.py \
+	python/fp8kv/conform/classes.py python/fp8kv/conform/classify.py \
+	python/fp8kv/conform/cli.py python/fp8kv/conform/conventions.py \
+	python/fp8kv/conform/errors.py python/fp8kv/conform/executor.py \
+	python/fp8kv/conform/guard.py python/fp8kv/conform/layout.py \
+	python/fp8kv/conform/models.py python/fp8kv/conform/report.py \
+	python/fp8kv/conform/runner.py python/fp8kv/conform/sparse.py \
+	python/fp8kv/conform/streams.py python/fp8kv/conform/targets.py
 FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/reference.py \
 	tests/python/test_capi.py tests/python/test_reference.py \
 	tests/python/test_write.py tests/python/test_write_errors.py \
@@ -26,6 +30,7 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_loading.py tests/python/test_golden.py \
 	tests/python/faulty_writers.py tests/python/test_conform.py \
 	tests/python/test_conform_classify.py \
+	tests/python/test_conform_cli.py \
 	tests/python/recipes_exact.py \
 	tests/python/recipes_ref.py \
 	tests/python/test_recipes_exact.py \
@@ -34,7 +39,8 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_import.py \
 	tests/python/test_signature.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
-	python/README.md python/gpu_check.py python/conform_gpu.py tests/python/run_pytest.sh \
+	python/README.md dev/gpu_check.py dev/conform_gpu.py dev/conform_torch_demo.py \
+	dev/conform_triton_demo.py tests/python/run_pytest.sh \
 	$(FP8KV_PY_TESTS) tests/python/struct_layout.c
 
 # Fills python/_paths.py.in for the library directory $$dir, with the

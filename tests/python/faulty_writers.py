@@ -2,15 +2,26 @@
 """A zoo of KV-cache writers for fp8kv.conform's tests: one correct writer,
 written in numpy on the independent model of the contract (reference.py),
 and one deliberately wrong writer per class of difference the harness
-names, each with one fault planted.  All take the reference protocol:
+names, each with one fault planted (the SGLang-like writer has the three of
+the Triton kernel it is modelled on).  All take the reference protocol:
 
     writer(key, value, key_cache, value_cache, slot_mapping, k_scale, v_scale,
            format=None, swa_mapping=None, overflow="saturate")
 
 numpy arrays (bf16 as uint16 bits, uint8 caches with format=), or torch
-tensors through torch_writer().  CLASS names the class each fault must be
-reported under, by writer name.
+tensors through torch_writer().  A writer finds a row's bytes through the
+cache's strides (as a kernel does), so that a fault in them is a fault in
+where it writes; it reaches two blocks either side of the cache (the
+harness's canaries) and skips a row that would land further away (numpy
+has no sanitizer).  CLASS names the
+class each fault must be reported under, by writer name; CLASSES the
+several classes of a writer with several faults.
 """
+
+import ctypes
+import os
+import sys
+import time
 
 import numpy as np
 
@@ -30,6 +41,44 @@ def _scale(s, x):
     return s.reshape(1, -1, 1) if s.size > 1 else s[0]
 
 
+def _round_other(y, fmt, saturate, mode):
+    """Codes of fp32 y under another rounding mode, from reference's tables:
+    "ties_away", "truncation" (toward zero) or "ties_odd"; beyond the
+    largest finite value, NaN and Inf as the contract."""
+    codes, _ = reference.encode(y, fmt, saturate)
+    values, table = reference._TABLES[fmt]
+    with np.errstate(invalid="ignore"):
+        a = np.abs(np.asarray(y, np.float32).astype(np.float64))
+    ok = np.isfinite(a) & (a < values[-1])
+    a = np.where(ok, a, 0.0)
+    lo = np.clip(np.searchsorted(values, a, side="right") - 1, 0, len(values) - 2)
+    inexact = ok & (values[lo] != a)
+    tie = inexact & (a - values[lo] == values[lo + 1] - a)
+    if mode == "truncation":
+        pick, where = table[lo], inexact
+    elif mode == "ties_away":
+        pick, where = table[lo + 1], tie
+    else:
+        pick, where = np.where(table[lo] % 2 == 1, table[lo], table[lo + 1]), tie
+    sign = np.signbit(y)
+    zero, _ = reference.encode(np.copysign(np.float32(0), y), fmt, saturate)
+    code = np.where(pick == 0, zero, np.where(sign, pick | 0x80, pick))
+    return np.where(where, code, codes).astype(np.uint8)
+
+
+def _flat(cache):
+    """(the bytes from two blocks before a cache's first element to two
+    blocks past the end of its last block, as a 1-D uint8 array; where the
+    cache starts in it; where it ends).  fp8kv.conform's canaries are those
+    blocks: a writer here can write into them as a kernel writes past its
+    cache, and no further."""
+    sb = cache.strides[0]
+    span = cache.shape[0] * sb
+    start = cache.__array_interface__["data"][0] - 2 * sb
+    mem = (ctypes.c_uint8 * (span + 4 * sb)).from_address(start)
+    return np.frombuffer(mem, np.uint8), 2 * sb, 2 * sb + span
+
+
 class Writer:
     """The reference protocol in numpy; correct unless `fault` is set."""
 
@@ -44,6 +93,9 @@ class Writer:
         f = self.fault
         if s is None or f == "scale_ignored":
             return x
+        if f == "scale_band_ignored":      # 0.01 <= s <= 0.3 taken as 1
+            s = np.asarray(s, np.float32)
+            s = np.where((s >= 0.01) & (s <= 0.3), np.float32(1), s).astype(np.float32)
         s = _scale(s, x)
         if f == "reciprocal":
             with np.errstate(all="ignore"):
@@ -57,7 +109,7 @@ class Writer:
             y = np.where(np.isfinite(y) & (y != 0), step, y).astype(np.float32)
         return y
 
-    def encode(self, y, fmt, saturate):
+    def encode(self, y, fmt, saturate, in_dtype=None):
         f = self.fault
         if f == "always_saturate":
             saturate = True
@@ -67,12 +119,14 @@ class Writer:
             fmt = E4M3_OF.get(fmt, fmt)
         if f == "nan_sign_dropped":
             y = np.where(np.isnan(y), np.float32(np.nan), y)
+        if f in ("ties_away", "truncation", "ties_odd"):
+            return _round_other(y, fmt, saturate, f)
         codes, _ = reference.encode(y, fmt, saturate)
         if f == "overflow_first":      # clamp before rounding: past max overflows
             big, _ = reference.encode(np.copysign(np.float32(3e38), y), fmt, saturate)
             with np.errstate(invalid="ignore"):
                 codes = np.where(np.isfinite(y) & (np.abs(y) > reference.fmax(fmt)), big, codes)
-        if f == "ftz":
+        if f == "ftz" or (f == "refuses_out_of_range" and in_dtype == "bf16"):
             mbits = 3 if fmt.startswith("e4m3") else 2
             sub = ((codes & 0x7F) >> mbits == 0) & ((codes & 0x7F) != 0)
             zero, _ = reference.encode(np.copysign(np.float32(0), y), fmt, saturate)
@@ -87,16 +141,17 @@ class Writer:
     # -- placement
 
     def placement(self, slot_mapping, swa, num_slots):
-        """(tokens written, their cache slots); a slot may be negative (numpy
-        indexing wraps it to the end) or past the cache where a fault says."""
+        """(tokens written, their cache slots); a slot may be negative or past
+        the cache where a fault says (rows outside the cache are dropped)."""
         s = np.asarray(slot_mapping).astype(np.int64)
         f = self.fault
         past_table = np.zeros(len(s), bool)
         if swa is not None:
             swa = np.asarray(swa).astype(np.int64)
             past_table = s >= len(swa)
-            # the fault reads the table before the padding check: swa[-1]
-            inside = ~past_table if f == "swa_minus_one" else ~past_table & (s >= 0)
+            # these read the table before the padding check: swa[-1]
+            early = f in ("swa_minus_one", "sglang_like")
+            inside = ~past_table if early else ~past_table & (s >= 0)
             s = np.where(inside, swa[np.where(inside, s, 0)], s)
         pad, past = s < 0, (s >= num_slots) | past_table
         if f == "padding_written":
@@ -108,34 +163,101 @@ class Writer:
         t = np.flatnonzero(write)
         if f == "drops_token":      # the first token with a slot is never written
             t = t[1:]
+        if f == "first_512_tokens":
+            t = t[t < 512]
         return t, s[t]
+
+    def strides(self, cache, nhd, heads, dim):
+        """(block, slot, head) byte strides the writer uses for a cache."""
+        sb, s1, s2 = cache.strides[:3]
+        ss, sh = (s1, s2) if nhd else (s2, s1)
+        S = cache.shape[1] if nhd else cache.shape[2]
+        f = self.fault
+        if f == "sglang_like" or f == "cache_inner_strides" and nhd:
+            return sb, heads * dim, dim                      # a contiguous block
+        if f == "cache_inner_strides":
+            return sb, dim, S * dim
+        if f == "page_stride_ignored":
+            return (S * heads * dim,) + ((heads * dim, dim) if nhd else (dim, S * dim))
+        if f == "layout_swapped":
+            return (sb,) + ((dim, S * dim) if nhd else (heads * dim, dim))
+        return sb, ss, sh
+
+    def read(self, src, other, T):
+        """The rows [T, H, D] the writer reads from an input."""
+        a = np.asarray(src)
+        f = self.fault
+        T0, H, D = a.shape
+        size = a.itemsize
+        if f in ("sglang_like", "input_head_stride"):
+            return np.lib.stride_tricks.as_strided(a, (T, H, D), (a.strides[0], D * size, size))
+        if f == "input_token_stride":
+            return np.lib.stride_tricks.as_strided(a, (T, H, D), (H * D * size, a.strides[1],
+                                                                   size))
+        if f == "kv_swapped" and np.asarray(other).shape == a.shape:
+            return np.asarray(other)[:T]
+        if f == "heads_transposed":
+            c = np.ascontiguousarray(a[:T])
+            return c.reshape(H, T, D).transpose(1, 0, 2)
+        return a[:T]
 
     def __call__(self, key, value, key_cache, value_cache, slot_mapping, k_scale, v_scale,
                  format=None, swa_mapping=None, overflow="saturate"):
+        f = self.fault
+        if f == "refuses_16bit" and np.asarray(key).dtype.itemsize == 2:
+            raise TypeError("16-bit inputs are not supported")
         heads = key.shape[1]
         nhd = key_cache.shape[2] == heads
         block_size = key_cache.shape[1] if nhd else key_cache.shape[2]
         num_slots = key_cache.shape[0] * block_size
+        if f == "refuses_out_of_range":
+            s = np.asarray(slot_mapping).astype(np.int64)
+            if swa_mapping is not None:
+                swa = np.asarray(swa_mapping).astype(np.int64)
+                if (s >= len(swa)).any():
+                    raise IndexError("slot past the SWA table")
+                s = np.where(s >= 0, swa[np.where(s >= 0, s, 0)], s)
+            if (s >= num_slots).any():
+                raise IndexError("slot out of range")
         T = len(slot_mapping)
         t, slots = self.placement(slot_mapping, swa_mapping, num_slots)
-        b, o = np.divmod(slots, block_size)
-        for src, cache, s in ((key, key_cache, k_scale), (value, value_cache, v_scale)):
-            x = reference.widen(np.asarray(src)[:T], _in_dtype(np.asarray(src)))
-            codes = self.encode(self.quotient(x, s), format, overflow == "saturate")
-            if self.fault == "write_past_cache":
-                cache = np.lib.stride_tricks.as_strided(
-                    cache, (cache.shape[0] + 2,) + cache.shape[1:], cache.strides)
-            rows = [(b, o, codes[t])]
-            if self.fault == "stray_write" and len(t):    # one row a block further on
-                rows.append(divmod((int(slots[0]) + block_size) % num_slots, block_size) +
-                            (codes[t[0]],))
-            for rb, ro, c in rows:
-                if nhd:
-                    cache[rb, ro] = c
-                else:
-                    cache[rb, :, ro] = c
-        if self.fault == "touches_input":     # scratch space in the caller's key
+        if f == "slot_low_bits":
+            slots = slots & 1023
+        S = 16 if f == "block_size_16" else block_size
+        b, o = np.divmod(slots, S)
+        for src, other, cache, s in ((key, value, key_cache, k_scale),
+                                     (value, key, value_cache, v_scale)):
+            a = np.asarray(src)
+            D = a.shape[2]
+            x = reference.widen(self.read(src, other, T), _in_dtype(a))
+            codes = self.encode(self.quotient(x, s), format, overflow == "saturate",
+                                _in_dtype(a))
+            flat, lo, hi = _flat(cache)
+            if f not in ("write_past_cache", "padding_written", "block_size_16",
+                         "slot_low_bits", "offset_uint32", "sglang_like"):
+                flat, lo = flat[lo:hi], 0            # the cache only
+            sb, ss, sh = self.strides(cache, nhd, heads, D)
+            width = min(D, 64) if f == "head_dim_64" else D
+            rows = [(b, o, t)]
+            if f == "stray_write" and len(t):    # one row a block further on
+                rows.append(tuple(np.array([v]) for v in divmod(
+                    (int(slots[0]) + block_size) % num_slots, block_size)) + (t[:1],))
+            for rb, ro, rt in rows:
+                start = rb[:, None] * sb + ro[:, None] * ss + np.arange(heads)[None, :] * sh
+                if f == "offset_uint32":            # 32-bit unsigned byte offsets
+                    start = start % 2 ** 32
+                start = start + lo
+                ok = (start >= 0) & (start + D <= len(flat))
+                at = start[:, :, None] + np.arange(width)
+                flat[at[ok]] = codes[rt][..., :width][ok]
+        if f == "touches_input":     # scratch space in the caller's key
             key[0, 0, :4] = 0
+        if f == "corrupts_slot_mapping":
+            slot_mapping[0] = 12345
+        if f == "corrupts_scale" and k_scale is not None:
+            k_scale[0] = k_scale[0] * 2
+        if f == "corrupts_swa_mapping" and swa_mapping is not None:
+            swa_mapping[-1] = -7
 
 
 correct = Writer()
@@ -158,10 +280,43 @@ CLASS = {
     "always_saturate": "saturation",
     "inf_as_nan": "inf",
     "drops_token": "not_written",
-    "touches_input": "stray_writes",
+    "ties_away": "ties_away",
+    "truncation": "truncation",
+    "ties_odd": "ties_odd",
+    # inputs modified (#35 item 11)
+    "touches_input": "input_modified",
+    "corrupts_slot_mapping": "input_modified",
+    "corrupts_scale": "input_modified",
+    "corrupts_swa_mapping": "input_modified",
+    # blind to the shape (#35 item 12)
+    "slot_low_bits": "slot_truncated",
+    "block_size_16": "block_size",
+    "head_dim_64": "not_written",
+    "first_512_tokens": "not_written",
+    "scale_band_ignored": "scale_ignored",
+    "offset_uint32": "offset32",
+    # layout (#35 item 14)
+    "input_head_stride": "input_head_stride",
+    "input_token_stride": "input_token_stride",
+    "kv_swapped": "kv_swapped",
+    "heads_transposed": "heads_transposed",
+    "cache_inner_strides": "cache_inner_strides",
+    "page_stride_ignored": "cache_strides",
+    "layout_swapped": "layout_swapped",
+    # refuses calls with out-of-range slots; flushes bf16 subnormals (#35 item 10)
+    "refuses_out_of_range": "ftz",
 }
 
-for _fault in CLASS:
+# writers with several faults: the classes each must be reported under
+CLASSES = {
+    # SGLang's Triton launch_reshape_and_cache_flash: reads head * head_size +
+    # dim (the head stride ignored), writes rows at block * block_stride +
+    # (offset * heads + head) * head_size (slot and head strides ignored),
+    # reads the SWA table before the padding check
+    "sglang_like": ("input_head_stride", "cache_inner_strides", "swa_padding_read"),
+}
+
+for _fault in list(CLASS) + list(CLASSES) + ["refuses_16bit"]:
     globals()[_fault] = Writer(_fault)
 
 
@@ -211,6 +366,31 @@ def torch_writer(fault=None):
     return TorchQuotient(fault)
 
 
+# ---- writers that fail to run ---------------------------------------------------------
+
 def raises(key, value, key_cache, value_cache, slot_mapping, k_scale, v_scale, **options):
     """A writer that fails to run: fp8kv.conform must say so (exit status 3)."""
     raise RuntimeError("kernel launch failed")
+
+
+def calls_sys_exit(*args, **options):
+    """Ends the program as if all were well."""
+    sys.exit(0)
+
+
+def calls_os_exit(*args, **options):
+    """Ends the process at once, status 0 (seen only from another process)."""
+    os._exit(0)
+
+
+def hangs(*args, **options):
+    """Never returns."""
+    while True:
+        time.sleep(0.05)
+
+
+def writes_then_hangs_on_bf16(key, *args, **options):
+    """Correct, except that a bf16 call never returns."""
+    if np.asarray(key).dtype == np.uint16:
+        hangs()
+    correct(key, *args, **options)

@@ -1,15 +1,16 @@
 # SPDX-License-Identifier: MIT
-"""A writer's result: its verdict, its differences by class, and the text
-and JSON forms of both."""
+"""A writer's result: its verdict, its differences by class (and by call),
+and the text and JSON forms of both.  Needs no numpy."""
 
 import sys
 
-from .classify import TITLES
+from .classes import TITLES
 
 CLEAN, DIFFERENCES, FAILED = "clean", "differences", "failed"
 
-# Classes a writer's claims leave unobservable, and why.
+
 def limits(claims):
+    """Classes a writer's claims leave unobservable, and why."""
     out = []
     if "nonsaturating" not in claims.overflows:
         out.append(("overflow_first", "only the saturating mode is claimed, in which "
@@ -22,37 +23,47 @@ def limits(claims):
     if not claims.out_of_range:
         out.append(("out_of_bounds", "out-of-range slots were left out (the canaries "
                     "still catch other writes outside the cache)"))
-    if "f32" not in claims.inputs:
-        out.append(("division", "fp32 inputs are not claimed, and the midpoint search "
-                    "needs them (bf16 and fp16 patterns still catch some)"))
+    if "f32" not in claims.inputs or not set(claims.scales) & {"tensor", "head"}:
+        out.append(("division", "fp32 inputs with a tensor or head scale are not claimed, "
+                    "and the midpoint search needs them (bf16 and fp16 patterns still "
+                    "catch some)"))
+    if "inputs" not in claims.strides:
+        out.append(("input_head_stride", "strided inputs are not claimed"))
+    if "caches" not in claims.strides:
+        out.append(("cache_inner_strides", "padded caches are not claimed"))
     return out
 
 
 class ClassResult:
     """One cause: its id (cls), plain-words title, the bytes it explains,
     the first example (a dict), the classes every one of its bytes also
-    fits (it cannot be told apart from those here), and its bytes by model."""
+    fits (it cannot be told apart from those here), its bytes by model, and
+    its bytes by call ({call index: bytes})."""
 
-    def __init__(self, cls, count, first, also, models):
+    def __init__(self, cls, count, first, also, models, calls=None):
         self.cls, self.title, self.bytes = cls, TITLES[cls], count
         self.first, self.also, self.models = first, also, models
+        self.calls = calls or {}
 
     def as_dict(self):
         return {"class": self.cls, "title": self.title, "bytes": self.bytes,
-                "first": self.first, "also_fits": list(self.also), "models": self.models}
+                "first": self.first, "also_fits": list(self.also), "models": self.models,
+                "calls": {str(k): v for k, v in self.calls.items()}}
 
 
 class WriterReport:
     """The result of fp8kv.conform.run() for one writer.
 
-    verdict        "clean" (every byte as the CPU backend writes it),
-                   "differences", or "failed" (the writer raised on a call
-                   without out-of-range slots; error says how);
+    verdict        "clean" (every byte as the CPU backend writes it, every
+                   input untouched), "differences", or "failed" (the writer
+                   raised on a call without out-of-range slots, exited, died
+                   or timed out; error says how);
     classes        [ClassResult], in table order;
     calls, bytes_compared, bytes_differing, duplicate_tokens,
     raised_on_out_of_range (calls with out-of-range slots where the writer
     raised: allowed; the bytes were compared unless it wrote nothing, which
-    refused counts), limits."""
+    refused counts), limits, not_run (calls the arrays could not hold, and
+    why), call_descriptions ({call index: description})."""
 
     def __init__(self, target, convention, arrays, claims, level, seed):
         self.target, self.convention, self.arrays = target, convention, arrays
@@ -63,6 +74,8 @@ class WriterReport:
         self.raised_on_out_of_range, self.refused, self.first_raise = 0, 0, None
         self.classes, self.error = [], None
         self.limits = limits(claims)
+        self.not_run, self.call_descriptions = [], {}
+        self.isolated, self.timeout = False, None
 
     @property
     def verdict(self):
@@ -78,19 +91,35 @@ class WriterReport:
         """{class id: bytes}."""
         return {c.cls: c.bytes for c in self.classes}
 
+    def per_call(self):
+        """[{call, description, bytes, classes: {class: bytes}}] of the calls
+        with differences, in call order."""
+        calls = {}
+        for c in self.classes:
+            for i, n in c.calls.items():
+                entry = calls.setdefault(i, {"call": i, "description":
+                                             self.call_descriptions.get(i, ""),
+                                             "bytes": 0, "classes": {}})
+                entry["bytes"] += n
+                entry["classes"][c.cls] = n
+        return [calls[i] for i in sorted(calls)]
+
     def as_dict(self):
         return {"target": self.target, "convention": self.convention,
                 "arrays": self.arrays, "verdict": self.verdict, "level": self.level,
                 "seed": self.seed, "claims": self.claims.as_dict(), "calls": self.calls,
                 "calls_planned": self.planned, "bytes_compared": self.bytes_compared,
                 "bytes_differing": self.bytes_differing,
+                "isolated": self.isolated, "timeout_s": self.timeout,
                 "duplicates": {"tokens": self.duplicate_tokens, "calls": self.duplicate_calls},
                 "raised_on_out_of_range": {"calls": self.raised_on_out_of_range,
                                            "wrote_nothing": self.refused,
                                            "first": self.first_raise},
                 "classes": [c.as_dict() for c in self.classes],
+                "calls_with_differences": self.per_call(),
                 "not_observable": [{"class": c, "title": TITLES[c], "why": why}
                                    for c, why in self.limits],
+                "not_run": self.not_run,
                 "error": self.error}
 
     def verdict_line(self):
@@ -108,7 +137,8 @@ class WriterReport:
                                                        for c in self.classes))
 
     def table(self):
-        """The differences by class, one row each with its first example."""
+        """The differences by class, one row each with its first example and
+        the calls it came from."""
         lines = []
         if self.classes:
             lines.append("%s: differences by class" % self.target)
@@ -119,9 +149,14 @@ class WriterReport:
                 if c.also:
                     lines.append("             every one also fits: %s (not told apart here)"
                                  % "; ".join(TITLES[a] for a in c.also))
+                calls = sorted(c.calls)
+                if calls:
+                    lines.append("             in calls: %s%s" % (
+                        ", ".join(map(str, calls[:12])),
+                        " and %d more" % (len(calls) - 12) if len(calls) > 12 else ""))
         if self.error is not None:
             lines.append("%s: failed to run on %s" % (self.target, self.error["call"]))
-            lines.extend("  " + l for l in self.error["message"].splitlines())
+            lines.extend("  " + line for line in self.error["message"].splitlines())
         if self.raised_on_out_of_range:
             lines.append("%s: raised on %d call(s) with out-of-range slots, allowed (%d wrote "
                          "nothing and were not compared; the others' bytes were): %s"
@@ -131,6 +166,8 @@ class WriterReport:
             lines.append("%s: %d tokens shared their slot with another token in %d calls; "
                          "either token's bytes were accepted there (not a failure)"
                          % (self.target, self.duplicate_tokens, self.duplicate_calls))
+        for what in self.not_run:
+            lines.append("%s: not run: %s" % (self.target, what))
         if self.limits and not self.clean:
             lines.append("%s: not observable with these claims: %s" % (
                 self.target, "; ".join("%s (%s)" % (TITLES[c].split(" (")[0], why)
@@ -140,9 +177,13 @@ class WriterReport:
 
 def example_text(ex):
     """One example as a line of text."""
-    where = "%s, %s cache" % (ex["call_description"], ex["cache"]) if "input" not in ex \
-        else "%s: %s token %d head %d dim %d (slot %d)" % (
-            ex["call_description"], ex["cache"], ex["token"], ex["head"], ex["dim"], ex["slot"])
+    if "input" in ex:
+        where = "%s: %s token %d head %d dim %d (slot %d)" % (
+            ex["call_description"], ex["cache"], ex["token"], ex["head"], ex["dim"],
+            ex["slot"])
+    else:
+        where = "%s, %s%s" % (ex["call_description"], ex["cache"],
+                              "" if ex["cache"].endswith(" input") else " cache")
     if "input" in ex:
         scale = " / s = %s = %s" % (ex["scale"], ex["quotient"]) if ex["scale"] else ""
         return "%s: x = %s [%s %s]%s: expected %s, wrote %s" % (

@@ -5,13 +5,13 @@ is called, and the arrays (numpy, or torch on a device) they are given.
 Conventions:
   reference  fn(key, value, key_cache, value_cache, slot_mapping, k_scale,
              v_scale, **options): caches [blocks, block_size, heads, dim]
-             (NHD) or [blocks, heads, block_size, dim] (HND; block_size is
-             never the head count, so the shape says which); k_scale and
-             v_scale None (no scale) or float32 arrays of 1 or heads values.
-             Keyword options are passed only when needed: format= (an FP8
-             format name) when the cache is uint8, swa_mapping= with --swa,
-             overflow="nonsaturating" in that mode.  numpy arrays carry bf16
-             as uint16 bits.
+             (NHD) or [blocks, heads, block_size, dim] (HND; the layout
+             says where the heads are; block_size == heads happens only in
+             NHD calls); k_scale and v_scale None (no scale) or float32
+             arrays of 1 or heads values.  Keyword options are passed only
+             when needed: format= (an FP8 format name) when the cache is
+             uint8, swa_mapping= with --swa, overflow="nonsaturating" in
+             that mode.
   sglang     fn(key, value, key_cache, value_cache, slot_mapping,
              swa_slot_mapping, k_scale, v_scale): SGLang's
              launch_reshape_and_cache_flash; NHD, one-value scales or None.
@@ -20,9 +20,15 @@ Conventions:
              caches NHD-shaped (HND memory as permuted strides),
              kv_cache_dtype "fp8" or "fp8_e5m2", scale tensors always.
   fp8kv      fp8kv.reshape_and_cache's own signature (every option).
-The cache's dtype is the format where the arrays have float8 dtypes; on uint8
-caches the sglang and vllm conventions state it through the target module's
-set_fp8_format(), as fp8kv.compat's drop-ins take it.
+Arrays (V-CONFORM-ARRAYS): "numpy" passes numpy arrays, bf16 as uint16
+bits and caches as uint8 with format=; "torch" passes torch tensors on the
+device, bf16 as torch.bfloat16, caches as torch's float8 dtype of the format
+where this torch has it, else uint8 (the reference convention then passes
+format=; sglang and vllm state it through the target module's
+set_fp8_format(), as fp8kv.compat's drop-ins take it).  The default is
+torch for the sglang and vllm conventions and for any device but the CPU,
+numpy otherwise: a documented choice, not whether torch is installed.
+Inputs may be views into larger buffers, caches views with padding.
 """
 
 import importlib
@@ -32,54 +38,15 @@ import sys
 
 import numpy as np
 
+from .. import formats as fp8kv_formats
 from .. import reshape_and_cache as fp8kv_reshape_and_cache
 from .. import synchronize as fp8kv_synchronize
 from .. import typed
-from .._types import FP8_FORMATS, TORCH_FP8, torch
+from .conventions import CONVENTIONS
+from .errors import UsageError
+from .guard import FP8KV_MODE
+from .sparse import SparseBytes, gaps, host_changes
 
-ALL = dict(formats=FP8_FORMATS, inputs=("f32", "f16", "bf16"),
-           scales=("one", "tensor", "head", "dynamic"), layouts=("NHD", "HND"),
-           overflows=("saturate", "nonsaturating"))
-
-
-class Convention:
-    """A calling convention: what it can express (supports) and what a
-    writer of it is assumed to claim unless told (defaults)."""
-
-    def __init__(self, name, signature, supports, defaults, swa, swa_default):
-        self.name, self.signature = name, signature
-        self.supports, self.defaults = supports, defaults
-        self.swa, self.swa_default = swa, swa_default
-
-
-def _conv(name, signature, scales, layouts, overflows, swa, default_scales=None,
-          default_layouts=None, default_overflows=None, swa_default=None):
-    supports = dict(ALL, scales=scales, layouts=layouts, overflows=overflows)
-    defaults = dict(supports, scales=default_scales or scales,
-                    layouts=default_layouts or layouts,
-                    overflows=default_overflows or overflows)
-    return Convention(name, signature, supports, defaults, swa,
-                      swa if swa_default is None else swa_default)
-
-
-CONVENTIONS = {c.name: c for c in (
-    _conv("reference", "(key, value, key_cache, value_cache, slot_mapping, k_scale, v_scale, "
-          "**options)", ("one", "tensor", "head"), ("NHD", "HND"),
-          ("saturate", "nonsaturating"), True, default_scales=("one", "tensor"),
-          default_layouts=("NHD",), default_overflows=("saturate",), swa_default=False),
-    _conv("sglang", "(key, value, key_cache, value_cache, slot_mapping, swa_slot_mapping, "
-          "k_scale, v_scale)", ("one", "tensor"), ("NHD",), ("saturate",), True),
-    _conv("vllm", "(key, value, key_cache, value_cache, slot_mapping, kv_cache_dtype, "
-          "k_scale, v_scale)", ("one", "tensor", "head"), ("NHD", "HND"), ("saturate",),
-          False, default_scales=("one", "tensor")),
-    _conv("fp8kv", "fp8kv.reshape_and_cache(key, value, key_cache, value_cache, "
-          "slot_mapping, *, swa_mapping, scale, ...)", ALL["scales"], ALL["layouts"],
-          ALL["overflows"], True),
-)}
-
-
-class UsageError(ValueError):
-    """A target, convention or claim that cannot be run as given."""
 
 
 # ---- finding a target ---------------------------------------------------------------
@@ -105,6 +72,23 @@ def _import(module):
     return importlib.import_module(module)
 
 
+def parse(target, convention=None):
+    """(target without suffix, convention or None) of a TARGET string; no
+    import."""
+    if not isinstance(target, str) or not target:
+        raise UsageError("target: expected 'module:function' or 'fp8kv', got %r" % (target,))
+    target, _, suffix = target.partition("@")
+    convention = convention or suffix or None
+    if target != "fp8kv":
+        module, sep, attr = target.rpartition(":")
+        if not sep or not module or not attr:
+            raise UsageError("target: %r is not 'module:function' (or 'fp8kv')" % target)
+    if convention is not None and convention not in CONVENTIONS:
+        raise UsageError("convention: %r is not one of %s"
+                         % (convention, ", ".join(CONVENTIONS)))
+    return target, convention
+
+
 def resolve(target, convention=None):
     """(callable, convention name, label) of a TARGET: "fp8kv" (fp8kv's own
     writer), "module:function" or "path/to/file.py:function", optionally
@@ -115,24 +99,19 @@ def resolve(target, convention=None):
         label = "%s:%s" % (getattr(fn, "__module__", "?"),
                            getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn))))
     else:
-        if not isinstance(target, str) or not target:
-            raise UsageError("target: expected 'module:function' or 'fp8kv', got %r" % (target,))
-        label = target
-        target, _, suffix = target.partition("@")
-        convention = convention or suffix or None
+        label = target.partition("@")[0] if isinstance(target, str) else target
+        target, convention = parse(target, convention)
         if target == "fp8kv":
             fn = fp8kv_reshape_and_cache
         else:
-            module, sep, attr = target.rpartition(":")
-            if not sep or not module or not attr:
-                raise UsageError("target: %r is not 'module:function' (or 'fp8kv')" % target)
+            module, _, attr = target.rpartition(":")
             try:
                 obj = _import(module)
             except UsageError:
                 raise
-            except Exception as e:
+            except BaseException as e:    # a target that exits while importing, too
                 raise UsageError("target: cannot import %s: %s: %s"
-                                 % (module, type(e).__name__, e)) from e
+                                 % (module, type(e).__name__, e)) from None
             for part in attr.split("."):
                 if not hasattr(obj, part):
                     raise UsageError("target: %s has no attribute %r" % (module, attr))
@@ -144,15 +123,29 @@ def resolve(target, convention=None):
     if convention not in CONVENTIONS:
         raise UsageError("convention: %r is not one of %s"
                          % (convention, ", ".join(CONVENTIONS)))
-    return fn, convention, label.partition("@")[0]
+    return fn, convention, label
 
 
 # ---- arrays ----------------------------------------------------------------------
 
+def _torch():
+    if os.environ.get("FP8KV_NO_TORCH"):
+        return None
+    try:
+        import torch
+        return torch
+    except Exception:
+        return None
+
+
 class NumpyArrays:
     """Host numpy arrays; caches are uint8 (numpy has no float8)."""
 
-    name, float8, device = "numpy", False, "cpu"
+    name, device = "numpy", "cpu"
+    can_sparse = True
+
+    def has_float8(self, fmt):
+        return False
 
     def from_host(self, a):
         return np.array(a, copy=True)
@@ -160,26 +153,44 @@ class NumpyArrays:
     def to_host(self, a):
         return np.asarray(a)
 
-    def part(self, buf, start, shape, dtype=None):
-        p = buf[start:start + int(np.prod(shape)) * (4 if dtype == "f32" else 1)]
-        return (p.view(np.float32) if dtype == "f32" else p).reshape(shape)
+    def alloc(self, template, sparse):
+        """A buffer holding a template (a guard.Buffer): (array, sparse memory
+        or None)."""
+        if sparse:
+            mem = SparseBytes(template.total)
+            for s, d in template.segments:
+                mem.array[s:s + len(d)] = d
+            return self.wrap(mem.array), mem
+        return self.wrap(template.materialise()), None
 
-    def fp8(self, a, fmt):
-        return a
+    def wrap(self, host_bytes):
+        return host_bytes
+
+    def bytes_of(self, buf):
+        return buf
+
+    def view(self, buf, offset, shape, strides, itemsize, fp8=None):
+        """A view into a uint8 buffer: shape and byte strides from offset;
+        float32 where itemsize is 4, the format's float8 dtype where fp8
+        names one this array type has."""
+        base = buf[offset:]
+        if itemsize == 4:
+            base = base.view(np.float32)
+        return np.lib.stride_tricks.as_strided(base, shape, strides)
+
+    def changes(self, buf, template, mem):
+        return host_changes(self.bytes_of(buf), template, mem)
+
+    def input(self, ib):
+        """An input: a view into the device copy of its buffer (returned too)."""
+        flat = self.from_host(ib.flat)
+        size = flat.itemsize
+        view = np.lib.stride_tricks.as_strided(flat[ib.offset:], ib.shape,
+                                               tuple(s * size for s in ib.strides))
+        return flat, view
 
     def permute_hnd_as_nhd(self, a):
         return a.swapaxes(1, 2)
-
-    def strided(self, raw, rng):
-        """raw [T, H, D] inside a larger buffer: token and head strides padded."""
-        T, H, D = raw.shape
-        big = np.zeros((T, H + 2, D + 8), raw.dtype)
-        big.view(np.uint8)[...] = rng.integers(0, 256, big.view(np.uint8).shape, np.uint8)
-        big[:, 1:1 + H, 4:4 + D] = raw
-        return self.from_host(big)[:, 1:1 + H, 4:4 + D]
-
-    def inputs(self, raw):
-        return self.from_host(raw)
 
     def synchronize(self):
         pass
@@ -192,14 +203,33 @@ class TorchArrays(NumpyArrays):
     name = "torch"
 
     def __init__(self, device):
+        torch = self.torch = _torch()
         if torch is None:
-            raise UsageError("arrays: torch is not importable here")
-        self.device = str(torch.device(device))
-        self.float8 = True
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UsageError("device: %s, but torch sees no CUDA device" % self.device)
+            raise UsageError("arrays: torch arrays, but torch is not importable here")
+        try:
+            dev = torch.device(device)
+        except Exception:
+            raise UsageError("device: %r is not a device (cpu, or cuda[:N])" % (device,)) \
+                from None
+        if dev.type not in ("cpu", "cuda"):
+            raise UsageError("device: %r: fp8kv.conform runs writers on cpu or cuda[:N] "
+                             "devices" % (device,))
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise UsageError("device: %s, but torch sees no CUDA device" % device)
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise UsageError("device: %s, but torch sees %d CUDA device(s)"
+                                 % (device, torch.cuda.device_count()))
+        self.device = str(dev)
+        self.can_sparse = dev.type == "cpu"
+        self.fp8 = {f.name: getattr(torch, "float8_" + f.name) for f in fp8kv_formats()
+                    if isinstance(getattr(torch, "float8_" + f.name, None), torch.dtype)}
+
+    def has_float8(self, fmt):
+        return fmt in self.fp8
 
     def from_host(self, a):
+        torch = self.torch
         a = np.ascontiguousarray(a)
         if a.dtype == np.uint16:
             t = torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
@@ -209,6 +239,7 @@ class TorchArrays(NumpyArrays):
 
     def to_host(self, a):
         """A host numpy copy; bf16 as uint16 bits, float8 as uint8 codes."""
+        torch = self.torch
         t = a.detach().cpu().contiguous()
         if t.dtype == torch.bfloat16:
             return t.view(torch.int16).numpy().view(np.uint16)
@@ -216,32 +247,87 @@ class TorchArrays(NumpyArrays):
             return t.view(torch.uint8).numpy()
         return t.numpy()
 
-    def part(self, buf, start, shape, dtype=None):
-        n = int(np.prod(shape)) * (4 if dtype == "f32" else 1)
-        p = buf[start:start + n]
-        return (p.view(torch.float32) if dtype == "f32" else p).view(shape)
+    def wrap(self, host_bytes):
+        t = self.torch.from_numpy(host_bytes)
+        return t if self.device == "cpu" else t.to(self.device)
 
-    def fp8(self, a, fmt):
-        dt = TORCH_FP8.get(fmt)
-        return a.view(dt) if dt is not None else a
+    def alloc(self, template, sparse):
+        if sparse or self.device == "cpu" or template.dense:
+            return NumpyArrays.alloc(self, template, sparse)
+        return device_alloc(self.torch, template, self.device), None
 
-    def has_float8(self, fmt):
-        return fmt in TORCH_FP8
+    def bytes_of(self, buf):
+        return buf.numpy()
+
+    def view(self, buf, offset, shape, strides, itemsize, fp8=None):
+        torch = self.torch
+        if itemsize == 4:
+            base = buf.view(torch.float32)
+            return base.as_strided(shape, tuple(s // 4 for s in strides), offset // 4)
+        v = buf.as_strided(shape, strides, offset)
+        return v.view(self.fp8[fp8]) if fp8 in self.fp8 else v
+
+    def changes(self, buf, template, mem):
+        if self.device == "cpu":
+            return host_changes(buf.numpy(), template, mem)
+        return device_changes(self.torch, buf, template)
+
+    def input(self, ib):
+        flat = self.from_host(ib.flat)
+        return flat, flat.as_strided(ib.shape, ib.strides, ib.offset)
 
     def permute_hnd_as_nhd(self, a):
         return a.transpose(1, 2)
 
     def synchronize(self):
         if self.device.startswith("cuda"):
-            torch.cuda.synchronize(self.device)
+            self.torch.cuda.synchronize(self.device)
 
 
-def arrays_for(arrays, device):
+def device_alloc(torch, template, device):
+    """A buffer holding a template on a device: zeros, then the segments
+    (a big extra's cache, where the device has room for it)."""
+    buf = torch.zeros(template.total, dtype=torch.uint8, device=device)
+    for s, d in template.segments:
+        buf[s:s + len(d)] = torch.from_numpy(d).to(device)
+    return buf
+
+
+def device_changes(torch, buf, template):
+    """(positions, bytes) where a device buffer differs from its template,
+    found on the device: the segments compared, the gaps scanned for
+    non-zero bytes; only those bytes come to the host."""
+    pos, val = [], []
+    spans = [(s, s + len(d), torch.from_numpy(d).to(buf.device)) for s, d in template.segments]
+    spans += [(a, b, None) for a, b in gaps(template)]
+    for a, b, d in spans:
+        part = buf[a:b]
+        i = torch.nonzero(part != d if d is not None else part).flatten()
+        if i.numel():
+            pos.append(i.cpu().numpy().astype(np.int64) + a)
+            val.append(part[i].cpu().numpy())
+    if not pos:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint8)
+    p, v = np.concatenate(pos), np.concatenate(val)
+    order = np.argsort(p, kind="stable")
+    return p[order], v[order]
+
+
+def default_arrays(convention, device):
+    """The documented default (V-CONFORM-ARRAYS)."""
+    if CONVENTIONS[convention].arrays == "torch" or (device or "cpu") != "cpu":
+        return "torch"
+    return "numpy"
+
+
+def arrays_for(arrays, device, convention="reference"):
     if arrays is None:
-        arrays = "torch" if torch is not None else "numpy"
+        arrays = default_arrays(convention, device)
     if arrays == "numpy":
         if device not in (None, "cpu"):
             raise UsageError("arrays: numpy arrays live on the cpu, not %s" % device)
+        if convention in ("sglang", "vllm"):
+            raise UsageError("arrays: the %s convention takes torch tensors" % convention)
         return NumpyArrays()
     if arrays == "torch":
         return TorchArrays(device or "cpu")
@@ -260,7 +346,7 @@ def _set_uint8_format(fn, fmt):
     if setter is None:
         raise UsageError("the %s convention needs float8 caches, which this torch lacks, or "
                          "a set_fp8_format() in the target's module (fp8kv.compat's "
-                         "drop-ins have one)" % fn.__name__)
+                         "drop-ins have one)" % getattr(fn, "__name__", "target"))
     setter(fmt)
 
 
@@ -293,9 +379,9 @@ def invoke(fn, convention, c):
         key, value = c.key, c.value
         if c.arrays.name == "numpy" and key.dtype == np.uint16:
             key, value = typed(key, "bf16"), typed(value, "bf16")
-        fn(key, value, c.key_cache, c.value_cache, c.slots, swa_mapping=c.swa, scale=c.mode,
-           k_scale=c.k_scale, v_scale=c.v_scale, k_scale_cache=c.k_scale_cache,
-           v_scale_cache=c.v_scale_cache, overflow=c.overflow,
+        fn(key, value, c.key_cache, c.value_cache, c.slots, swa_mapping=c.swa,
+           scale=FP8KV_MODE[c.mode], k_scale=c.k_scale, v_scale=c.v_scale,
+           k_scale_cache=c.k_scale_cache, v_scale_cache=c.v_scale_cache, overflow=c.overflow,
            format=None if c.float8 else c.fmt, layout=c.layout)
     # A writer built on fp8kv (the drop-ins, say) reports an out-of-range
     # slot on a GPU from the next call: collect it here, so that it is
@@ -313,31 +399,36 @@ def finish(fn, convention):
             setter(None)
 
 
-def make_call(case, exp, arrays, rng):
-    """The target's arrays for a call: the guarded buffers (returned as
-    `buffers`, by cache name) and views of the caches inside them."""
-    spec = case.spec
+def make_call(req, arrays):
+    """The target's arrays for a call request (executor.Request): the cache
+    buffers (by name, with their sparse memory), the input buffers, and the
+    views the writer gets."""
     c = Call()
-    c.arrays, c.fmt, c.overflow, c.layout, c.mode = arrays, spec.fmt, spec.overflow, \
-        spec.layout, spec.mode
-    c.float8 = arrays.name == "torch" and arrays.has_float8(spec.fmt)
-    c.buffers = {name: arrays.from_host(t) for name, t in exp.template.items()}
-    views = {}
-    for name, buf in c.buffers.items():
-        geo = exp.geometry[name]
-        if geo.itemsize == 4:
-            views[name] = arrays.part(buf, geo.before, geo.shape, "f32")
-        else:
-            views[name] = arrays.fp8(arrays.part(buf, geo.before, geo.shape), spec.fmt)
+    c.arrays, c.fmt, c.overflow, c.layout, c.mode = arrays, req.fmt, req.overflow, \
+        req.layout, req.mode
+    c.float8 = arrays.has_float8(req.fmt)
+    c.buffers, c.memory, views = {}, {}, {}
+    for name, (geo, template) in req.caches.items():
+        buf, mem = arrays.alloc(template, req.sparse)
+        c.buffers[name], c.memory[name] = buf, mem
+        shape, strides = geo.shape_strides()
+        views[name] = arrays.view(buf, geo.before, shape, strides, geo.itemsize,
+                                  None if geo.itemsize == 4 else req.fmt)
     c.key_cache, c.value_cache = views["key"], views["value"]
     c.k_scale_cache, c.v_scale_cache = views.get("k_scale_cache"), views.get("v_scale_cache")
-    if spec.strided:
-        c.key, c.value = arrays.strided(case.key, rng), arrays.strided(case.value, rng)
-    else:
-        c.key, c.value = arrays.inputs(case.key), arrays.inputs(case.value)
-    c.slots = arrays.from_host(case.slots)
-    c.swa_buffer = None if case.swa is None else arrays.from_host(case.swa_guarded)
-    c.swa = None if case.swa is None else c.swa_buffer[1:1 + len(case.swa)]
-    c.k_scale = None if case.k_scale is None else arrays.from_host(case.k_scale)
-    c.v_scale = None if case.v_scale is None else arrays.from_host(case.v_scale)
+    c.inputs = {}
+    for name, ib in req.inputs.items():
+        flat, view = arrays.input(ib)
+        c.inputs[name] = flat
+        setattr(c, name, view)
+    c.inputs["slot_mapping"] = c.slots = arrays.from_host(req.slots)
+    c.swa = None
+    if req.swa_guarded is not None:
+        c.inputs["swa_mapping"] = buf = arrays.from_host(req.swa_guarded)
+        c.swa = buf[1:1 + req.swa_length]
+    c.k_scale = c.v_scale = None
+    if req.k_scale is not None:
+        c.inputs["k_scale"] = c.k_scale = arrays.from_host(req.k_scale)
+        c.inputs["v_scale"] = c.v_scale = arrays.from_host(req.v_scale)
     return c
+

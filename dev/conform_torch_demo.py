@@ -6,7 +6,7 @@ engine's code: a KV-cache writer written the obvious unfused way in PyTorch,
 
 so that the harness has a real writer to report on:
 
-    python3 -m fp8kv.conform fp8kv.conform.torch_demo:write_kv --device cuda \\
+    python3 -m fp8kv.conform dev/conform_torch_demo.py:write_kv --device cuda \\
         --scales one,tensor,head --layouts NHD,HND --overflow nonsaturating
 
 It takes the reference convention on torch tensors with float8 caches

@@ -5,7 +5,7 @@ one program per token and head, dividing with "/" and storing with
 .to(cache dtype), without bounds checks, so that the harness has a real
 GPU kernel to report on:
 
-    python3 -m fp8kv.conform fp8kv.conform.triton_demo:write_kv --device cuda \\
+    python3 -m fp8kv.conform dev/conform_triton_demo.py:write_kv --device cuda \\
         --formats e4m3fn,e5m2 --scales one,tensor,head --layouts NHD,HND --swa
 
 It takes the reference convention on CUDA tensors with float8_e4m3fn or

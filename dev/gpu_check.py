@@ -5,7 +5,7 @@
 A developer tool for a machine with a CUDA (or ROCm) GPU and torch:
 
     LD_LIBRARY_PATH=.carry/lib FP8KV_MODULE_PATH=.carry/modules \\
-    FP8KV_LIBRARY=.carry/lib/libfp8kv.so.1 python3 python/gpu_check.py
+    FP8KV_LIBRARY=.carry/lib/libfp8kv.so.1 python3 dev/gpu_check.py
 
 It checks, byte for byte against fp8kv.golden (the CPU backend on host
 copies): CUDA tensors for every format, input dtype, scale mode and layout;
@@ -29,7 +29,7 @@ import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "python"))     # the package of this tree
 # Defaults for binaries staged by dev/device-stage.sh, when not set.
 _CARRY = os.path.join(HERE, "..", ".carry")
 if not os.environ.get("FP8KV_LIBRARY") and os.path.exists(
