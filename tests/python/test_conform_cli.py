@@ -28,7 +28,7 @@ def main(*argv):
 def program(*argv, stdout=subprocess.PIPE, env=None, timeout=300):
     """python3 -m fp8kv.conform in a process of its own."""
     e = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""),
-             FP8KV_NO_TORCH="1")        # numpy writers: no seconds of importing torch
+             FP8KV_CONFORM_NO_TORCH="1")        # numpy writers: no seconds of importing torch
     e.update(env or {})
     r = subprocess.run([sys.executable, "-m", "fp8kv.conform"] + list(argv), env=e,
                        stdout=stdout, stderr=subprocess.PIPE, universal_newlines=True,
@@ -177,7 +177,7 @@ def test_help_needs_no_numpy(tmp_path):
     (blocker / "__init__.py").write_text("raise ImportError('No module named numpy')\n")
     env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), HERE, os.environ.get("PYTHONPATH",
                                                                                "")]),
-           "FP8KV_NO_TORCH": "1"}
+           "FP8KV_CONFORM_NO_TORCH": "1"}
     status, out, err = program("--help", env=env)
     assert status == 0 and "usage: python3 -m fp8kv.conform" in out, err
     status, out, err = program("faulty_writers:correct", env=env)
@@ -187,7 +187,7 @@ def test_help_needs_no_numpy(tmp_path):
 
 def test_the_module_runs_as_a_program():
     status, out, err = program("faulty_writers:ftz", "--formats", "e5m2", "--inputs", "bf16",
-                               env={"FP8KV_NO_TORCH": "1"})
+                               env={"FP8KV_CONFORM_NO_TORCH": "1"})
     assert status == 1, out + err
     assert "subnormals flushed" in out
 

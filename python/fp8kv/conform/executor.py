@@ -201,7 +201,7 @@ class ChildExecutor:
                    FP8KV_CONFORM_PATH=json.dumps(sys.path))
         target, convention, arrays, device = self.init
         if (arrays or targets.default_arrays(convention, device)) == "numpy":
-            env.setdefault("FP8KV_NO_TORCH", "1")     # numpy arrays: no seconds of torch
+            env.setdefault("FP8KV_CONFORM_NO_TORCH", "1")     # numpy arrays: no seconds of torch
         code = ("import json, os, sys; sys.path[:0] = json.loads(os.environ.pop("
                 "'FP8KV_CONFORM_PATH')); from fp8kv.conform.executor import child_main; "
                 "child_main()")

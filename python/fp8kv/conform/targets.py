@@ -129,7 +129,8 @@ def resolve(target, convention=None):
 # ---- arrays ----------------------------------------------------------------------
 
 def _torch():
-    if os.environ.get("FP8KV_NO_TORCH"):
+    # conform's own children with numpy arrays set this: torch costs seconds
+    if os.environ.get("FP8KV_CONFORM_NO_TORCH"):
         return None
     try:
         import torch
