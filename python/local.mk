@@ -27,7 +27,7 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_conform_classify.py tests/python/test_install.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
 	python/pythondir.py python/METADATA.in \
-	python/README.md python/gpu_check.py python/conform_gpu.py tests/python/run_pytest.sh \
+	python/gpu_check.py python/conform_gpu.py tests/python/run_pytest.sh \
 	$(FP8KV_PY_TESTS) tests/python/struct_layout.c
 
 # Fills python/_paths.py.in (I-SONAME): LIBRARY and FALLBACK from the shell
