@@ -70,14 +70,6 @@ python/dist-info/INSTALLER: Makefile
 	$(AM_V_GEN)$(MKDIR_P) python/dist-info && echo make >$@
 CLEANFILES += python/dist-info/METADATA python/dist-info/INSTALLER
 
-# automake removes files, not directories: an empty fp8kv/ left behind would
-# import as a namespace package, and an empty .dist-info confuse pip.
-uninstall-hook:
-	-rmdir '$(DESTDIR)$(fp8kv_distinfodir)' '$(DESTDIR)$(fp8kv_compatdir)/__pycache__' \
-	  '$(DESTDIR)$(fp8kv_conformdir)/__pycache__' '$(DESTDIR)$(fp8kvdir)/__pycache__' \
-	  '$(DESTDIR)$(fp8kv_compatdir)' '$(DESTDIR)$(fp8kv_conformdir)' '$(DESTDIR)$(fp8kvdir)' \
-	  2>/dev/null
-
 # make check: the package staged in the build tree with its own _paths.py.
 python/check/fp8kv/_paths.py: $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) \
 		$(srcdir)/python/_paths.py.in lib/libfp8kv.la Makefile
@@ -98,6 +90,16 @@ tests_python_struct_layout_SOURCES = tests/python/struct_layout.c
 TESTS += tests/python/run_pytest.sh
 AM_TESTS_ENVIRONMENT += PYTHON='$(PYTHON)'; export PYTHON;
 endif
+
+# automake removes files, not directories: an empty fp8kv/ left behind would
+# import as a namespace package, and an empty .dist-info confuse pip.
+# (Makefile.am's uninstall-hook runs this; nothing to do without the package)
+fp8kv-python-uninstall:
+	-test -z '$(fp8kvdir)' || rmdir '$(DESTDIR)$(fp8kv_distinfodir)' '$(DESTDIR)$(fp8kv_compatdir)/__pycache__' \
+	  '$(DESTDIR)$(fp8kv_conformdir)/__pycache__' '$(DESTDIR)$(fp8kvdir)/__pycache__' \
+	  '$(DESTDIR)$(fp8kv_compatdir)' '$(DESTDIR)$(fp8kv_conformdir)' '$(DESTDIR)$(fp8kvdir)' \
+	  2>/dev/null
+.PHONY: fp8kv-python-uninstall
 
 clean-local: fp8kv-python-clean
 fp8kv-python-clean:
