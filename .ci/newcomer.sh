@@ -13,8 +13,9 @@
 #      lands in Debian's /usr/lib/python3/dist-packages, and its _paths.py
 #      names no library (the loader decides);
 #   3. python3 -m venv --system-site-packages and pip install
-#      --no-build-isolation of the tree: import, write and metadata from the
-#      venv, the library and tools in the venv;
+#      --no-build-isolation of a git checkout (and of the make dist tarball
+#      that an earlier distcheck left in SOURCE, when there is one): import,
+#      write and metadata from the venv, the library and tools in the venv;
 #   4. make uninstall and ldconfig: nothing of fp8kv is left in /usr/local,
 #      and /usr/bin/python3 no longer imports it.
 #
@@ -58,7 +59,7 @@ trap 'exit 1' HUP INT TERM
 
 [ "$(id -u)" = 0 ] || die "run me as root (make install into /usr/local, ldconfig)"
 if [ -e /usr/local/lib/libfp8kv.so.1 ] || $PY -c 'import fp8kv' 2>/dev/null; then
-	die "an fp8kv is already installed here; this check needs a machine without one"
+	die "an fp8kv is already installed; this check needs a machine without one"
 fi
 
 # The write every step makes: numpy arrays, every written byte against
@@ -102,7 +103,8 @@ import fp8kv
 procs = len(os.sched_getaffinity(0))
 want = "host CPU, %d OpenMP thread%s" % (procs, "" if procs == 1 else "s")
 got = [b.device for b in fp8kv.backends() if b.name == "cpu"][0]
-print("threads: torch %s uses %d, fp8kv says %r" % (torch.__version__, torch.get_num_threads(), got))
+print("threads: torch %s uses %d, fp8kv says %r"
+      % (torch.__version__, torch.get_num_threads(), got))
 assert got == want, (got, want)
 EOF
 
@@ -116,11 +118,14 @@ mkdir -p build/local
 (cd build/local && ../../configure >"$work/configure.log" 2>&1) ||
 	{ cat "$work/configure.log"; die "configure"; }
 grep -E '^ +(OpenMP|Python)' "$work/configure.log" | sed 's/^ */    /'
-make -C build/local "$jobs" >"$work/make.log" 2>&1 || { tail -30 "$work/make.log"; die "make"; }
+make -C build/local "$jobs" >"$work/make.log" 2>&1 ||
+	{ tail -30 "$work/make.log"; die "make"; }
 installed=yes
-make -C build/local install >"$work/install.log" 2>&1 || { tail -30 "$work/install.log"; die "make install"; }
+make -C build/local install >"$work/install.log" 2>&1 ||
+	{ tail -30 "$work/install.log"; die "make install"; }
 ldconfig
-site=/usr/local/lib/python$($PY -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages
+short=$($PY -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+site=/usr/local/lib/python$short/dist-packages
 [ -f "$site/fp8kv/__init__.py" ] || die "the package is not in $site"
 ls -d "$site"/fp8kv-*.dist-info >/dev/null || die "no fp8kv-*.dist-info in $site"
 echo "    package in $site"
@@ -141,7 +146,8 @@ step "2. ./configure --prefix=/usr && make install DESTDIR"
 mkdir -p build/usr
 (cd build/usr && ../../configure --prefix=/usr >"$work/configure-usr.log" 2>&1) ||
 	{ cat "$work/configure-usr.log"; die "configure --prefix=/usr"; }
-make -C build/usr "$jobs" >"$work/make-usr.log" 2>&1 || { tail -30 "$work/make-usr.log"; die "make"; }
+make -C build/usr "$jobs" >"$work/make-usr.log" 2>&1 ||
+	{ tail -30 "$work/make-usr.log"; die "make"; }
 dest=$work/destdir
 make -C build/usr install DESTDIR="$dest" >"$work/install-usr.log" 2>&1 ||
 	{ tail -30 "$work/install-usr.log"; die "make install DESTDIR"; }
@@ -189,7 +195,8 @@ fi
 
 step "4. make uninstall && ldconfig: nothing left"
 installed=no
-make -C build/local uninstall >"$work/uninstall.log" 2>&1 || { tail "$work/uninstall.log"; die "make uninstall"; }
+make -C build/local uninstall >"$work/uninstall.log" 2>&1 ||
+	{ tail "$work/uninstall.log"; die "make uninstall"; }
 ldconfig
 left=$(find /usr/local -path '*fp8kv*' 2>/dev/null | head -5)
 [ -z "$left" ] || die "make uninstall left: $left"
