@@ -8,19 +8,78 @@
 
 #include "cpu.h"
 
-typedef struct cpu_context {
-	char description[64];
-} cpu_context;
+/* "123" as 123, or -1 unless s is 1 to 9 digits, with nothing after them
+ * but the characters of tail */
+static long parse_count(const char *s, const char *tail)
+{
+	long n = 0;
+	int digits = 0;
+	while (*s >= '0' && *s <= '9' && digits < 9) {
+		n = 10 * n + (*s++ - '0');
+		digits++;
+	}
+	if (!digits || (*s && !strchr(tail, *s)))
+		return -1;
+	return n;
+}
+
+/* The backend's team size (C-THREADS): FP8KV_NUM_THREADS (a bad value is
+ * an error naming it, in every build), else OpenMP's own variable (its first
+ * value; libgomp judges a bad one), else omp_get_num_procs(), the processors
+ * of this process's affinity mask, which is libgomp's own default.  Never
+ * omp_get_max_threads(): omp_set_num_threads() by any library in the
+ * process changes it. */
+static fp8kv_status cpu_thread_count(int *threads)
+{
+	*threads = 1;
+	const char *env = getenv("FP8KV_NUM_THREADS");
+	if (env) {
+		const long n = parse_count(env, "");
+		if (n < 1 || n > CPU_MAX_THREADS)
+			return CPU_ERROR(FP8KV_EINVAL,
+					 "cpu: FP8KV_NUM_THREADS='%.40s' is not a thread count from 1 "
+					 "to %d",
+					 env, CPU_MAX_THREADS);
+#ifdef _OPENMP
+		*threads = (int)n;
+#endif
+		return FP8KV_OK;
+	}
+#ifdef _OPENMP
+	env = getenv("OMP_NUM_THREADS");
+	if (env) {
+		while (*env == ' ' || *env == '\t')
+			env++;
+		const long n = parse_count(env, ", \t");
+		if (n >= 1 && n <= CPU_MAX_THREADS) {
+			*threads = (int)n;
+			return FP8KV_OK;
+		}
+	}
+	const int procs = omp_get_num_procs();
+	*threads = procs < 1 ? 1 : procs > CPU_MAX_THREADS ? CPU_MAX_THREADS : procs;
+#endif
+	return FP8KV_OK;
+}
 
 static fp8kv_status cpu_open(int device, void **ctx)
 {
 	if (device > 0)
 		return CPU_ERROR(FP8KV_ENODEV, "backend 'cpu' has only device 0");
+	int threads;
+	const fp8kv_status st = cpu_thread_count(&threads);
+	if (st != FP8KV_OK)
+		return st;
 	cpu_context *c = malloc(sizeof *c);
 	if (!c)
 		return CPU_ERROR(FP8KV_ENOMEM, "cpu: no memory for the backend");
-	snprintf(c->description, sizeof c->description, "host CPU, %d OpenMP thread%s",
-		 MAX_THREADS(), MAX_THREADS() == 1 ? "" : "s");
+	c->threads = threads;
+#ifdef _OPENMP
+	snprintf(c->description, sizeof c->description, "host CPU, %d OpenMP thread%s", threads,
+		 threads == 1 ? "" : "s");
+#else
+	snprintf(c->description, sizeof c->description, "host CPU, 1 thread (no OpenMP)");
+#endif
 	*ctx = c;
 	return FP8KV_OK;
 }

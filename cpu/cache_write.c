@@ -107,7 +107,6 @@ typedef struct range_error {
 
 fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *p, void *stream)
 {
-	(void)ctx;
 	(void)stream;
 	const fp8kv_slot_map *map = &p->slots;
 	const int64_t H = p->num_heads;
@@ -118,7 +117,7 @@ fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *p, void *s
 	 * (broadcast inputs with zero strides) */
 	const double work = (double)p->num_tokens * (double)H *
 			    ((double)key->head_dim + (double)value->head_dim);
-	const int threads = work >= PARALLEL_MIN_ELEMENTS ? MAX_THREADS() : 1;
+	const int threads = work >= PARALLEL_MIN_ELEMENTS ? CPU_THREADS(ctx) : 1;
 	float *amax_scratch = NULL;
 	if (want_amax) {
 		amax_scratch = calloc((size_t)threads * 2 * (size_t)H, sizeof(float));

@@ -22,12 +22,23 @@
 #ifdef _OPENMP
 #define THREAD_COUNT() omp_get_num_threads()
 #define THREAD_INDEX() omp_get_thread_num()
-#define MAX_THREADS() omp_get_max_threads()
 #else
 #define THREAD_COUNT() 1
 #define THREAD_INDEX() 0
-#define MAX_THREADS() 1
 #endif
+
+/* An open CPU backend.  threads is its own team size, fixed at open from
+ * FP8KV_NUM_THREADS, else OMP_NUM_THREADS, else the processors this process
+ * may run on; every parallel region names it (num_threads), so that a
+ * library that lowers libgomp's global count (torch) cannot lower fp8kv's
+ * (C-THREADS). */
+typedef struct cpu_context {
+	int threads;
+	char description[64];
+} cpu_context;
+#define CPU_THREADS(ctx) (((const cpu_context *)(ctx))->threads)
+/* The most threads FP8KV_NUM_THREADS may ask for. */
+#define CPU_MAX_THREADS 4096
 
 /* Below this many elements a call runs on one thread: waking a team costs
  * more than the conversion. */

@@ -20,7 +20,8 @@ fp8kv_status cpu_quantize(void *ctx, const fp8kv_convert_plan *a, void *stream)
 	const int64_t in_size = a->src_size;
 	uint64_t overflows = 0;
 
-#pragma omp parallel for schedule(static) reduction(+ : overflows) if (n >= PARALLEL_MIN_ELEMENTS)
+#pragma omp parallel for schedule(static) reduction(+ : overflows) num_threads(CPU_THREADS(ctx)) \
+	if (n >= PARALLEL_MIN_ELEMENTS)
 	for (int64_t c = 0; c < (n + CHUNK - 1) / CHUNK; c++) {
 		const int64_t begin = c * CHUNK, len = n - begin < CHUNK ? n - begin : CHUNK;
 		row_stats st = {0, 0};
@@ -45,7 +46,8 @@ fp8kv_status cpu_dequantize(void *ctx, const fp8kv_convert_plan *a, void *stream
 	const fp8kv_fp8_format f = fp8kv_format_of(a->src_dtype);
 	const uint8_t *src = a->src;
 
-#pragma omp parallel for schedule(static) if (n >= PARALLEL_MIN_ELEMENTS)
+#pragma omp parallel for schedule(static) num_threads(CPU_THREADS(ctx)) \
+	if (n >= PARALLEL_MIN_ELEMENTS)
 	for (int64_t i = 0; i < n; i++) {
 		const float x = fp8kv_bits_f32(fp8kv_decode_bits(src[i], f));
 		const float y = scaled ? fp8kv_multiply(x, s) : x;
@@ -64,7 +66,8 @@ fp8kv_status cpu_amax(void *ctx, const void *src, fp8kv_dtype dtype, size_t coun
 	(void)ctx;
 	const int64_t n = (int64_t)count;
 	float amax = 0.0f;
-#pragma omp parallel for schedule(static) reduction(max : amax) if (n >= PARALLEL_MIN_ELEMENTS)
+#pragma omp parallel for schedule(static) reduction(max : amax) num_threads(CPU_THREADS(ctx)) \
+	if (n >= PARALLEL_MIN_ELEMENTS)
 	for (int64_t i = 0; i < n; i++) {
 		const float a = fp8kv_finite_abs(fp8kv_load_f32(src, i, dtype));
 		amax = a > amax ? a : amax;

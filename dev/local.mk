@@ -6,7 +6,8 @@
 # f16 significand against every fp32 scale significand, and that the check
 # catches the uncorrected product (0 steps must miss).  About a minute on
 # two cores.
-EXTRA_DIST += dev/check-division.c dev/device-ab.sh dev/device-run.sh dev/device-stage.sh
+# dev/device-*.sh drive the project's own GPU machines: kept out of the tarball.
+EXTRA_DIST += dev/check-division.c
 CLEANFILES += dev/check-division$(EXEEXT)
 
 dev/check-division$(EXEEXT): $(top_srcdir)/dev/check-division.c $(top_srcdir)/lib/fp8_convert.h

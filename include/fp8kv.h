@@ -138,6 +138,13 @@ typedef struct fp8kv_backend fp8kv_backend;
  * boundary, as LD_LIBRARY_PATH is; "auto" loads the hip module before it
  * knows whether a GPU is there.  Setuid and setgid programs ignore
  * FP8KV_MODULE_PATH and FP8KV_BACKEND.
+ *
+ * "cpu" fixes its own thread count when it is opened: FP8KV_NUM_THREADS
+ * (1 to 4096; any other value fails the open with FP8KV_EINVAL), else the
+ * first value of OMP_NUM_THREADS, else the processors this process may run
+ * on (omp_get_num_procs()).  omp_set_num_threads() by the program or another
+ * library (torch sets it) does not change it.  fp8kv_backend_device() says
+ * the count ("host CPU, 8 OpenMP threads").
  */
 FP8KV_API fp8kv_status fp8kv_backend_open(const char *name, fp8kv_backend **backend);
 /* Waits for outstanding work and releases the backend; NULL is ignored. */

@@ -178,6 +178,25 @@ for page in fp8kv-validate fp8kv-bench; do
 		grep -q "^\.B \\\\-\\\\-$opt\$" "$man" ||
 			{ echo "FAIL: $man does not document --$opt"; status=1; }
 	done
+	# whatis(1) shows the NAME line on one line: under 80 characters
+	name=$(sed -n '/^\.SH NAME/{n;s/\\-/-/;p;}' "$man")
+	[ -n "$name" ] && [ ${#name} -lt 80 ] ||
+		{ echo "FAIL: $man: NAME line of ${#name} characters: $name"; status=1; }
+	# rendered, no words run together (".BR FILES ), and shapes ..." made
+	# "FILES),andshapes..."): no word is longer than 32 characters
+	if command -v groff >/dev/null 2>&1; then
+		groff -man -Tascii -P-c -P-b -P-u "$man" 2>/dev/null | tr -s ' \t' '\n\n' |
+			awk 'length > 32' >"$tmp/words"
+		if [ -s "$tmp/words" ]; then
+			echo "FAIL: $man renders words run together:"
+			cat "$tmp/words"
+			status=1
+		else
+			echo "ok: $page.1 renders no run-together words"
+		fi
+	else
+		echo "skip: no groff: $man not rendered"
+	fi
 	if command -v mandoc >/dev/null 2>&1; then
 		if mandoc -Tlint -Wwarning "$man" >"$tmp/lint" 2>&1; then
 			echo "ok: mandoc -Tlint -Wwarning $page.1"
@@ -190,6 +209,19 @@ for page in fp8kv-validate fp8kv-bench; do
 		echo "skip: no mandoc: $man not linted"
 	fi
 done
+# ---- fp8kv-validate's table: every row's verdict under the header's ---------
+"$validate" --backend cpu --format e4m3fn --overflow saturate --scale tensor \
+	>"$tmp/table" 2>"$tmp/err"
+if awk '/^backend / { col = index($0, "verdict") }
+	col && NF >= 9 && $NF ~ /^(equal|DIFFER|ERROR)$/ { rows++; if (index($0, $NF) != col) { print; bad = 1 } }
+	END { exit bad || !col || rows < 10 }' "$tmp/table" >"$tmp/misaligned"; then
+	echo "ok: fp8kv-validate's rows align with its header"
+else
+	echo "FAIL: fp8kv-validate's table is misaligned (or has no rows):"
+	head -n 5 "$tmp/misaligned"
+	status=1
+fi
+
 grep -q "heads at most 64" "$builddir/tools/fp8kv-bench.1" ||
 	{ echo "FAIL: fp8kv-bench.1 does not state the 64-head limit"; status=1; }
 exit $status

@@ -174,6 +174,6 @@ fuzz-clean:
 	rm -rf $(FUZZ_WORKDIR) tests/fuzz/fuzz_cache_write$(EXEEXT)
 
 CLEANFILES += tests/fuzz/fuzz_cache_write$(EXEEXT)
-EXTRA_DIST += tests/fuzz/fuzz_cache_write.c tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/fuzz_cache_write.c tests/fuzz/corpus tests/fuzz/README
 
 .PHONY: check-valgrind check-consumer fuzz fuzz-clean

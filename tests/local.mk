@@ -100,3 +100,15 @@ tests_fp8kv_bench_faulty_la_CPPFLAGS = -I$(top_srcdir)/tools
 tests_fp8kv_bench_faulty_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)
 tests_fp8kv_bench_faulty_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
 	-rpath '$(abs_builddir)/tests'
+
+# ---- the CPU backend's own thread count (C-THREADS): OpenMP in the test
+# itself, to lower libgomp's global count as torch does
+if HAVE_CHECK
+check_PROGRAMS += tests/test_cpu_threads
+TESTS += tests/test_cpu_threads
+endif
+tests_test_cpu_threads_SOURCES = tests/test_cpu_threads.c
+tests_test_cpu_threads_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_cpu_threads_CFLAGS = $(TEST_CFLAGS) $(OPENMP_CFLAGS)
+tests_test_cpu_threads_LDADD = $(TEST_LIBS)
+tests_test_cpu_threads_LDFLAGS = $(OPENMP_CFLAGS)

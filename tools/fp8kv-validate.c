@@ -286,8 +286,9 @@ int main(int argc, char **argv)
 	printf("fp8kv-validate %s, level %s, seed %llu\n", fp8kv_version(), level_names[opt.level],
 	       (unsigned long long)opt.seed);
 	printf("reference: the oracle for cpu; the cpu backend for every other backend\n\n");
-	printf("%-8s %-14s %-9s %-16s %-8s %12s %14s %10s  %s\n", "backend", "operation", "format",
-	       "scale", "policy", "cases", "bytes", "differing", "verdict");
+	printf("%-8s %-*s %-9s %-*s %-8s %12s %14s %10s  %s\n", "backend", COL_OPERATION,
+	       "operation", "format", COL_SCALE, "scale", "policy", "cases", "bytes", "differing",
+	       "verdict");
 
 	int absent = 0, tabulated = 0;
 	for (int i = 0; i < opt.num_backends; i++) {

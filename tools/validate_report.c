@@ -45,8 +45,8 @@ group *group_begin(const char *backend, const char *operation, const char *forma
 void group_end(group *g)
 {
 	const char *verdict = g->failed_to_run ? "ERROR" : g->differing ? "DIFFER" : "equal";
-	printf("%-8s %-14s %-9s %-16s %-8s %12llu %14llu %10llu  %s\n", g->backend, g->operation,
-	       g->format, g->scale, g->policy, (unsigned long long)g->cases,
+	printf("%-8s %-*s %-9s %-*s %-8s %12llu %14llu %10llu  %s\n", g->backend, COL_OPERATION,
+	       g->operation, g->format, COL_SCALE, g->scale, g->policy, (unsigned long long)g->cases,
 	       (unsigned long long)g->bytes, (unsigned long long)g->differing, verdict);
 	if (g->failed_to_run)
 		printf("    error: %s\n", g->error);

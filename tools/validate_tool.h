@@ -42,6 +42,12 @@ extern const fp8kv_dtype all_formats[4];
 
 /* ---- results: one group per line of the table ---- */
 
+/* The table's column widths: the longest label each column gets
+ * ("quantize f32 edges"; "tensor %.6g" of any float, "tensor -1.17549e-38"),
+ * so that rows stay aligned with the header. */
+#define COL_OPERATION 18
+#define COL_SCALE 19
+
 typedef struct group {
 	char backend[32], operation[24], format[12], scale[24], policy[10];
 	uint64_t cases, bytes, differing;

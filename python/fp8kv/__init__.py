@@ -14,8 +14,9 @@ with the engines' own signatures are in fp8kv.compat.sglang and
 fp8kv.compat.vllm; torch.ops.fp8kv.reshape_and_cache is the same write as a
 torch operator (torch.compile, CUDA graphs).
 
-The library is the one the package was built with, else $FP8KV_LIBRARY,
-else libfp8kv.so.1 through the loader's search path.
+The library is $FP8KV_LIBRARY when set, else the one the package was built
+with (make check's and pip's copies), else libfp8kv.so.1 through the
+loader's search path.
 
 `import fp8kv` does not import torch (P-LAZY-TORCH).  The operator
 torch.ops.fp8kv.reshape_and_cache is registered as soon as fp8kv meets
@@ -50,7 +51,11 @@ def version():
     return _capi.fn.version().decode()
 
 
-__version__ = version()
+# The package's own release number (I-METADATA); a source tree has no _paths.
+try:
+    from ._paths import VERSION as __version__
+except ImportError:
+    __version__ = version()
 
 _op = None   # torch.ops.fp8kv.reshape_and_cache, once torch is adopted
 

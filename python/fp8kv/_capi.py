@@ -123,20 +123,23 @@ CACHE_WRITE_FIELDS = tuple(name for name, _ in CacheWrite._fields_)
 
 
 def library_candidates():
-    """Where the library is looked for, in order: the path substituted when
-    the package was built (its _paths module), then $FP8KV_LIBRARY, then the
-    soname through the loader's search path (LD_LIBRARY_PATH, ld.so.cache).
-    Each entry is (how, path)."""
-    found = []
-    try:
-        from . import _paths
-        found.append(("built-in path", _paths.LIBRARY))
-    except ImportError:
-        pass
+    """Where the library is looked for (I-SONAME): $FP8KV_LIBRARY alone when
+    it is set; else the path the package was built with (its _paths module:
+    make check's and pip's copies), alone; else the soname through the
+    loader's search path (LD_LIBRARY_PATH, ld.so.cache), then the install
+    directory make install named as a fallback.  Each entry is (how, path)."""
     env = os.environ.get("FP8KV_LIBRARY")
     if env:
-        found.append(("FP8KV_LIBRARY", env))
-    found.append(("loader search path", SONAME))
+        return [("FP8KV_LIBRARY", env)]
+    try:
+        from . import _paths
+    except ImportError:
+        _paths = None
+    if getattr(_paths, "LIBRARY", None):
+        return [("built-in path", _paths.LIBRARY)]
+    found = [("loader search path", SONAME)]
+    if getattr(_paths, "FALLBACK", None):
+        found.append(("install directory", _paths.FALLBACK))
     return found
 
 
@@ -153,7 +156,8 @@ def _load():
         except OSError as e:
             tried.append("%s %s: %s" % (how, path, e))
     raise ImportError("fp8kv: cannot load libfp8kv; tried\n  " + "\n  ".join(tried) +
-                      "\nSet FP8KV_LIBRARY to the library's path.")
+                      "\nSet FP8KV_LIBRARY to the library's path (after make install, "
+                      "run ldconfig).")
 
 
 lib, LIBRARY_PATH = _load()
