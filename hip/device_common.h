@@ -11,6 +11,12 @@
 #ifndef FP8KV_HIP_DEVICE_COMMON_H
 #define FP8KV_HIP_DEVICE_COMMON_H
 
+#include <stdint.h>
+
+#include "fp8_convert.h"
+#include "hip_compat.h"
+
+
 #if defined(__NVCC__)
 #define SHFL_XOR(v, mask) __shfl_xor_sync(0xFFFFFFFFu, (v), (mask))
 #else

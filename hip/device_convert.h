@@ -9,6 +9,14 @@
 #ifndef FP8KV_HIP_DEVICE_CONVERT_H
 #define FP8KV_HIP_DEVICE_CONVERT_H
 
+#include <stdint.h>
+
+#include "amd_hw_fp8.h"
+#include "device_common.h"
+#include "fp8_convert.h"
+#include "hip_compat.h"
+
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
 #define HAVE_HW_FP8 1
 // fp8kv_encode for the OCP formats (e4m3fn, e5m2) through the hardware's

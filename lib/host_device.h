@@ -14,4 +14,13 @@
 #define FP8KV_HD static inline
 #endif
 
+/* FP8KV_HD for a function of its arguments alone, one return statement,
+ * which device code may then use in constant expressions (template
+ * arguments, constexpr). */
+#if defined(__HIPCC__) || defined(__CUDACC__)
+#define FP8KV_HD_CONSTEXPR __host__ __device__ __forceinline__ constexpr
+#else
+#define FP8KV_HD_CONSTEXPR static inline
+#endif
+
 #endif /* FP8KV_HOST_DEVICE_H */
