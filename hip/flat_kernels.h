@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "device_common.h"
 #include "device_convert.h"
+#include "error_ring.h"
 #include "fp8_convert.h"
 #include "hip_compat.h"
 #include "write_plan.h"
