@@ -7,10 +7,10 @@
  * VPL in both rows, so no lane checks its vectors' bounds), and pairs,
  * slots and every element offset in 32 bits (specialized_eligible()).
  * Plans it cannot serve (64-bit offsets, unaligned rows, copies) take the
- * general kernel (write_kernels.h, K-KERNELS).  Its rows are lib/write_plan.h's
- * (A-ROW), in their 32-bit form: a prefill launch is bound by the
- * instructions issued per 16-byte vector, and a decode launch is a chain of
- * latencies, which this kernel keeps short:
+ * general kernel (write_kernels.h, K-KERNELS).  Its rows are those of
+ * lib/write_plan.h (A-ROW), in their 32-bit form: a prefill launch is bound
+ * by the instructions issued per 16-byte vector, and a decode launch is a
+ * chain of latencies, which this kernel keeps short:
  * - a per-tensor scale is read after the first pair's loads are issued
  *   (and, when PIPELINED, the next pair's), so that its latency overlaps
  *   theirs; a per-head scale is loaded with its pair's vectors;
@@ -117,10 +117,10 @@ static __device__ __forceinline__ float lane_amax(const uint4 (&x)[VPL], uint32_
 }
 
 // fp8kv_row_scale of a computed scale, fp8kv_dynamic_scale(amax, fmax),
-// without its division where K-DIV's proof
-// holds: amax is an input value, so for 16-bit inputs it has at most 11
-// significant bits and one correction step from rfmax = RN(1 / fmax) gives
-// RN(amax / fmax); fp32 inputs take two.  fmax is within recip_exact's
+// without its division where K-DIV's proof holds: amax is an input value,
+// so for 16-bit inputs it has at most 11 significant bits and one
+// correction step from rfmax = RN(1 / fmax) gives RN(amax / fmax); fp32
+// inputs take two.  fmax is within recip_exact's
 // range for every format, and the quotient must be >= 2^-18 (the
 // remainders then stay normal), which also keeps it above the 2^-126
 // floor; smaller amax (and 0) take the division.
