@@ -96,9 +96,12 @@ enum { SHAPE_VPL1, SHAPE_VPL2, SHAPE_VPL2_PIPELINED, SHAPE_VPL2_LIMIT };
 // - dynamic scales are not pipelined: a row's scale is a chain of
 //   shuffles and arithmetic on its own inputs, which the next pair's loads
 //   do not shorten, and the pipelined block's fewer warps leave it less
-//   hidden (K-DYNAMIC-SHAPE).
+//   hidden (K-DYNAMIC-SHAPE);
+// - nor are plans with a swa_mapping, whose second load per pair the
+//   pipelined kernel would hold in registers it has none to spare for
+//   (K-OPTIONS).
 static unsigned int specialized_grid_for(const hip_context *c, int64_t pairs, int64_t units,
-					 int scale_mode, int *shape, int *team_log2)
+					 int scale_mode, int swa, int *shape, int *team_log2)
 {
 	if (units >= 8) {
 		*team_log2 = team_log2_for((units + 1) / 2);
@@ -106,7 +109,7 @@ static unsigned int specialized_grid_for(const hip_context *c, int64_t pairs, in
 		const int64_t blocks = (pairs + per_block - 1) / per_block;  // not capped
 		const int64_t wave = (int64_t)c->sm_count * PIPELINED_MIN_BLOCKS;
 		if (blocks > wave && blocks <= PIPELINED_WAVES * wave &&
-		    !fp8kv_mode_computed(scale_mode)) {
+		    !fp8kv_mode_computed(scale_mode) && !swa) {
 			*shape = SHAPE_VPL2_PIPELINED;
 			return (unsigned int)wave;
 		}
@@ -283,7 +286,8 @@ static hipError_t launch_cache_write(const hip_context *c, write_params &p, hipS
 			   units <= 2 * MAX_TEAM;
 	if (vector && specialized_eligible(&p)) {
 		int shape;
-		at.grid = specialized_grid_for(c, pairs, units, r.scale_mode, &shape, &p.team_log2);
+		at.grid = specialized_grid_for(c, pairs, units, r.scale_mode,
+					       w.slots.swa_mapping != NULL, &shape, &p.team_log2);
 		const int64_t row_vectors = (int64_t)(shape == SHAPE_VPL1 ? 1 : 2) << p.team_log2;
 		const int full = w.side[0].head_dim / ve == row_vectors &&
 				 w.side[1].head_dim / ve == row_vectors;

@@ -268,10 +268,11 @@ write_specialized_kernel(const write_params p)
 			recip = HW && recip_ok<DT>(s[0]) && recip_ok<DT>(s[1]);
 #endif
 		}
-		// a swa_mapping is an option: without OPTIONS the plan has none
+		// a swa_mapping is an option, and never pipelined
+		// (specialized_grid_for): elsewhere the plan has none
 		int64_t slot = 0;
 		const int kind = fp8kv_resolve_slot_as(&p.plan.slots, in.raw, &slot,
-						       OPTIONS && p.plan.slots.swa_mapping);
+						       OPTIONS && !PIPELINED && p.plan.slots.swa_mapping);
 		if (fp8kv_slot_is_error(kind) && in.h == 0 && lane == 0) {
 			record_out_of_range(p.errors, in.t);
 			error = 1;
