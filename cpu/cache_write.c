@@ -27,22 +27,26 @@ typedef struct thread_side {
 #define HEAD_CHUNK 64
 
 /* Heads [h0, h0 + nh) of token t on one side, to block/offset; src and dst
- * point at head h0's rows, src_stride and dst_stride bytes apart. */
+ * point at head h0's rows, src_stride and dst_stride bytes apart.  What a
+ * row reads, divides by and stores is lib/write_plan.h's (A-ROW). */
 static void write_heads(const fp8kv_write_plan *p, const thread_side *ts, int64_t h0, int64_t nh,
 			const uint8_t *src, int64_t src_stride, uint8_t *dst, int64_t dst_stride,
 			int64_t block, int64_t offset, row_stats *stats)
 {
 	const fp8kv_plan_side *sd = ts->plan;
+	const fp8kv_row_recipe *r = &sd->recipe;
+	const int mode = r->scale_mode;
 	const int64_t n = sd->head_dim;
-	const int dynamic = p->cache_is_fp8 && p->scale_mode == FP8KV_SCALE_TOKEN_HEAD;
 	float amax[HEAD_CHUNK];
 
-	if (ts->amax || dynamic)
+	if (fp8kv_row_wants_amax(sd, mode)) {
 		cpu_rows_amax(amax, src, src_stride, nh, n, p->input_dtype);
-	if (ts->amax)
-		for (int64_t k = 0; k < nh; k++)
-			ts->amax[h0 + k] = amax[k] > ts->amax[h0 + k] ? amax[k] : ts->amax[h0 + k];
-	if (!p->cache_is_fp8) {
+		if (sd->amax)
+			for (int64_t k = 0; k < nh; k++)
+				if (fp8kv_amax_raises(ts->amax[h0 + k], amax[k]))
+					ts->amax[h0 + k] = amax[k];
+	}
+	if (!r->converts) {
 		for (int64_t k = 0; k < nh; k++) {
 			memcpy(dst + k * dst_stride, src + k * src_stride, (size_t)(n * p->input_size));
 			if (stats)
@@ -54,23 +58,22 @@ static void write_heads(const fp8kv_write_plan *p, const thread_side *ts, int64_
 		cpu_lookup_rows(dst, dst_stride, src, src_stride, nh, n, ts->table, stats);
 		return;
 	}
-	const fp8kv_fp8_format f = fp8kv_format_of(p->cache_dtype);
+	const fp8kv_fp8_format f = fp8kv_format_of(r->cache_dtype);
+	/* one scale for every row (stride 0) lets back-to-back rows join */
 	const float *scale = NULL;
-	int64_t scale_stride = 0;
-	float dynamic_scale[HEAD_CHUNK];
-	if (p->scale_mode == FP8KV_SCALE_TENSOR || p->scale_mode == FP8KV_SCALE_HEAD) {
-		scale = p->scale_mode == FP8KV_SCALE_HEAD ? sd->scale + h0 : sd->scale;
-		scale_stride = p->scale_mode == FP8KV_SCALE_HEAD;
-	} else if (dynamic) {
+	const int64_t scale_stride = fp8kv_mode_per_row(mode);
+	float row_scale[HEAD_CHUNK];
+	if (fp8kv_mode_divides(mode)) {
 		const float fmax = fp8kv_format_max(f);
-		float *out = sd->scale_cache + block * sd->scale_stride_block +
-			     offset * sd->scale_stride_slot + h0 * sd->scale_stride_head;
-		for (int64_t k = 0; k < nh; k++) {
-			dynamic_scale[k] = fp8kv_dynamic_scale(amax[k], fmax);
-			out[k * sd->scale_stride_head] = dynamic_scale[k];
+		const int computed = fp8kv_mode_computed(mode);
+		for (int64_t k = 0; k < (scale_stride ? nh : 1); k++) {
+			row_scale[k] =
+				fp8kv_row_scale(sd, mode, h0 + k, computed ? amax[k] : 0.0f, fmax);
+			if (computed)
+				sd->scale_cache[fp8kv_scale_index(sd, block, offset, h0 + k)] =
+					row_scale[k];
 		}
-		scale = dynamic_scale;
-		scale_stride = 1;
+		scale = row_scale;
 	}
 	cpu_quantize_rows(dst, dst_stride, src, src_stride, nh, n, p->input_dtype, scale,
 			  scale_stride, f, p->saturate, stats);
@@ -81,10 +84,7 @@ static void write_token(const fp8kv_write_plan *p, const thread_side *ts, int64_
 			int64_t block, int64_t offset, row_stats *stats)
 {
 	const fp8kv_plan_side *sd = ts->plan;
-	const int64_t in_size = p->input_size, cache_size = p->cache_size;
-	const uint8_t *src = sd->input + t * sd->input_stride_token * in_size;
-	uint8_t *dst = sd->cache +
-		       (block * sd->cache_stride_block + offset * sd->cache_stride_slot) * cache_size;
+	const int64_t in_size = p->input_size, cache_size = sd->recipe.cache_size;
 	const int64_t H = p->num_heads;
 	/* with one head the head strides are never used, and validation does
 	 * not bound them */
@@ -93,9 +93,27 @@ static void write_token(const fp8kv_write_plan *p, const thread_side *ts, int64_
 
 	for (int64_t h0 = 0; h0 < H; h0 += HEAD_CHUNK) {
 		const int64_t nh = H - h0 < HEAD_CHUNK ? H - h0 : HEAD_CHUNK;
-		write_heads(p, ts, h0, nh, src + h0 * src_stride, src_stride, dst + h0 * dst_stride,
+		write_heads(p, ts, h0, nh, sd->input + fp8kv_input_row(sd, t, h0) * in_size,
+			    src_stride, sd->cache + fp8kv_cache_row(sd, block, offset, h0) * cache_size,
 			    dst_stride, block, offset, stats);
 	}
+}
+
+/* May a side's rows convert through a lookup table: 16-bit inputs, an FP8
+ * cache and one scale (or none) for every row of the call. */
+static int side_tabulates(const fp8kv_write_plan *p, const fp8kv_plan_side *sd)
+{
+	return p->input_dtype != FP8KV_F32 && sd->recipe.converts &&
+	       !fp8kv_mode_per_row(sd->recipe.scale_mode);
+}
+
+/* Do two such sides convert alike, so that one table serves both? */
+static int same_table(const fp8kv_plan_side *a, const fp8kv_plan_side *b)
+{
+	return a->recipe.cache_dtype == b->recipe.cache_dtype &&
+	       a->recipe.scale_mode == b->recipe.scale_mode &&
+	       (!fp8kv_mode_divides(a->recipe.scale_mode) ||
+		fp8kv_f32_bits(a->scale[0]) == fp8kv_f32_bits(b->scale[0]));
 }
 
 /* The first out-of-range token a thread met, and what its slot said. */
@@ -127,23 +145,28 @@ fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *p, void *s
 	row_stats total = {0, 0};
 	range_error first_bad = {-1, 0, FP8KV_SLOT_OUT_OF_RANGE};
 
-	/* Lookup tables for a long call with 16-bit inputs and one scale per
-	 * side: one table when both sides divide by the same scale, else two.
-	 * Without memory for them the call converts arithmetically, to the same
-	 * bytes. */
+	/* Lookup tables for a long call, one per side that may use one, or one
+	 * for both when they convert alike.  Without memory for them the call
+	 * converts arithmetically, to the same bytes. */
 	const int counting = p->overflow_count || p->nan_count;
 	const size_t table_bytes = TABLE_SIZE * (counting ? 2 : 1);
-	const int tensor = p->scale_mode == FP8KV_SCALE_TENSOR;
-	int num_tables = 0;
+	int num_tables = 0, table_of[2] = {-1, -1};
+	const fp8kv_plan_side *table_side[2] = {NULL, NULL};
 	uint8_t *tables = NULL;
-	if (p->input_dtype != FP8KV_F32 && p->cache_is_fp8 &&
-	    (p->scale_mode == FP8KV_SCALE_ONE || tensor) && work >= TABLE_MIN_ELEMENTS) {
-		num_tables =
-			tensor && fp8kv_f32_bits(key->scale[0]) != fp8kv_f32_bits(value->scale[0]) ? 2
-														  : 1;
+	for (int i = 0; i < 2 && work >= TABLE_MIN_ELEMENTS; i++) {
+		if (!side_tabulates(p, &p->side[i]))
+			continue;
+		if (i == 1 && table_of[0] == 0 && same_table(key, value)) {
+			table_of[1] = 0;
+			continue;
+		}
+		table_side[num_tables] = &p->side[i];
+		table_of[i] = num_tables++;
+	}
+	if (num_tables) {
 		tables = aligned_alloc(64, (size_t)num_tables * table_bytes);
 		if (!tables)
-			num_tables = 0;
+			num_tables = 0, table_of[0] = table_of[1] = -1;
 	}
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -151,18 +174,21 @@ fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *p, void *s
 		const int nthreads = THREAD_COUNT(), me = THREAD_INDEX();
 		/* each thread builds its share of every table, and all wait for
 		 * the whole before looking anything up */
-		for (int i = 0; i < num_tables; i++)
+		for (int i = 0; i < num_tables; i++) {
+			const fp8kv_row_recipe *r = &table_side[i]->recipe;
 			cpu_build_table(tables + (size_t)i * table_bytes, TABLE_SIZE * me / nthreads,
 					TABLE_SIZE * (me + 1) / nthreads, p->input_dtype,
-					tensor ? p->side[i].scale : NULL,
-					fp8kv_format_of(p->cache_dtype), p->saturate, counting);
+					fp8kv_mode_divides(r->scale_mode) ? table_side[i]->scale : NULL,
+					fp8kv_format_of(r->cache_dtype), p->saturate, counting);
+		}
 		if (num_tables) {
 #pragma omp barrier
 		}
 		float *my_amax = want_amax ? amax_scratch + (size_t)me * 2 * (size_t)H : NULL;
-		const thread_side k = {key, my_amax, tables};
+		const thread_side k = {key, my_amax,
+				       table_of[0] < 0 ? NULL : tables + (size_t)table_of[0] * table_bytes};
 		const thread_side v = {value, my_amax ? my_amax + H : NULL,
-				       num_tables == 2 ? tables + table_bytes : tables};
+				       table_of[1] < 0 ? NULL : tables + (size_t)table_of[1] * table_bytes};
 		row_stats mine = {0, 0};
 		row_stats *stats = counting ? &mine : NULL;
 		range_error my_bad = {-1, 0, FP8KV_SLOT_OUT_OF_RANGE};
@@ -171,7 +197,7 @@ fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *p, void *s
 			int64_t s = 0;
 			const int kind = fp8kv_resolve_slot(map, fp8kv_raw_slot(map, t), &s);
 			if (kind != FP8KV_SLOT_WRITE) {
-				if (kind != FP8KV_SLOT_PADDING && my_bad.token < 0)
+				if (fp8kv_slot_is_error(kind) && my_bad.token < 0)
 					my_bad = (range_error){t, s, kind};
 				continue;
 			}
@@ -199,9 +225,9 @@ fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *p, void *s
 		for (int i = 0; i < threads; i++)
 			for (int64_t h = 0; h < H; h++) {
 				const float *a = amax_scratch + (size_t)i * 2 * (size_t)H;
-				if (key->amax && a[h] > key->amax[h])
+				if (key->amax && fp8kv_amax_raises(key->amax[h], a[h]))
 					key->amax[h] = a[h];
-				if (value->amax && a[H + h] > value->amax[h])
+				if (value->amax && fp8kv_amax_raises(value->amax[h], a[H + h]))
 					value->amax[h] = a[H + h];
 			}
 		free(amax_scratch);

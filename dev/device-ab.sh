@@ -49,7 +49,10 @@ for name in names:
         if not os.path.exists(path):
             continue
         for res in json.load(open(path))["results"]:
-            key = (res["tokens"], res["heads"], res["dim"], res["block_size"], res["scale"])
+            # builds before the scale modes' one spelling called
+            # token_head "dynamic"
+            scale = {"dynamic": "token_head"}.get(res["scale"], res["scale"])
+            key = (res["tokens"], res["heads"], res["dim"], res["block_size"], scale)
             table.setdefault(key, {}).setdefault(name, []).append(
                 (res["ratio"], res["fused_s"] * 1e6))
 def span(v, i, fmt):

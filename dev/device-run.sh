@@ -4,7 +4,9 @@
 # dev/device-stage.sh filled .carry/.  Steps: check (comparison suite and
 # full validation), exhaustive, sanitize, bench; default: all but
 # exhaustive.  Logs go to $OUT (or /tmp); each step is cut off after
-# $STEP_LIMIT seconds (default 400).
+# $STEP_LIMIT seconds (default 400).  SHARD=K/N runs only that part of the
+# full validation (fp8kv-validate --shard): run K = 1..N in calls of their
+# own, and every part must pass.
 set -u
 out=${OUT:-/tmp}
 carry=${CARRY:-$(pwd)/.carry}
@@ -32,7 +34,7 @@ for s in $steps; do
 		step test_backends "$bin/test_backends"
 		grep -E "^\[|Checks" "$out/test_backends.log"
 		step validate_full "$bin/fp8kv-validate" --backend hip --level full \
-			--json "$out/validate_full.json"
+			${SHARD:+--shard "$SHARD"} --json "$out/validate_full.json"
 		tail -n 3 "$out/validate_full.log"
 		grep -c " equal$" "$out/validate_full.log" | sed 's/^/groups equal: /'
 		;;
@@ -46,7 +48,7 @@ for s in $steps; do
 			"$bin/fp8kv-validate" --backend hip --level quick
 		tail -n 4 "$out/memcheck.log"
 		step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 \
-			"$bin/fp8kv-validate" --backend hip --format e4m3fn --scale both
+			"$bin/fp8kv-validate" --backend hip --format e4m3fn --scale all
 		tail -n 4 "$out/racecheck.log"
 		step memcheck_tests compute-sanitizer --tool memcheck --error-exitcode 9 \
 			"$bin/test_backends"

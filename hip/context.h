@@ -6,6 +6,14 @@
 #ifndef FP8KV_HIP_CONTEXT_H
 #define FP8KV_HIP_CONTEXT_H
 
+#include <pthread.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "error_ring.h"
+#include "hip_compat.h"
+
+
 // The library's services, set by the entry on every open, from any thread:
 // the same pointer each time, held as an integer because nvcc's front end
 // cannot take __atomic builtins on pointers.

@@ -11,6 +11,12 @@
 #ifndef FP8KV_HIP_DEVICE_COMMON_H
 #define FP8KV_HIP_DEVICE_COMMON_H
 
+#include <stdint.h>
+
+#include "fp8_convert.h"
+#include "hip_compat.h"
+
+
 #if defined(__NVCC__)
 #define SHFL_XOR(v, mask) __shfl_xor_sync(0xFFFFFFFFu, (v), (mask))
 #else
@@ -21,7 +27,7 @@
 #define MAX_TEAM 32            // lanes per (token, head) pair, at most
 #define BLOCKS_PER_SM 32       // grid cap, in blocks per multiprocessor
 #define SHORT_LAUNCH_WAVES 2   // vector_grid_for()
-#define VECTOR_MIN_BLOCKS 4    // resident blocks of the vector kernels: <= 64 registers
+#define VECTOR_MIN_BLOCKS 4    // resident blocks of the specialized kernel: <= 64 registers
 #define PIPELINED_MIN_BLOCKS 3 // and of the pipelined specialized kernel: <= 85 registers
 #define PIPELINED_WAVES 16     // specialized_grid_for()
 

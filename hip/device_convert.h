@@ -9,6 +9,14 @@
 #ifndef FP8KV_HIP_DEVICE_CONVERT_H
 #define FP8KV_HIP_DEVICE_CONVERT_H
 
+#include <stdint.h>
+
+#include "amd_hw_fp8.h"
+#include "device_common.h"
+#include "fp8_convert.h"
+#include "hip_compat.h"
+
+
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
 #define HAVE_HW_FP8 1
 // fp8kv_encode for the OCP formats (e4m3fn, e5m2) through the hardware's
@@ -49,7 +57,7 @@ static __device__ __forceinline__ uint32_t encode_hw(float y, const fp8kv_fp8_fo
 // per-element code is compiled once per kind, and a kernel picks one with a
 // branch that is uniform across the launch: a select between the two ways
 // would run both for every element.
-// CONVERT_TWIN (HW vectors, the fast kernel): an fnuz format through the
+// CONVERT_TWIN (HW vectors, the specialized kernel): an fnuz format through the
 // hardware codes of its OCP twin (twin_codes).
 enum { CONVERT_SCALED = 1, CONVERT_HW = 2, CONVERT_RECIP = 4 /* HW vectors: divide_recip */, CONVERT_TWIN = 8 };
 
@@ -64,8 +72,8 @@ static __device__ __forceinline__ int conversion_kind(int scaled, const fp8kv_fp
 }
 
 // conversion_kind's choice of the hardware encoder, for a format known at
-// compile time (the fast kernel); and the fnuz formats that the fast
-// kernel's vectors convert through their OCP twin (twin_codes)
+// compile time (the specialized kernel); and the fnuz formats that the
+// specialized kernel's vectors convert through their OCP twin (twin_codes)
 #ifdef HAVE_HW_FP8
 #define HW_FORMAT(FMT) ((FMT) == FP8KV_CV_E4M3FN || (FMT) == FP8KV_CV_E5M2)
 #define TWIN_FORMAT(FMT) ((FMT) == FP8KV_CV_E4M3FNUZ || (FMT) == FP8KV_CV_E5M2FNUZ)
@@ -74,7 +82,7 @@ static __device__ __forceinline__ int conversion_kind(int scaled, const fp8kv_fp
 #define TWIN_FORMAT(FMT) 0
 #endif
 
-// one element, as cpu_backend.c quantize_row_generic; COUNT: the counters
+// one element, as cpu/rows.c quantize_element; COUNT: the counters
 // are wanted (else their arithmetic is left out)
 template <bool COUNT, int KIND>
 static __device__ __forceinline__ unsigned int quantize1_as(float x, float s,
@@ -330,7 +338,7 @@ static __device__ __noinline__ uint2 quantize_vec_fallback(unsigned char *dst, c
 #endif
 
 // converts one 16-byte input vector and stores its 8 (or 4) codes; hw_ok
-// false sends the vector the element-by-element way (the fast kernel's
+// false sends the vector the element-by-element way (the specialized kernel's
 // scale without an exact reciprocal); LIMIT: 16-bit inputs are tested
 // against in_limit, input_limit() of the scale
 template <int DT, bool COUNT, int KIND, bool LIMIT = false>

@@ -19,6 +19,13 @@
 #ifndef FP8KV_HIP_ERROR_RING_H
 #define FP8KV_HIP_ERROR_RING_H
 
+#include <pthread.h>
+#include <stdint.h>
+
+#include "hip_compat.h"
+#include "write_plan.h"
+
+
 #define RING_EAGER 192      // error entries for eager launches
 #define RING_GRAPH 64       // and for launches captured into graphs
 #define RING (RING_EAGER + RING_GRAPH)

@@ -6,6 +6,17 @@
 #ifndef FP8KV_HIP_FLAT_KERNELS_H
 #define FP8KV_HIP_FLAT_KERNELS_H
 
+#include <stdint.h>
+
+#include "backend.h"
+#include "device_common.h"
+#include "device_convert.h"
+#include "error_ring.h"
+#include "fp8_convert.h"
+#include "hip_compat.h"
+#include "write_plan.h"
+
+
 // quantize and dequantize: the plan, and whether 16-byte vectors serve
 typedef struct flat_params {
 	fp8kv_convert_plan plan;

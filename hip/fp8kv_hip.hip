@@ -11,12 +11,14 @@
  * land is left to the hardware.  Nothing on the launch path allocates,
  * synchronizes or copies.
  *
- * One translation unit, in rooms (hip/README maps them):
+ * One translation unit, in rooms (hip/README maps them), each of which
+ * includes what it uses (make check compiles each alone):
  *   device_common.h   launch constants, index arithmetic, team reductions
  *   device_convert.h  the conversion and division on the device
  *   amd_hw_fp8.h      gfx942/gfx950 FP8 instructions, off by default
  *   error_ring.h      out-of-range tokens reported without a round trip
- *   write_kernels.h   the cache write's general and vector kernels
+ *   write_params.h    what a cache write kernel receives
+ *   write_kernels.h   the cache write's general kernel
  *   write_specialized.h  and its hot path, specialized at compile time
  *   flat_kernels.h    quantize, dequantize, amax, check_slots
  *   context.h         the per-device state
@@ -35,25 +37,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hip_compat.h"
-
 #include "backend.h"
+#include "context.h"
+#include "error_ring.h"
+#include "flat_kernels.h"
 #include "fp8_convert.h"
-#include "amd_hw_fp8.h"
+#include "hip_compat.h"
+#include "launch_policy.h"
+#include "write_kernels.h"
+#include "write_params.h"
 #include "write_plan.h"
 
 #ifndef FP8KV_HIP_TARGETS
 #define FP8KV_HIP_TARGETS "?"
 #endif
-
-#include "device_common.h"
-#include "device_convert.h"
-#include "error_ring.h"
-#include "write_kernels.h"
-#include "write_specialized.h"
-#include "flat_kernels.h"
-#include "context.h"
-#include "launch_policy.h"
 
 static fp8kv_status report_error(const pending_report *r)
 {

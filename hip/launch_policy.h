@@ -7,6 +7,17 @@
 #ifndef FP8KV_HIP_LAUNCH_POLICY_H
 #define FP8KV_HIP_LAUNCH_POLICY_H
 
+#include <stdint.h>
+
+#include "context.h"
+#include "device_common.h"
+#include "device_convert.h"
+#include "hip_compat.h"
+#include "write_kernels.h"
+#include "write_params.h"
+#include "write_plan.h"
+#include "write_specialized.h"
+
 static unsigned int grid_for(const hip_context *c, int64_t units, int64_t per_block)
 {
 	const int64_t cap = (int64_t)c->sm_count * BLOCKS_PER_SM;
@@ -16,7 +27,7 @@ static unsigned int grid_for(const hip_context *c, int64_t units, int64_t per_bl
 	return (unsigned int)(blocks < 1 ? 1 : blocks);
 }
 
-// Blocks for the vector and specialized kernels, which are sized for
+// Blocks for the specialized kernel, which is sized for
 // VECTOR_MIN_BLOCKS resident blocks per multiprocessor (a wave): a launch of
 // up to SHORT_LAUNCH_WAVES waves runs as one wave whose blocks loop, so that
 // the fixed costs of a block (its start, the scale's reciprocal, its count
@@ -85,9 +96,12 @@ enum { SHAPE_VPL1, SHAPE_VPL2, SHAPE_VPL2_PIPELINED, SHAPE_VPL2_LIMIT };
 // - dynamic scales are not pipelined: a row's scale is a chain of
 //   shuffles and arithmetic on its own inputs, which the next pair's loads
 //   do not shorten, and the pipelined block's fewer warps leave it less
-//   hidden (K-DYNAMIC-SHAPE).
+//   hidden (K-DYNAMIC-SHAPE);
+// - nor are plans with a swa_mapping, whose second load per pair the
+//   pipelined kernel would hold in registers it has none to spare for
+//   (K-OPTIONS).
 static unsigned int specialized_grid_for(const hip_context *c, int64_t pairs, int64_t units,
-					 int scale_mode, int *shape, int *team_log2)
+					 int scale_mode, int swa, int *shape, int *team_log2)
 {
 	if (units >= 8) {
 		*team_log2 = team_log2_for((units + 1) / 2);
@@ -95,7 +109,7 @@ static unsigned int specialized_grid_for(const hip_context *c, int64_t pairs, in
 		const int64_t blocks = (pairs + per_block - 1) / per_block;  // not capped
 		const int64_t wave = (int64_t)c->sm_count * PIPELINED_MIN_BLOCKS;
 		if (blocks > wave && blocks <= PIPELINED_WAVES * wave &&
-		    scale_mode != FP8KV_SCALE_TOKEN_HEAD) {
+		    !fp8kv_mode_computed(scale_mode) && !swa) {
 			*shape = SHAPE_VPL2_PIPELINED;
 			return (unsigned int)wave;
 		}
@@ -109,14 +123,15 @@ static unsigned int specialized_grid_for(const hip_context *c, int64_t pairs, in
 	return vector_grid_for(c, pairs, *team_log2);
 }
 
-// Does write_specialized_kernel serve this plan (which the vector kernel
-// serves)?  No swa_mapping, and its index arithmetic is 32-bit: pairs and
-// slots (index32), and the largest element offset of a row within the
-// input, a cache block and a scale cache block.
+// May write_specialized_kernel serve this plan, whose rows are in vectors?
+// Its index arithmetic is 32-bit (fp8kv_input_row32 and the others):
+// pairs and slots (index32), and the largest element offset of a row
+// within the input, a cache block and a scale cache block.  Larger plans
+// take the general kernel.
 static int specialized_eligible(const write_params *p)
 {
 	const fp8kv_write_plan *w = &p->plan;
-	if (w->slots.swa_mapping || !p->index32)
+	if (!p->index32)
 		return 0;
 	const int64_t limit = (int64_t)1 << 32;
 	for (int i = 0; i < 2; i++) {
@@ -161,24 +176,24 @@ static hipError_t launch_write(Kernel kernel, const write_launch &at, const writ
 
 template <int DT, int FMT, int SCALE>
 static hipError_t launch_specialized_rows(const write_launch &at, const write_params &p,
-					  int shape, int full, int outputs)
+					  int shape, int full, int options)
 {
 	// the limit serves 16-bit inputs of the formats with hardware codes
 	// (not HW_FORMAT: host and device code must launch the same kernels),
 	// with a scale known for the whole launch
 	constexpr bool LIMIT = PER_FORMAT_KERNELS && DT != FP8KV_CV_F32 &&
 			       (FMT == FP8KV_CV_E4M3FN || FMT == FP8KV_CV_E5M2) &&
-			       (SCALE == FP8KV_SCALE_ONE || SCALE == FP8KV_SCALE_TENSOR);
-	// the outputs take the shapes' general forms only: fewer kernels
-	if (outputs) {
-#define WITH_OUTPUTS(VPL, PIPELINED) \
+			       !fp8kv_mode_per_row(SCALE);
+	// the options take the shapes' general forms only: fewer kernels
+	if (options) {
+#define WITH_OPTIONS(VPL, PIPELINED) \
 	launch_write(write_specialized_kernel<DT, FMT, SCALE, true, VPL, false, PIPELINED, false>, at, p)
 		switch (shape) {
-		case SHAPE_VPL1: return WITH_OUTPUTS(1, false);
-		case SHAPE_VPL2_PIPELINED: return WITH_OUTPUTS(2, true);
-		default: return WITH_OUTPUTS(2, false);
+		case SHAPE_VPL1: return WITH_OPTIONS(1, false);
+		case SHAPE_VPL2_PIPELINED: return WITH_OPTIONS(2, true);
+		default: return WITH_OPTIONS(2, false);
 		}
-#undef WITH_OUTPUTS
+#undef WITH_OPTIONS
 	}
 #define SPECIALIZED(VPL, FULL, PIPELINED, LIM) \
 	launch_write(write_specialized_kernel<DT, FMT, SCALE, false, VPL, FULL, PIPELINED, LIM>, at, p)
@@ -197,61 +212,63 @@ static hipError_t launch_specialized_rows(const write_launch &at, const write_pa
 
 template <int DT, int FMT>
 static hipError_t launch_specialized_format(const write_launch &at, const write_params &p,
-					    int shape, int full, int outputs)
+					    int shape, int full, int options)
 {
-	switch (p.plan.scale_mode) {
+	switch (plan_recipe(p.plan).scale_mode) {
 	case FP8KV_SCALE_ONE:
-		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_ONE>(at, p, shape, full, outputs);
+		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_ONE>(at, p, shape, full, options);
 	case FP8KV_SCALE_TENSOR:
 		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_TENSOR>(at, p, shape, full,
-									    outputs);
+									    options);
 	case FP8KV_SCALE_HEAD:
-		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_HEAD>(at, p, shape, full, outputs);
+		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_HEAD>(at, p, shape, full, options);
 	default:
 		return launch_specialized_rows<DT, FMT, FP8KV_SCALE_TOKEN_HEAD>(at, p, shape, full,
-										outputs);
+										options);
 	}
 }
 
-// full: every lane of a team has VPL vectors in both rows; outputs: the
-// counters or amax are wanted
+// full: every lane of a team has VPL vectors in both rows; options: the
+// counters, amax or swa_mapping are wanted
 template <int DT>
 static hipError_t launch_specialized(const write_launch &at, const write_params &p, int shape,
-				     int full, int outputs)
+				     int full, int options)
 {
 #if PER_FORMAT_KERNELS
-	switch (p.plan.cache_dtype) {
+	switch (plan_recipe(p.plan).cache_dtype) {
 	case FP8KV_E4M3FNUZ:
-		return launch_specialized_format<DT, FP8KV_CV_E4M3FNUZ>(at, p, shape, full, outputs);
+		return launch_specialized_format<DT, FP8KV_CV_E4M3FNUZ>(at, p, shape, full, options);
 	case FP8KV_E5M2:
-		return launch_specialized_format<DT, FP8KV_CV_E5M2>(at, p, shape, full, outputs);
+		return launch_specialized_format<DT, FP8KV_CV_E5M2>(at, p, shape, full, options);
 	case FP8KV_E5M2FNUZ:
-		return launch_specialized_format<DT, FP8KV_CV_E5M2FNUZ>(at, p, shape, full, outputs);
+		return launch_specialized_format<DT, FP8KV_CV_E5M2FNUZ>(at, p, shape, full, options);
 	default:
-		return launch_specialized_format<DT, FP8KV_CV_E4M3FN>(at, p, shape, full, outputs);
+		return launch_specialized_format<DT, FP8KV_CV_E4M3FN>(at, p, shape, full, options);
 	}
 #else
-	return launch_specialized_format<DT, FORMAT_AT_RUN_TIME>(at, p, shape, full, outputs);
+	return launch_specialized_format<DT, FORMAT_AT_RUN_TIME>(at, p, shape, full, options);
 #endif
 }
 
 /*
  * Fills in p's launch fields (vectorized, team_log2, the magic divisors)
- * and launches the kernel that serves p.plan:
+ * and launches the kernel that serves p.plan (K-KERNELS):
  *   - an FP8 cache with both sides in vectors of at most 2 * MAX_TEAM per
- *     row: the specialized kernel where specialized_eligible(), else the
- *     vector kernel;
+ *     row, within 32-bit offsets (specialized_eligible): the specialized
+ *     kernel, with the run-time options (counters, amax, swa_mapping) when
+ *     the plan asks for any;
  *   - anything else: the general kernel.
  */
 static hipError_t launch_cache_write(const hip_context *c, write_params &p, hipStream_t stream)
 {
 	const fp8kv_write_plan &w = p.plan;
+	const fp8kv_row_recipe &r = plan_recipe(w);
 	const int64_t ve = 16 / w.input_size;
 	const int64_t pairs = w.num_tokens * w.num_heads;
 	int64_t units = 1;
 	for (int i = 0; i < 2; i++) {
 		const fp8kv_plan_side *sd = &w.side[i];
-		p.vectorized[i] = side_vectorizable(sd, w.input_size, w.cache_size);
+		p.vectorized[i] = side_vectorizable(sd, w.input_size, r.cache_size);
 		const int64_t u = p.vectorized[i] ? sd->head_dim / ve : sd->head_dim;
 		units = u > units ? u : units;
 	}
@@ -265,48 +282,27 @@ static hipError_t launch_cache_write(const hip_context *c, write_params &p, hipS
 
 	write_launch at = {grid_for(c, pairs, (int64_t)(BLOCK >> p.team_log2)), stream,
 			   c->dependent_launch};
-	const int vector = w.cache_is_fp8 && p.vectorized[0] && p.vectorized[1] &&
+	const int vector = r.converts && p.vectorized[0] && p.vectorized[1] &&
 			   units <= 2 * MAX_TEAM;
-	const int count = w.overflow_count || w.nan_count;
 	if (vector && specialized_eligible(&p)) {
 		int shape;
-		at.grid = specialized_grid_for(c, pairs, units, w.scale_mode, &shape, &p.team_log2);
+		at.grid = specialized_grid_for(c, pairs, units, r.scale_mode,
+					       w.slots.swa_mapping != NULL, &shape, &p.team_log2);
 		const int64_t row_vectors = (int64_t)(shape == SHAPE_VPL1 ? 1 : 2) << p.team_log2;
 		const int full = w.side[0].head_dim / ve == row_vectors &&
 				 w.side[1].head_dim / ve == row_vectors;
-		const int outputs = count || w.side[0].amax || w.side[1].amax;
+		const int options = w.overflow_count || w.nan_count || w.side[0].amax ||
+				    w.side[1].amax || w.slots.swa_mapping;
 		switch (w.input_dtype) {
 		case FP8KV_F32:
-			return launch_specialized<FP8KV_CV_F32>(at, p, shape, full, outputs);
+			return launch_specialized<FP8KV_CV_F32>(at, p, shape, full, options);
 		case FP8KV_F16:
-			return launch_specialized<FP8KV_CV_F16>(at, p, shape, full, outputs);
-		default: return launch_specialized<FP8KV_CV_BF16>(at, p, shape, full, outputs);
+			return launch_specialized<FP8KV_CV_F16>(at, p, shape, full, options);
+		default: return launch_specialized<FP8KV_CV_BF16>(at, p, shape, full, options);
 		}
-	}
-	if (vector) {
-		// rows of 8 vectors or more: 2 per lane, in a team half as wide
-		const int vpl = units >= 8 ? 2 : 1;
-		p.team_log2 = team_log2_for((units + vpl - 1) / vpl);
-		at.grid = vector_grid_for(c, pairs, p.team_log2);
-#define VECTOR(DT, COUNT, VPL) return launch_write(write_vector_kernel<DT, COUNT, VPL>, at, p)
-		switch ((w.input_dtype * 2 + count) * 2 + (vpl == 2)) {
-		case (FP8KV_F32 * 2) * 2: VECTOR(FP8KV_CV_F32, false, 1);
-		case (FP8KV_F32 * 2) * 2 + 1: VECTOR(FP8KV_CV_F32, false, 2);
-		case (FP8KV_F32 * 2 + 1) * 2: VECTOR(FP8KV_CV_F32, true, 1);
-		case (FP8KV_F32 * 2 + 1) * 2 + 1: VECTOR(FP8KV_CV_F32, true, 2);
-		case (FP8KV_F16 * 2) * 2: VECTOR(FP8KV_CV_F16, false, 1);
-		case (FP8KV_F16 * 2) * 2 + 1: VECTOR(FP8KV_CV_F16, false, 2);
-		case (FP8KV_F16 * 2 + 1) * 2: VECTOR(FP8KV_CV_F16, true, 1);
-		case (FP8KV_F16 * 2 + 1) * 2 + 1: VECTOR(FP8KV_CV_F16, true, 2);
-		case (FP8KV_BF16 * 2) * 2: VECTOR(FP8KV_CV_BF16, false, 1);
-		case (FP8KV_BF16 * 2) * 2 + 1: VECTOR(FP8KV_CV_BF16, false, 2);
-		case (FP8KV_BF16 * 2 + 1) * 2: VECTOR(FP8KV_CV_BF16, true, 1);
-		default: VECTOR(FP8KV_CV_BF16, true, 2);
-		}
-#undef VECTOR
 	}
 #define GENERAL(DT, FP8) return launch_write(write_general_kernel<DT, FP8>, at, p)
-	switch (w.input_dtype * 2 + !!w.cache_is_fp8) {
+	switch (w.input_dtype * 2 + !!r.converts) {
 	case FP8KV_F32 * 2: GENERAL(FP8KV_CV_F32, false);
 	case FP8KV_F32 * 2 + 1: GENERAL(FP8KV_CV_F32, true);
 	case FP8KV_F16 * 2: GENERAL(FP8KV_CV_F16, false);

@@ -73,25 +73,52 @@ if HIP_LINKED
 CLEANFILES += hip/fp8kv_hip.lo hip/fp8kv_hip.o hip/.libs/fp8kv_hip.o
 endif
 
-# The headers fp8kv_hip.hip includes, one concept each (hip/README).
+# The headers fp8kv_hip.hip includes, one concept each (hip/README), each
+# including what it uses, and the library's headers they include: the
+# module's object depends on exactly these (tests/check_headers.sh holds
+# the lists to what the preprocessor finds, and compiles each header alone).
 HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h \
-	hip/error_ring.h \
-	hip/write_kernels.h hip/write_specialized.h hip/flat_kernels.h hip/context.h \
-	hip/launch_policy.h
+	hip/error_ring.h hip/write_params.h hip/write_kernels.h hip/write_specialized.h \
+	hip/flat_kernels.h hip/context.h hip/launch_policy.h
+HIP_LIB_DEPS = include/fp8kv.h lib/backend.h lib/fp8_convert.h lib/host_device.h \
+	lib/write_plan.h
 EXTRA_DIST += $(HIP_ROOMS)
 
 if HAVE_HIP
-# The suffix rule knows no header dependencies: list them.
-hip/fp8kv_hip.lo: $(top_srcdir)/hip/hip_compat.h $(top_srcdir)/hip/device_common.h \
-	$(top_srcdir)/hip/device_convert.h $(top_srcdir)/hip/amd_hw_fp8.h \
-	$(top_srcdir)/hip/error_ring.h \
-	$(top_srcdir)/hip/write_kernels.h $(top_srcdir)/hip/write_specialized.h \
-	$(top_srcdir)/hip/flat_kernels.h \
-	$(top_srcdir)/hip/context.h $(top_srcdir)/hip/launch_policy.h \
-	$(top_srcdir)/lib/fp8_convert.h $(top_srcdir)/lib/write_plan.h \
-	$(top_srcdir)/lib/host_device.h $(top_srcdir)/lib/backend.h \
-	$(top_srcdir)/include/fp8kv.h $(top_builddir)/config.h
+# The suffix rule knows no header dependencies: the lists above.
+hip/fp8kv_hip.lo: $(HIP_ROOMS) $(HIP_LIB_DEPS) config.h
 endif
+
+# ---- every header alone, and the lists above (tests/check_headers.sh) ----
+# C headers of the library and the CPU backend, compiled alone by CC.
+HEADERS_ALONE_C = include/fp8kv.h lib/backend.h lib/fp8_convert.h lib/host_device.h \
+	lib/internal.h lib/layout.h lib/overlap.h lib/write_plan.h cpu/cpu.h
+TESTS += tests/check_headers.sh
+EXTRA_DIST += tests/check_headers.sh
+check_DATA += hip/headers-check.env
+CLEANFILES += hip/headers-check.env
+if HAVE_HIP
+HEADERS_CHECK_HIPCC = $(HIPCC)
+if HIP_AMD
+HEADERS_CHECK_PLATFORM = amd
+else
+HEADERS_CHECK_PLATFORM = nvidia
+endif
+endif
+hip/headers-check.env: Makefile
+	$(AM_V_GEN)$(MKDIR_P) hip && { \
+	echo "CC='$(CC)'"; \
+	echo "CXX='$(CXX)'"; \
+	echo "C_FLAGS='$(DEFS) $(CPPFLAGS) $(AM_CFLAGS) $(CFLAGS) $(OPENMP_CFLAGS)'"; \
+	echo "C_HEADERS='$(HEADERS_ALONE_C)'"; \
+	echo "HIPCC='$(HEADERS_CHECK_HIPCC)'"; \
+	echo "HIP_FLAGS='$(DEFS) $(CPPFLAGS) $(FP8KV_HIPCCFLAGS) $(HIPCCFLAGS)'"; \
+	echo "HIP_PLATFORM='$(HEADERS_CHECK_PLATFORM)'"; \
+	echo "HIP_ROOMS='$(HIP_ROOMS)'"; \
+	echo "HIP_LIB_DEPS='$(HIP_LIB_DEPS)'"; \
+	echo "TOP_SRCDIR='$(abs_top_srcdir)'"; \
+	echo "TOP_BUILDDIR='$(abs_top_builddir)'"; \
+	} >$@-t && mv $@-t $@
 
 # ---- AMD: the code-object checks (tests/check_amd_codeobjects.sh) ----
 # The test reads the build's compilers, flags, targets and bundler from

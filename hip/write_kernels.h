@@ -1,37 +1,29 @@
 // SPDX-License-Identifier: MIT
 /*
- * write_kernels.h - the cache write's kernels, one launch for keys and
- * values:
- *   write_general_kernel      any plan: rows of any length, copies,
- *                             unaligned rows, element by element;
- *   write_vector_kernel       an FP8 cache with both sides in 16-byte
- *                             vectors, every option (counters, amax,
- *                             swa_mapping, any scale mode) at run time;
- *   write_specialized_kernel  the hot path, its choices made at compile
- *                             time (write_specialized.h).
- * launch_policy.h picks one.  A "team" of 1 to MAX_TEAM lanes of one warp
- * writes one (token, head) pair: its key row, then its value row.  Teams are
- * dealt pairs in token-major order by a block-uniform grid-stride loop, so
+ * write_kernels.h - the cache write's general kernel, write_general_kernel:
+ * any plan (rows of any length, copies, unaligned rows, element by
+ * element; 64-bit offsets), one launch for keys and values.  The hot path
+ * is write_specialized_kernel (write_specialized.h); launch_policy.h picks
+ * one (K-KERNELS).  A "team" of 1 to MAX_TEAM lanes of one warp writes one
+ * (token, head) pair: its key row, then its value row.  Teams are dealt
+ * pairs in token-major order by a block-uniform grid-stride loop, so
  * narrow rows put many tokens in one block and the shuffles of a team (row
- * amax) always find every lane.  The row-level decisions (slots, scales,
- * counters, amax) are the CPU backend's (cpu/cache_write.c), the slot
- * rules lib/write_plan.h's own.
+ * amax) always find every lane.  Where a row is read and written, which
+ * scale it divides by and where that goes are lib/write_plan.h's (A-ROW),
+ * as for the CPU backend (cpu/cache_write.c).
  */
 #ifndef FP8KV_HIP_WRITE_KERNELS_H
 #define FP8KV_HIP_WRITE_KERNELS_H
 
-// The kernels' parameters: the plan as the front end made it, and what the
-// launch adds.
-typedef struct write_params {
-	fp8kv_write_plan plan;
-	error_sink errors;
-	int vectorized[2];  // the side's rows are 16-byte aligned: vector path
-	int team_log2;
-	// pair / num_heads and slot / block_size by multiply and shift, when
-	// pairs and slots fit in 32 bits (index32 != 0): see magic_for()
-	int index32;
-	uint32_t heads_magic, heads_shift, block_size_magic, block_size_shift;
-} write_params;
+#include <stdint.h>
+
+#include "device_common.h"
+#include "device_convert.h"
+#include "error_ring.h"
+#include "fp8_convert.h"
+#include "hip_compat.h"
+#include "write_params.h"
+#include "write_plan.h"
 
 // what one lane of a team does to one row: the vectors (or elements) lane,
 // lane + team, ...; with vec, v0 already holds the lane's first vector
@@ -115,8 +107,7 @@ static __device__ __forceinline__ uint4 first_vector(const fp8kv_plan_side &sd, 
 	constexpr int IN = DT == FP8KV_CV_F32 ? 4 : 2;
 	if (!vec || lane >= sd.head_dim / (16 / IN))
 		return make_uint4(0u, 0u, 0u, 0u);
-	return load16(sd.input + (t * sd.input_stride_token + h * sd.input_stride_head) * IN +
-		      (int64_t)lane * 16);
+	return load16(sd.input + fp8kv_input_row(&sd, t, h) * IN + (int64_t)lane * 16);
 }
 
 template <int DT, bool FP8>
@@ -131,11 +122,10 @@ static __device__ __forceinline__ void write_row(const write_params &p, const in
 	constexpr int IN = DT == FP8KV_CV_F32 ? 4 : 2;
 	constexpr int VE = 16 / IN;
 	const fp8kv_plan_side &sd = p.plan.side[side];
-	const bool dynamic = FP8 && p.plan.scale_mode == FP8KV_SCALE_TOKEN_HEAD;
+	const int mode = FP8 ? sd.recipe.scale_mode : FP8KV_SCALE_ONE;  // copies divide by none
 	row_work w;
-	w.src = sd.input + (t * sd.input_stride_token + h * sd.input_stride_head) * IN;
-	w.dst = sd.cache + (block * sd.cache_stride_block + offset * sd.cache_stride_slot +
-			    h * sd.cache_stride_head) * (FP8 ? 1 : IN);
+	w.src = sd.input + fp8kv_input_row(&sd, t, h) * IN;
+	w.dst = sd.cache + fp8kv_cache_row(&sd, block, offset, h) * (FP8 ? 1 : IN);
 	w.n = sd.head_dim;
 	w.vec = p.vectorized[side];
 	w.first = w.vec && write && lane < sd.head_dim / VE;
@@ -143,9 +133,9 @@ static __device__ __forceinline__ void write_row(const write_params &p, const in
 	w.team = team;
 	w.v0 = v0;  // first_vector(), already in registers
 
-	// max |x| over the row's finite elements, for TOKEN_HEAD and k/v_amax
+	// max |x| over the row's finite elements
 	float amax = 0.0f;
-	if (dynamic || sd.amax) {
+	if (fp8kv_row_wants_amax(&sd, mode)) {
 		if (write) {
 			if (w.vec) {
 				if (w.first)
@@ -170,18 +160,10 @@ static __device__ __forceinline__ void write_row(const write_params &p, const in
 		nan_total += nans;
 		return;
 	}
-	float s = 1.0f;
-	if (p.plan.scale_mode == FP8KV_SCALE_TENSOR) {
-		s = sd.scale[0];
-	} else if (p.plan.scale_mode == FP8KV_SCALE_HEAD) {
-		s = sd.scale[h];
-	} else if (dynamic) {
-		s = fp8kv_dynamic_scale(amax, fmax);
-		if (lane == 0)
-			sd.scale_cache[block * sd.scale_stride_block + offset * sd.scale_stride_slot +
-				       h * sd.scale_stride_head] = s;
-	}
-	const int conversion = conversion_kind(p.plan.scale_mode != FP8KV_SCALE_ONE, f);
+	const float s = fp8kv_row_scale(&sd, mode, h, amax, fmax);
+	if (fp8kv_mode_computed(mode) && lane == 0)
+		sd.scale_cache[fp8kv_scale_index(&sd, block, offset, h)] = s;
+	const int conversion = conversion_kind(fp8kv_mode_divides(mode), f);
 	if (p.plan.overflow_count || p.plan.nan_count)
 		quantize_row<DT, true>(w, conversion, s, f, p.plan.saturate, overflows, nans);
 	else
@@ -252,14 +234,13 @@ static __global__ void __launch_bounds__(BLOCK) write_general_kernel(const write
 	const int64_t team_in_block = (int64_t)(threadIdx.x >> p.team_log2);
 	const int64_t pairs = p.plan.num_tokens * p.plan.num_heads;
 	const int64_t stride = (int64_t)gridDim.x * teams_per_block;
-	const fp8kv_fp8_format f = fp8kv_format_of(p.plan.cache_dtype);
+	const fp8kv_fp8_format f = fp8kv_format_of(plan_recipe(p.plan).cache_dtype);
 	const float fmax = fp8kv_format_max(f);
 	unsigned long long overflows = 0, nans = 0;
 
 	// Block-uniform loop: every lane runs every iteration.  Both sides'
 	// first vectors are loaded before either row is written, so that two
-	// loads are in flight (the vector kernels are the fast paths; this one
-	// serves every other descriptor).
+	// loads are in flight.
 	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
 		const int64_t pair = base + team_in_block;
 		int64_t t = 0, h = 0, block = 0, offset = 0;
@@ -277,7 +258,7 @@ static __global__ void __launch_bounds__(BLOCK) write_general_kernel(const write
 				write = true;
 				block = div_nonneg(slot, p.plan.block_size);
 				offset = slot - block * p.plan.block_size;
-			} else if (kind >= FP8KV_SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
+			} else if (fp8kv_slot_is_error(kind) && h == 0 && lane == 0) {
 				record_out_of_range(p.errors, t);
 				tally.error = 1;
 			}
@@ -289,121 +270,6 @@ static __global__ void __launch_bounds__(BLOCK) write_general_kernel(const write
 	}
 
 	block_end<FP8>(p, tally, overflows, nans);
-}
-
-/*
- * The common case, lean in registers: an FP8 cache, both sides vectorised
- * with at most VPL 16-byte vectors per lane (head dims up to 64 vectors).
- * No state is carried from one pair to the next, so many warps fit on a
- * multiprocessor, and each thread has its slot, its scale and both of its
- * vectors in flight at once.  Same arithmetic and order as write_row.
- * VPL: vectors per lane and side, lane and lane + team (2 for long rows:
- * the per-pair work is shared by more bytes, and more loads are in flight).
- */
-template <int DT, bool COUNT, int VPL>
-static __global__ void __launch_bounds__(BLOCK, VECTOR_MIN_BLOCKS)
-write_vector_kernel(const write_params p)
-{
-	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
-	__shared__ block_tally tally;
-	block_begin(p, tally);
-
-	const int team = 1 << p.team_log2;
-	const int lane = (int)threadIdx.x & (team - 1);
-	const int64_t teams_per_block = BLOCK >> p.team_log2;
-	const int64_t team_in_block = (int64_t)(threadIdx.x >> p.team_log2);
-	const int64_t pairs = p.plan.num_tokens * p.plan.num_heads;
-	const int64_t stride = (int64_t)gridDim.x * teams_per_block;
-	const fp8kv_fp8_format f = fp8kv_format_of(p.plan.cache_dtype);
-	const float fmax = fp8kv_format_max(f);
-	const bool dynamic = p.plan.scale_mode == FP8KV_SCALE_TOKEN_HEAD;
-	const int conversion = conversion_kind(p.plan.scale_mode != FP8KV_SCALE_ONE, f);
-	unsigned int overflows = 0, nans = 0;
-	// a per-tensor scale and its reciprocal, once
-	float tensor_s[2] = {1.0f, 1.0f}, tensor_rs[2] = {1.0f, 1.0f};
-	if (p.plan.scale_mode == FP8KV_SCALE_TENSOR)
-		for (int i = 0; i < 2; i++) {
-			tensor_s[i] = p.plan.side[i].scale[0];
-			tensor_rs[i] = 1.0f / tensor_s[i];
-		}
-
-	// block-uniform loop: the team shuffles need every lane of the warp
-	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
-		const int64_t pair = base + team_in_block;
-		int64_t t = 0, h = 0, raw = -1;
-		uint4 x[2][VPL];
-#pragma unroll
-		for (int i = 0; i < 2; i++)
-#pragma unroll
-			for (int j = 0; j < VPL; j++)
-				x[i][j] = make_uint4(0u, 0u, 0u, 0u);
-		float s[2] = {tensor_s[0], tensor_s[1]}, rs[2] = {tensor_rs[0], tensor_rs[1]};
-		if (pair < pairs) {
-			t = p.index32 ? div_magic(pair, p.heads_magic, p.heads_shift)
-				     : div_nonneg(pair, p.plan.num_heads);
-			h = pair - t * p.plan.num_heads;
-			raw = fp8kv_raw_slot(&p.plan.slots, t);
-#pragma unroll
-			for (int i = 0; i < 2; i++) {
-#pragma unroll
-				for (int j = 0; j < VPL; j++)
-					x[i][j] = first_vector<DT>(p.plan.side[i], true, t, h,
-								   lane + j * team);
-				if (p.plan.scale_mode == FP8KV_SCALE_HEAD)
-					s[i] = p.plan.side[i].scale[h];
-			}
-		}
-		int64_t slot = 0, block = 0, offset = 0;
-		const int kind = pair < pairs ? fp8kv_resolve_slot(&p.plan.slots, raw, &slot)
-					      : FP8KV_SLOT_PADDING;
-		const bool write = kind == FP8KV_SLOT_WRITE;
-		if (p.plan.scale_mode == FP8KV_SCALE_HEAD) {
-			rs[0] = 1.0f / s[0];
-			rs[1] = 1.0f / s[1];
-		}
-		if (write) {
-			block = p.index32 ? div_magic(slot, p.block_size_magic, p.block_size_shift)
-					 : div_nonneg(slot, p.plan.block_size);
-			offset = slot - block * p.plan.block_size;
-		} else if (kind >= FP8KV_SLOT_OUT_OF_RANGE && h == 0 && lane == 0) {
-			record_out_of_range(p.errors, t);
-			tally.error = 1;
-		}
-#pragma unroll
-		for (int i = 0; i < 2; i++) {
-			const fp8kv_plan_side &sd = p.plan.side[i];
-			bool mine[VPL];
-			float amax = 0.0f;
-#pragma unroll
-			for (int j = 0; j < VPL; j++) {
-				mine[j] = write && lane + j * team < sd.head_dim / VE;
-				if (dynamic || sd.amax)
-					amax = max_nonneg(amax, mine[j] ? vec_amax<DT>(x[i][j]) : 0.0f);
-			}
-			if (dynamic || sd.amax) {
-				amax = team_max(amax, team);
-				if (write && lane == 0 && sd.amax)
-					raise_float(sd.amax + h, amax);
-				if (dynamic) {
-					s[i] = fp8kv_dynamic_scale(amax, fmax);
-					rs[i] = 1.0f / s[i];
-					if (write && lane == 0)
-						sd.scale_cache[block * sd.scale_stride_block +
-							       offset * sd.scale_stride_slot +
-							       h * sd.scale_stride_head] = s[i];
-				}
-			}
-			unsigned char *const row = sd.cache + block * sd.cache_stride_block +
-						   offset * sd.cache_stride_slot + h * sd.cache_stride_head;
-#pragma unroll
-			for (int j = 0; j < VPL; j++)
-				if (mine[j])
-					quantize_vec<DT, COUNT>(row + (int64_t)(lane + j * team) * VE,
-								x[i][j], conversion, s[i], rs[i], f, p.plan.saturate,
-								overflows, nans);
-		}
-	}
-	block_end<true>(p, tally, overflows, nans);
 }
 
 #endif /* FP8KV_HIP_WRITE_KERNELS_H */

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * write_specialized.h - the cache write's hot path, its choices made at
- * compile time: FP8 format FMT, scale mode SCALE (one, per tensor, per head
- * or dynamic per row), whether counters or amax are wanted (OUTPUTS), no
- * swa_mapping, both sides vectorised in rows of at most VPL vectors per
- * lane (FULL: exactly VPL in both rows, so no lane checks its vectors'
- * bounds), and pairs, slots and every element offset in 32 bits
- * (specialized_eligible()).  It is the
- * vector kernel without the runtime branches and the 64-bit index
- * arithmetic: a prefill launch is bound by the instructions issued per
- * 16-byte vector, and a decode launch is a chain of latencies, which this
- * kernel keeps short:
+ * compile time: FP8 format FMT, scale mode SCALE, whether the run-time
+ * options are wanted (OPTIONS: counters, k_amax/v_amax, swa_mapping), both
+ * sides vectorised in rows of at most VPL vectors per lane (FULL: exactly
+ * VPL in both rows, so no lane checks its vectors' bounds), and pairs,
+ * slots and every element offset in 32 bits (specialized_eligible()).
+ * Plans it cannot serve (64-bit offsets, unaligned rows, copies) take the
+ * general kernel (write_kernels.h, K-KERNELS).  Its rows are those of
+ * lib/write_plan.h (A-ROW), in their 32-bit form: a prefill launch is bound
+ * by the instructions issued per 16-byte vector, and a decode launch is a
+ * chain of latencies, which this kernel keeps short:
  * - a per-tensor scale is read after the first pair's loads are issued
  *   (and, when PIPELINED, the next pair's), so that its latency overlaps
  *   theirs; a per-head scale is loaded with its pair's vectors;
@@ -27,6 +27,16 @@
  */
 #ifndef FP8KV_HIP_WRITE_SPECIALIZED_H
 #define FP8KV_HIP_WRITE_SPECIALIZED_H
+
+#include <stdint.h>
+
+#include "device_common.h"
+#include "device_convert.h"
+#include "error_ring.h"
+#include "fp8_convert.h"
+#include "hip_compat.h"
+#include "write_params.h"
+#include "write_plan.h"
 
 #define AMAX_HEADS 64  // heads whose amax a block gathers in shared memory
 
@@ -80,17 +90,15 @@ static __device__ __forceinline__ void fetch_pair(const write_params &p, uint64_
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
 		const fp8kv_plan_side &sd = p.plan.side[i];
-		const unsigned char *src =
-			sd.input + (uint64_t)(t * (uint32_t)sd.input_stride_token +
-					      h * (uint32_t)sd.input_stride_head) * IN;
+		const unsigned char *src = sd.input + fp8kv_input_row32(&sd, t, h) * IN;
 #pragma unroll
 		for (int j = 0; j < VPL; j++)
 			if (FULL || lane + j * team < nvec[i])
 				in.x[i][j] = load16(src + (lane + j * team) * 16);
 	}
-	if (SCALE == FP8KV_SCALE_HEAD) {
-		in.s[0] = p.plan.side[0].scale[h];
-		in.s[1] = p.plan.side[1].scale[h];
+	if (fp8kv_mode_per_row(SCALE) && fp8kv_mode_given(SCALE)) {
+		in.s[0] = p.plan.side[0].scale[fp8kv_given_index(SCALE, h)];
+		in.s[1] = p.plan.side[1].scale[fp8kv_given_index(SCALE, h)];
 	}
 }
 
@@ -108,10 +116,11 @@ static __device__ __forceinline__ float lane_amax(const uint4 (&x)[VPL], uint32_
 	return a;
 }
 
-// fp8kv_dynamic_scale(amax, fmax) without its division where K-DIV's proof
-// holds: amax is an input value, so for 16-bit inputs it has at most 11
-// significant bits and one correction step from rfmax = RN(1 / fmax) gives
-// RN(amax / fmax); fp32 inputs take two.  fmax is within recip_exact's
+// fp8kv_row_scale of a computed scale, fp8kv_dynamic_scale(amax, fmax),
+// without its division where K-DIV's proof holds: amax is an input value,
+// so for 16-bit inputs it has at most 11 significant bits and one
+// correction step from rfmax = RN(1 / fmax) gives RN(amax / fmax); fp32
+// inputs take two.  fmax is within recip_exact's
 // range for every format, and the quotient must be >= 2^-18 (the
 // remainders then stay normal), which also keeps it above the 2^-126
 // floor; smaller amax (and 0) take the division.
@@ -128,8 +137,8 @@ static __device__ __forceinline__ float dynamic_scale(float amax, float fmax, fl
 }
 
 // FMT: the format, or FORMAT_AT_RUN_TIME (where no hardware path depends on
-// it, launch_policy.h).  OUTPUTS: the plan asks for the counters or for
-// k_amax/v_amax (any of them: the pointers say which).
+// it, launch_policy.h).  OPTIONS: the plan asks for the counters, for
+// k_amax/v_amax or has a swa_mapping (any of them: the pointers say which).
 // PIPELINED: the launch is one wave of blocks that loop
 // (specialized_grid_for), and each iteration issues the next pair's loads
 // before it converts its own, so that a lane keeps a pair's loads in
@@ -138,15 +147,15 @@ static __device__ __forceinline__ float dynamic_scale(float amax, float fmax, fl
 // LIMIT (scale one or per tensor): 16-bit inputs take the hardware path by
 // input_limit(), worked out once per block (specialized_grid_for says when
 // that pays).
-template <int DT, int FMT, int SCALE, bool OUTPUTS, int VPL, bool FULL, bool PIPELINED,
+template <int DT, int FMT, int SCALE, bool OPTIONS, int VPL, bool FULL, bool PIPELINED,
 	  bool LIMIT>
 static __global__ void
 __launch_bounds__(BLOCK, PIPELINED ? PIPELINED_MIN_BLOCKS : VECTOR_MIN_BLOCKS)
 write_specialized_kernel(const write_params p)
 {
 	constexpr int VE = DT == FP8KV_CV_F32 ? 4 : 8;
-	constexpr bool SCALED = SCALE != FP8KV_SCALE_ONE;
-	constexpr bool PER_ROW = SCALE == FP8KV_SCALE_HEAD || SCALE == FP8KV_SCALE_TOKEN_HEAD;
+	constexpr bool SCALED = fp8kv_mode_divides(SCALE);
+	constexpr bool PER_ROW = fp8kv_mode_per_row(SCALE);
 	static_assert(!(LIMIT && PER_ROW), "input_limit() is worked out once per block");
 	// the twin only with scale one: a scale calibrated to the format's max
 	// puts quotients past the twin's range in most warps, and the
@@ -164,7 +173,7 @@ write_specialized_kernel(const write_params p)
 	const uint32_t block_size = (uint32_t)p.plan.block_size;
 	const uint32_t nvec[2] = {(uint32_t)(p.plan.side[0].head_dim / VE),
 				  (uint32_t)(p.plan.side[1].head_dim / VE)};
-	const fp8kv_fp8_format f = fp8kv_format_of(FMT >= 0 ? FMT : p.plan.cache_dtype);
+	const fp8kv_fp8_format f = fp8kv_format_of(FMT >= 0 ? FMT : plan_recipe(p.plan).cache_dtype);
 	const float fmax = fp8kv_format_max(f);
 	const float rfmax = 1.0f / fmax;  // a constant of the format
 	float s[2] = {1.0f, 1.0f}, rs[2] = {1.0f, 1.0f};
@@ -175,14 +184,14 @@ write_specialized_kernel(const write_params p)
 	if (LIMIT && HW && !SCALED)
 		lim[0] = lim[1] = input_limit<DT>(1.0f, f);
 #endif
-	unsigned int overflows = 0, nans = 0;  // OUTPUTS
+	unsigned int overflows = 0, nans = 0;  // OPTIONS
 	__shared__ unsigned long long block_counts[2];
-	// OUTPUTS: the block's amax of each head and side, as fp32 bits (>= +0,
+	// OPTIONS: the block's amax of each head and side, as fp32 bits (>= +0,
 	// so they order as integers), raised into k_amax/v_amax once at the
 	// end rather than by every row (K-AMAX-BLOCK)
 	__shared__ unsigned int block_amax[2][AMAX_HEADS];
 	const bool amax_in_block = p.plan.num_heads <= AMAX_HEADS;
-	if (OUTPUTS) {
+	if (OPTIONS) {
 		if (threadIdx.x == 0)
 			block_counts[0] = block_counts[1] = 0;
 		for (uint32_t k = threadIdx.x; k < 2 * AMAX_HEADS; k += BLOCK)
@@ -200,7 +209,7 @@ write_specialized_kernel(const write_params p)
 	// than the pairs fill), so each counts itself finished in its last
 	// iteration.  PIPELINED carries the next pair (its loads in flight)
 	// from one iteration to the next.
-	bool have_scale = SCALE != FP8KV_SCALE_TENSOR;
+	bool have_scale = PER_ROW || !SCALED;  // else one given scale, read below
 	unsigned long long counted = 0;  // count_block's result, used after the stores
 	pair_inputs<VPL> next;
 	if (PIPELINED)
@@ -222,8 +231,8 @@ write_specialized_kernel(const write_params p)
 			// compiler may not hoist the scale's load (and the wait for
 			// it, which the division's slow path fences) above them
 			asm volatile("" ::: "memory");
-			s[0] = p.plan.side[0].scale[0];
-			s[1] = p.plan.side[1].scale[0];
+			s[0] = p.plan.side[0].scale[fp8kv_given_index(SCALE, 0)];
+			s[1] = p.plan.side[1].scale[fp8kv_given_index(SCALE, 0)];
 			rs[0] = 1.0f / s[0];
 			rs[1] = 1.0f / s[1];
 #ifdef HAVE_HW_FP8
@@ -236,19 +245,19 @@ write_specialized_kernel(const write_params p)
 #endif
 			have_scale = true;
 		}
-		// the rows' amax, for dynamic scales and k_amax/v_amax: every lane
-		// of the warp shuffles (the loop is block-uniform), before any team
-		// leaves for a padding slot
+		// the rows' amax (fp8kv_row_wants_amax; without OPTIONS no side
+		// has an amax): every lane of the warp shuffles (the loop is
+		// block-uniform), before any team leaves for a padding slot
 		float amax[2] = {0.0f, 0.0f};
 #pragma unroll
 		for (int i = 0; i < 2; i++)
-			if (SCALE == FP8KV_SCALE_TOKEN_HEAD || (OUTPUTS && p.plan.side[i].amax))
+			if (fp8kv_mode_computed(SCALE) || (OPTIONS && p.plan.side[i].amax))
 				amax[i] = team_max(lane_amax<DT, VPL, FULL>(in.x[i], lane, team, nvec[i]),
 						   (int)team);
-		if (SCALE == FP8KV_SCALE_HEAD) {
+		if (PER_ROW && fp8kv_mode_given(SCALE)) {
 			s[0] = in.s[0];
 			s[1] = in.s[1];
-		} else if (SCALE == FP8KV_SCALE_TOKEN_HEAD) {
+		} else if (fp8kv_mode_computed(SCALE)) {
 			s[0] = dynamic_scale<DT>(amax[0], fmax, rfmax);
 			s[1] = dynamic_scale<DT>(amax[1], fmax, rfmax);
 		}
@@ -259,7 +268,12 @@ write_specialized_kernel(const write_params p)
 			recip = HW && recip_ok<DT>(s[0]) && recip_ok<DT>(s[1]);
 #endif
 		}
-		if (in.raw >= p.plan.slots.num_slots && in.h == 0 && lane == 0) {
+		// a swa_mapping is an option, and never pipelined
+		// (specialized_grid_for): elsewhere the plan has none
+		int64_t slot = 0;
+		const int kind = fp8kv_resolve_slot_as(&p.plan.slots, in.raw, &slot,
+						       OPTIONS && !PIPELINED && p.plan.slots.swa_mapping);
+		if (fp8kv_slot_is_error(kind) && in.h == 0 && lane == 0) {
 			record_out_of_range(p.errors, in.t);
 			error = 1;
 		}
@@ -267,23 +281,19 @@ write_specialized_kernel(const write_params p)
 			error = __syncthreads_or(error);
 			count_block(p.errors, threadIdx.x == 0, error, counted);
 		}
-		if (in.raw < 0 || in.raw >= p.plan.slots.num_slots)
+		if (kind != FP8KV_SLOT_WRITE)
 			continue;
 		const uint32_t block =
-			(uint32_t)div_magic(in.raw, p.block_size_magic, p.block_size_shift);
-		const uint32_t offset = (uint32_t)in.raw - block * block_size;
+			(uint32_t)div_magic(slot, p.block_size_magic, p.block_size_shift);
+		const uint32_t offset = (uint32_t)slot - block * block_size;
 		unsigned char *row[2];
 #pragma unroll
 		for (int i = 0; i < 2; i++) {
 			const fp8kv_plan_side &sd = p.plan.side[i];
-			row[i] = sd.cache + (uint64_t)block * (uint32_t)sd.cache_stride_block +
-				 (offset * (uint32_t)sd.cache_stride_slot +
-				  in.h * (uint32_t)sd.cache_stride_head);
-			if (SCALE == FP8KV_SCALE_TOKEN_HEAD && lane == 0)
-				sd.scale_cache[(uint64_t)block * (uint32_t)sd.scale_stride_block +
-					       (offset * (uint32_t)sd.scale_stride_slot +
-						in.h * (uint32_t)sd.scale_stride_head)] = s[i];
-			if (OUTPUTS && sd.amax && lane == 0) {
+			row[i] = sd.cache + fp8kv_cache_row32(&sd, block, offset, in.h);
+			if (fp8kv_mode_computed(SCALE) && lane == 0)
+				sd.scale_cache[fp8kv_scale_index32(&sd, block, offset, in.h)] = s[i];
+			if (OPTIONS && sd.amax && lane == 0) {
 				if (amax_in_block)
 					atomicMax(&block_amax[i][in.h], fp8kv_f32_bits(amax[i]));
 				else
@@ -291,15 +301,15 @@ write_specialized_kernel(const write_params p)
 			}
 		}
 		if (!SCALED)
-			convert_pair<DT, OUTPUTS, HW, VPL, FULL, LIMIT>(row, in.x, s, rs, lane, team,
+			convert_pair<DT, OPTIONS, HW, VPL, FULL, LIMIT>(row, in.x, s, rs, lane, team,
 								       nvec, f, p.plan.saturate, lim,
 								       overflows, nans);
 		else
-			convert_pair<DT, OUTPUTS, CONVERT_SCALED | HW | CONVERT_RECIP, VPL, FULL, LIMIT>(
+			convert_pair<DT, OPTIONS, CONVERT_SCALED | HW | CONVERT_RECIP, VPL, FULL, LIMIT>(
 				row, in.x, s, rs, lane, team, nvec, f, p.plan.saturate, lim, overflows,
 				nans, recip);
 	}
-	if (OUTPUTS) {
+	if (OPTIONS) {
 		if (overflows && p.plan.overflow_count)
 			atomicAdd(&block_counts[0], (unsigned long long)overflows);
 		if (nans && p.plan.nan_count)

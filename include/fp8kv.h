@@ -115,6 +115,12 @@ FP8KV_API int fp8kv_dtype_is_fp8(fp8kv_dtype dtype);
 /* The largest finite value of an FP8 format (448, 240, 57344, 57344); 0 if
  * dtype is not FP8. */
 FP8KV_API float fp8kv_fp8_max(fp8kv_dtype format);
+/* "one", "tensor", "head", "token_head": the one spelling of each scale mode
+ * (tools, Python and reports use it); NULL if unknown.  Symbol version
+ * FP8KV_1.1, as the next function. */
+FP8KV_API const char *fp8kv_scale_mode_name(fp8kv_scale_mode mode);
+/* The inverse of fp8kv_scale_mode_name. */
+FP8KV_API fp8kv_status fp8kv_scale_mode_from_name(const char *name, fp8kv_scale_mode *mode);
 
 /* -------------------------------------------------------------- 3. backends */
 

@@ -21,7 +21,7 @@
 #include "fp8kv.h"
 #include "write_plan.h"
 
-#define FP8KV_MODULE_ABI 2
+#define FP8KV_MODULE_ABI 3
 #define FP8KV_MODULE_ENTRY "fp8kv_module_entry"
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* dtypes.c - the data types: names, sizes, FP8 limits, one-value conversion. */
+/* dtypes.c - the data types (names, sizes, FP8 limits, one-value conversion)
+ * and the names of the scale modes. */
 #include "config.h"
 
 #include <string.h>
@@ -40,6 +41,35 @@ FP8KV_API fp8kv_status fp8kv_dtype_from_name(const char *name, fp8kv_dtype *dtyp
 			return FP8KV_OK;
 		}
 	return fp8kv_set_error(FP8KV_EINVAL, "unknown dtype name '%s'", name);
+}
+
+/* The one spelling of each scale mode (fp8kv.h), for every tool and report. */
+static const char *const scale_mode_names[] = {
+	[FP8KV_SCALE_ONE] = "one",
+	[FP8KV_SCALE_TENSOR] = "tensor",
+	[FP8KV_SCALE_HEAD] = "head",
+	[FP8KV_SCALE_TOKEN_HEAD] = "token_head",
+};
+
+#define NUM_SCALE_MODES (sizeof scale_mode_names / sizeof scale_mode_names[0])
+
+FP8KV_API const char *fp8kv_scale_mode_name(fp8kv_scale_mode mode)
+{
+	return (unsigned)mode < NUM_SCALE_MODES ? scale_mode_names[mode] : NULL;
+}
+
+FP8KV_API fp8kv_status fp8kv_scale_mode_from_name(const char *name, fp8kv_scale_mode *mode)
+{
+	fp8kv_clear_error();
+	if (!name || !mode)
+		return fp8kv_set_error(FP8KV_EINVAL, "%s is NULL", name ? "mode" : "name");
+	for (unsigned i = 0; i < NUM_SCALE_MODES; i++)
+		if (!strcmp(name, scale_mode_names[i])) {
+			*mode = (fp8kv_scale_mode)i;
+			return FP8KV_OK;
+		}
+	return fp8kv_set_error(FP8KV_EINVAL,
+			       "unknown scale mode name '%s' (one, tensor, head or token_head)", name);
 }
 
 FP8KV_API int fp8kv_dtype_is_fp8(fp8kv_dtype dtype)

@@ -24,8 +24,6 @@ _Static_assert(SAME_NUMBER(FP8KV_CV_F32, FP8KV_F32) && SAME_NUMBER(FP8KV_CV_F16,
 		       SAME_NUMBER(FP8KV_CV_E5M2, FP8KV_E5M2) &&
 		       SAME_NUMBER(FP8KV_CV_E5M2FNUZ, FP8KV_E5M2FNUZ),
 	       "fp8_convert.h's format numbers are fp8kv_dtype's");
-_Static_assert(FP8KV_INDEX_INT32 == 1 && FP8KV_INDEX_INT64 == 0,
-	       "write_plan.h's fp8kv_load_index reads type 1 as int32");
 
 #define FAIL(status, ...) return fp8kv_set_error((status), __VA_ARGS__)
 
@@ -283,6 +281,10 @@ static void plan_side(fp8kv_plan_side *side, const void *input, void *cache, int
 		      int64_t cache_slot, int64_t cache_head, const float *scale,
 		      float *scale_cache, float *amax, const fp8kv_cache_write *d)
 {
+	side->recipe.cache_dtype = (int32_t)d->cache_dtype;
+	side->recipe.cache_size = (int32_t)fp8kv_dtype_size(d->cache_dtype);
+	side->recipe.converts = fp8kv_dtype_is_fp8(d->cache_dtype);
+	side->recipe.scale_mode = (int32_t)d->scale_mode;
 	side->input = (const unsigned char *)input;
 	side->cache = (unsigned char *)cache;
 	side->head_dim = head_dim;
@@ -291,10 +293,8 @@ static void plan_side(fp8kv_plan_side *side, const void *input, void *cache, int
 	side->cache_stride_block = cache_block;
 	side->cache_stride_slot = cache_slot;
 	side->cache_stride_head = cache_head;
-	const int static_scale =
-		d->scale_mode == FP8KV_SCALE_TENSOR || d->scale_mode == FP8KV_SCALE_HEAD;
-	side->scale = static_scale ? scale : NULL;
-	if (d->scale_mode == FP8KV_SCALE_TOKEN_HEAD) {
+	side->scale = fp8kv_mode_given(d->scale_mode) ? scale : NULL;
+	if (fp8kv_mode_computed(d->scale_mode)) {
 		side->scale_cache = scale_cache;
 		side->scale_stride_block = d->scale_cache_stride_block;
 		side->scale_stride_slot = d->scale_cache_stride_slot;
@@ -332,11 +332,7 @@ fp8kv_status fp8kv_plan_cache_write(const fp8kv_cache_write *d, fp8kv_write_plan
 	p->overflow_count = d->overflow_count;
 	p->nan_count = d->nan_count;
 	p->input_dtype = (int32_t)d->input_dtype;
-	p->cache_dtype = (int32_t)d->cache_dtype;
 	p->input_size = (int32_t)fp8kv_dtype_size(d->input_dtype);
-	p->cache_size = (int32_t)fp8kv_dtype_size(d->cache_dtype);
-	p->cache_is_fp8 = fp8kv_dtype_is_fp8(d->cache_dtype);
-	p->scale_mode = (int32_t)d->scale_mode;
 	p->saturate = d->overflow == FP8KV_SATURATE;
 	return FP8KV_OK;
 }

@@ -2,35 +2,53 @@
 /*
  * write_plan.h - a cache write as every backend receives it: validated once
  * by the front end (lib/plan.c), normalised into two sides, key and value,
- * that backends treat alike, and the slot mapping with the one definition
- * of how a token's slot resolves.
+ * that backends treat alike, and the slot mapping; and the one definition
+ * of a row: where a token's slot resolves to, where a row is read and
+ * written, which scale it divides by and where that scale goes (A-ROW).
  *
  * The C compiler and hipcc/nvcc both compile this file (FP8KV_HD), so the
- * CPU backend and the GPU kernels share the slot rules of fp8kv.h section
- * 7.  Plain C, fixed-width fields: the struct crosses into modules and into
- * kernel parameters.  Changing it changes FP8KV_MODULE_ABI (lib/backend.h).
+ * CPU backend and the GPU kernels share the rules of fp8kv.h sections 5
+ * and 7.  Plain C, fixed-width fields: the struct crosses into modules and
+ * into kernel parameters.  Changing it changes FP8KV_MODULE_ABI
+ * (lib/backend.h).
  */
 #ifndef FP8KV_WRITE_PLAN_H
 #define FP8KV_WRITE_PLAN_H
 
 #include <stdint.h>
 
+#include "fp8kv.h"
+#include "fp8_convert.h"
 #include "host_device.h"
 
 /* Indices of fp8kv_write_plan.side. */
 enum { FP8KV_SIDE_KEY = 0, FP8KV_SIDE_VALUE = 1 };
 
+/* How a side's rows are written (A-RECIPE): the cache's element format,
+ * whether the rows are converted or copied, and where the divisor comes
+ * from.  Each side carries its own, and the row helpers below read the
+ * side's.  The front end gives both sides the same recipe today
+ * (plan_side in lib/plan.c), and the GPU kernels, specialized on a recipe,
+ * take the key side's for both. */
+typedef struct fp8kv_row_recipe {
+	int32_t cache_dtype;              /* fp8kv_dtype of the cache */
+	int32_t cache_size;               /* bytes per cache element */
+	int32_t converts;                 /* FP8: q = fp8(x / s); else copied as they are */
+	int32_t scale_mode;               /* fp8kv_scale_mode; FP8KV_SCALE_ONE for copies */
+} fp8kv_row_recipe;
+
 /* One side of the write: where its rows come from and go.  Strides are in
  * elements of the array they step through (input dtype, cache dtype, fp32
  * for the scale cache). */
 typedef struct fp8kv_plan_side {
+	fp8kv_row_recipe recipe;
 	const unsigned char *input;       /* [token][head][dim] through the strides */
 	unsigned char *cache;             /* [block][slot][head][dim] through the strides */
 	int64_t head_dim;
 	int64_t input_stride_token, input_stride_head;
 	int64_t cache_stride_block, cache_stride_slot, cache_stride_head;
-	const float *scale;               /* TENSOR: [0]; HEAD: [head]; else NULL */
-	float *scale_cache;               /* TOKEN_HEAD: the computed scales; else NULL */
+	const float *scale;               /* given scales (fp8kv_mode_given); else NULL */
+	float *scale_cache;               /* computed scales (fp8kv_mode_computed); else NULL */
 	int64_t scale_stride_block, scale_stride_slot, scale_stride_head;
 	float *amax;                      /* optional: [num_heads], raised */
 } fp8kv_plan_side;
@@ -51,10 +69,8 @@ typedef struct fp8kv_write_plan {
 	int64_t num_heads, num_blocks, block_size;
 	uint64_t *overflow_count;         /* optional, added to */
 	uint64_t *nan_count;              /* optional, added to */
-	int32_t input_dtype, cache_dtype; /* fp8kv_dtype */
-	int32_t input_size, cache_size;   /* bytes per element */
-	int32_t cache_is_fp8;             /* else the rows are copied as they are */
-	int32_t scale_mode;               /* fp8kv_scale_mode */
+	int32_t input_dtype;              /* fp8kv_dtype */
+	int32_t input_size;               /* bytes per element */
 	int32_t saturate;                 /* overflow == FP8KV_SATURATE */
 	int32_t reserved;
 } fp8kv_write_plan;
@@ -67,8 +83,8 @@ enum { FP8KV_SLOT_WRITE, FP8KV_SLOT_PADDING, FP8KV_SLOT_OUT_OF_RANGE, FP8KV_SLOT
 
 FP8KV_HD int64_t fp8kv_load_index(const void *base, int64_t i, int32_t type)
 {
-	/* 1 is FP8KV_INDEX_INT32 */
-	return type == 1 ? (int64_t)((const int32_t *)base)[i] : ((const int64_t *)base)[i];
+	return type == FP8KV_INDEX_INT32 ? (int64_t)((const int32_t *)base)[i]
+					 : ((const int64_t *)base)[i];
 }
 
 /* Token t's entry of slot_mapping, read once: backends resolve this value
@@ -79,24 +95,35 @@ FP8KV_HD int64_t fp8kv_raw_slot(const fp8kv_slot_map *m, int64_t t)
 	return fp8kv_load_index(m->slot_mapping, t, m->slot_type);
 }
 
-/* Resolves a raw slot; *slot receives the final slot (or, for
- * FP8KV_SLOT_PAST_SWA, the raw one) except for padding. */
-FP8KV_HD int fp8kv_resolve_slot(const fp8kv_slot_map *m, int64_t raw, int64_t *slot)
+/* Resolves a raw slot; *slot receives the final slot (the raw one for
+ * FP8KV_SLOT_PAST_SWA; anything for padding).  swa: whether the map has a
+ * swa_mapping, which a kernel specialized on it knows at compile time (the
+ * branch then compiles away). */
+FP8KV_HD int fp8kv_resolve_slot_as(const fp8kv_slot_map *m, int64_t raw, int64_t *slot, int swa)
 {
-	int64_t s = raw;
-	if (s < 0)
+	*slot = raw;
+	if (raw < 0)
 		return FP8KV_SLOT_PADDING;
-	if (m->swa_mapping) {
-		if (s >= m->swa_len) {
-			*slot = s;
+	if (swa) {
+		if (raw >= m->swa_len)
 			return FP8KV_SLOT_PAST_SWA;
-		}
-		s = fp8kv_load_index(m->swa_mapping, s, m->swa_type);
-		if (s < 0)
+		*slot = fp8kv_load_index(m->swa_mapping, raw, m->swa_type);
+		if (*slot < 0)
 			return FP8KV_SLOT_PADDING;
 	}
-	*slot = s;
-	return s < m->num_slots ? FP8KV_SLOT_WRITE : FP8KV_SLOT_OUT_OF_RANGE;
+	return *slot < m->num_slots ? FP8KV_SLOT_WRITE : FP8KV_SLOT_OUT_OF_RANGE;
+}
+
+FP8KV_HD int fp8kv_resolve_slot(const fp8kv_slot_map *m, int64_t raw, int64_t *slot)
+{
+	return fp8kv_resolve_slot_as(m, raw, slot, m->swa_mapping != 0);
+}
+
+/* Does a slot of this kind skip a token that must be reported
+ * (FP8KV_ERANGE)? */
+FP8KV_HD_CONSTEXPR int fp8kv_slot_is_error(int kind)
+{
+	return kind >= FP8KV_SLOT_OUT_OF_RANGE;
 }
 
 /* The limit an out-of-range slot of this kind broke: swa_mapping's length
@@ -104,6 +131,106 @@ FP8KV_HD int fp8kv_resolve_slot(const fp8kv_slot_map *m, int64_t raw, int64_t *s
 FP8KV_HD int64_t fp8kv_slot_limit(const fp8kv_slot_map *m, int kind)
 {
 	return kind == FP8KV_SLOT_PAST_SWA ? m->swa_len : m->num_slots;
+}
+
+/* ---- where a row is: element offsets ----
+ *
+ * Row (t, h) of a side is read at input + fp8kv_input_row(t, h) elements
+ * and written to cache + fp8kv_cache_row(block, offset, h) elements; a
+ * computed scale goes to scale_cache[fp8kv_scale_index(block, offset, h)].
+ * Each is defined once, for index type I and offset type W:
+ *   fp8kv_X(...)    int64_t: every writer;
+ *   fp8kv_X32(...)  uint32_t indices and in-block offsets, a 64-bit offset
+ *                   only for block * stride_block: the specialized
+ *                   kernel's index arithmetic (K-INDEX32), where the
+ *                   launch has checked that they fit (specialized_eligible
+ *                   in hip/launch_policy.h).
+ * A row's head stride is multiplied by h, so a single head's stride,
+ * which validation does not bound, is never used.
+ */
+#define FP8KV_ROW_INDEX(SUFFIX, I, W)                                                        \
+	FP8KV_HD W fp8kv_input_row##SUFFIX(const fp8kv_plan_side *sd, I t, I h)              \
+	{                                                                                    \
+		return (W)(t * (I)sd->input_stride_token + h * (I)sd->input_stride_head);     \
+	}                                                                                    \
+	FP8KV_HD W fp8kv_cache_row##SUFFIX(const fp8kv_plan_side *sd, I block, I offset, I h) \
+	{                                                                                    \
+		return (W)block * (W)(I)sd->cache_stride_block +                             \
+		       (W)(offset * (I)sd->cache_stride_slot + h * (I)sd->cache_stride_head); \
+	}                                                                                    \
+	FP8KV_HD W fp8kv_scale_index##SUFFIX(const fp8kv_plan_side *sd, I block, I offset, I h) \
+	{                                                                                    \
+		return (W)block * (W)(I)sd->scale_stride_block +                             \
+		       (W)(offset * (I)sd->scale_stride_slot + h * (I)sd->scale_stride_head); \
+	}
+
+FP8KV_ROW_INDEX(, int64_t, int64_t)
+FP8KV_ROW_INDEX(32, uint32_t, uint64_t)
+#undef FP8KV_ROW_INDEX
+
+/* ---- which scale a row divides by (fp8kv.h sections 5 and 7) ----
+ *
+ * A scale mode is what these functions say of it (A-ROW): adding one means
+ * a case here, in fp8kv_scale_mode_name's table, in plan.c's checks of its
+ * arguments, and a template value of the specialized kernel
+ * (hip/launch_policy.h launch_specialized_format).
+ */
+
+/* The rows are divided by a scale (every mode but FP8KV_SCALE_ONE). */
+FP8KV_HD_CONSTEXPR int fp8kv_mode_divides(int mode)
+{
+	return mode != FP8KV_SCALE_ONE;
+}
+
+/* The scale is an argument of the call: side->scale[fp8kv_given_index]. */
+FP8KV_HD_CONSTEXPR int fp8kv_mode_given(int mode)
+{
+	return mode == FP8KV_SCALE_TENSOR || mode == FP8KV_SCALE_HEAD;
+}
+
+/* The scale is computed from the row's amax and stored in the side's
+ * scale cache at fp8kv_scale_index. */
+FP8KV_HD_CONSTEXPR int fp8kv_mode_computed(int mode)
+{
+	return mode == FP8KV_SCALE_TOKEN_HEAD;
+}
+
+/* Rows of one call may divide by different scales. */
+FP8KV_HD_CONSTEXPR int fp8kv_mode_per_row(int mode)
+{
+	return mode == FP8KV_SCALE_HEAD || mode == FP8KV_SCALE_TOKEN_HEAD;
+}
+
+/* Which given scale row h divides by. */
+FP8KV_HD_CONSTEXPR int64_t fp8kv_given_index(int mode, int64_t h)
+{
+	return mode == FP8KV_SCALE_HEAD ? h : 0;
+}
+
+/* Does row writing need the row's amax (max |x| over its finite elements,
+ * fp8kv_finite_abs): for a computed scale, or to raise side->amax? */
+FP8KV_HD int fp8kv_row_wants_amax(const fp8kv_plan_side *sd, int mode)
+{
+	return fp8kv_mode_computed(mode) || sd->amax != 0;
+}
+
+/* The scale of row h under mode (1 when the rows are not divided), from
+ * the row's amax for a computed scale; fmax: the largest finite value of
+ * the side's format (fp8kv_format_max). */
+FP8KV_HD float fp8kv_row_scale(const fp8kv_plan_side *sd, int mode, int64_t h, float amax,
+			       float fmax)
+{
+	if (fp8kv_mode_computed(mode))
+		return fp8kv_dynamic_scale(amax, fmax);
+	return fp8kv_mode_given(mode) ? sd->scale[fp8kv_given_index(mode, h)] : 1.0f;
+}
+
+/* Does a row's amax a raise the running amax cur of its head?  The CPU
+ * merges every row (and a per-thread amax starting at 0) this way, the GPU
+ * with a compare-and-swap loop on the same test. */
+FP8KV_HD int fp8kv_amax_raises(float cur, float a)
+{
+	return a > cur;
 }
 
 #endif /* FP8KV_WRITE_PLAN_H */

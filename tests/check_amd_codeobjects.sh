@@ -307,7 +307,7 @@ for t in $(cat "$tmp/wanted"); do
 	# the specialized kernels: divisions and multiply-adds
 	eval "per_div=\${fma_per_div_$t:-}"
 	[ -n "$per_div" ] || { fail "$t: no probe division to measure"; continue; }
-	# write_specialized_kernel<DT, FMT (-1: read at run time), SCALE, OUTPUTS, VPL, ...>
+	# write_specialized_kernel<DT, FMT (-1: read at run time), SCALE, OPTIONS, VPL, ...>
 	sed -n 's/^\(_ZL24write_specialized_kernelILi\([0-9]\)ELin\{0,1\}[0-9]ELi\([0-3]\)ELb[01]ELi\([12]\)E[^ ]*\) \(.*\)/\1 \2 \3 \4 \5/p' \
 		"$co.counts" >"$co.fast"
 	[ -s "$co.fast" ] || { fail "$t: no write_specialized_kernel found"; continue; }

@@ -25,7 +25,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/fp8kv-tools.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT HUP INT TERM
 status=0
 # the smallest runs that still write every kind of output
-quick_validate="--backend cpu --format e4m3fn --scale implicit --overflow saturate"
+quick_validate="--backend cpu --format e4m3fn --scale one --overflow saturate"
 quick_bench="--backend cpu --shape 8x2x16 --samples 1 --scale one"
 null=/dev/null
 
@@ -89,21 +89,61 @@ validate --level sometimes
 validate --format e4m3
 validate --scale tensors
 validate --overflow clamp
+validate --scale implicit
+validate --scale dynamic
+validate --scale one,
+validate --shard 0/3
+validate --shard 4/3
+validate --shard 1/0
+validate --shard 1/1001
+validate --shard 1
+validate --shard 1/
+validate --shard /3
+validate --shard 1/3x
 bench --samples 0
 bench --samples 257
 bench --samples 1x
 bench --input e4m3fn
 bench --format bf16
-bench --scale one,,tensor,head,dynamic,one
+bench --scale one,,tensor,head,token_head,one
+bench --scale dynamic
 bench --scale none
 EOF
 check 2 "unknown option '--bogus'" "validate --bogus" $null "$validate" --bogus
 check 2 "--json needs a value" "validate --json at the end" $null "$validate" --json
 # --format all after another format: the four formats again
 check 0 "" "validate --format e5m2 --format all" "$tmp/out" \
-	"$validate" --backend cpu --format e5m2 --format all --scale implicit --overflow saturate
+	"$validate" --backend cpu --format e5m2 --format all --scale one --overflow saturate
 [ "$(grep -c '^cpu  *quantize bf16 ' "$tmp/out")" = 4 ] ||
 	{ echo "FAIL: --format all after --format e5m2 did not check the four formats"; status=1; }
+
+# ---- --shard K/N: the parts of a run add up to the whole -------------------
+# every group of the whole run in exactly one part, with the same result
+shard_run="--backend cpu --format e5m2 --overflow saturate --scale one,head"
+# shellcheck disable=SC2086
+check 0 "" "validate (the whole of the sharded run)" "$tmp/whole" "$validate" $shard_run
+for k in 1 2 3; do
+	# shellcheck disable=SC2086
+	check 0 "" "validate --shard $k/3" "$tmp/part$k" "$validate" $shard_run --shard $k/3
+	grep -q "shard $k/3" "$tmp/part$k" ||
+		{ echo "FAIL: --shard $k/3: the header does not name the shard"; status=1; }
+	[ "$(grep -c '^cpu ' "$tmp/part$k")" -gt 0 ] ||
+		{ echo "FAIL: --shard $k/3 ran no group"; status=1; }
+done
+# a group line without its timing-free columns changed: backend .. verdict
+grep '^cpu ' "$tmp/whole" | sort >"$tmp/whole.groups"
+cat "$tmp/part1" "$tmp/part2" "$tmp/part3" | grep '^cpu ' | sort >"$tmp/parts.groups"
+if ! cmp -s "$tmp/whole.groups" "$tmp/parts.groups"; then
+	echo "FAIL: the three shards' groups are not the whole run's:"
+	diff "$tmp/whole.groups" "$tmp/parts.groups" | head -n 10
+	status=1
+elif [ "$(uniq -d "$tmp/parts.groups" | wc -l)" -ne 0 ] ||
+	[ "$(wc -l <"$tmp/whole.groups")" -lt 6 ]; then
+	echo "FAIL: the sharded run repeats a group, or has too few to split"
+	status=1
+else
+	echo "ok: 3 shards add up to the whole run ($(wc -l <"$tmp/whole.groups") groups)"
+fi
 check 2 "unknown option '--bogus'" "bench --bogus" $null "$bench" --bogus
 
 # ---- --shape: every field bounded, no product that overflows ---------------

@@ -119,7 +119,7 @@ static void descriptor_of(const fp8kv_write_plan *p, fp8kv_cache_write *d)
 	d->value_stride_head = v->input_stride_head;
 	d->key_cache = k->cache;
 	d->value_cache = v->cache;
-	d->cache_dtype = (fp8kv_dtype)p->cache_dtype;
+	d->cache_dtype = (fp8kv_dtype)k->recipe.cache_dtype; /* the sides agree */
 	d->key_cache_stride_block = k->cache_stride_block;
 	d->key_cache_stride_slot = k->cache_stride_slot;
 	d->key_cache_stride_head = k->cache_stride_head;
@@ -131,7 +131,7 @@ static void descriptor_of(const fp8kv_write_plan *p, fp8kv_cache_write *d)
 	d->swa_mapping = p->slots.swa_mapping;
 	d->swa_type = (fp8kv_index_type)p->slots.swa_type;
 	d->swa_mapping_len = p->slots.swa_len;
-	d->scale_mode = (fp8kv_scale_mode)p->scale_mode;
+	d->scale_mode = (fp8kv_scale_mode)k->recipe.scale_mode;
 	d->k_scale = k->scale;
 	d->v_scale = v->scale;
 	d->overflow = p->saturate ? FP8KV_SATURATE : FP8KV_NONSATURATING;

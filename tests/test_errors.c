@@ -358,6 +358,39 @@ START_TEST(status_strings)
 }
 END_TEST
 
+/* The one spelling of each scale mode (the lead's list, written out here,
+ * not read from the library), both ways, and the retired names refused. */
+START_TEST(scale_mode_names)
+{
+	static const struct {
+		fp8kv_scale_mode mode;
+		const char *name;
+	} names[] = {{FP8KV_SCALE_ONE, "one"},
+		     {FP8KV_SCALE_TENSOR, "tensor"},
+		     {FP8KV_SCALE_HEAD, "head"},
+		     {FP8KV_SCALE_TOKEN_HEAD, "token_head"}};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		fp8kv_scale_mode m = (fp8kv_scale_mode)99;
+		ck_assert_str_eq(fp8kv_scale_mode_name(names[i].mode), names[i].name);
+		ck_assert_int_eq(fp8kv_scale_mode_from_name(names[i].name, &m), FP8KV_OK);
+		ck_assert_int_eq(m, names[i].mode);
+	}
+	ck_assert_ptr_null(fp8kv_scale_mode_name((fp8kv_scale_mode)4));
+	ck_assert_ptr_null(fp8kv_scale_mode_name((fp8kv_scale_mode)-1));
+	static const char *const retired[] = {"dynamic", "implicit", "token-head", "TOKEN_HEAD",
+					      "", "one "};
+	for (size_t i = 0; i < sizeof retired / sizeof retired[0]; i++) {
+		fp8kv_scale_mode m = (fp8kv_scale_mode)99;
+		ck_assert_int_eq(fp8kv_scale_mode_from_name(retired[i], &m), FP8KV_EINVAL);
+		ck_assert_int_eq(m, 99); /* untouched */
+		ck_assert_ptr_nonnull(strstr(fp8kv_last_error(), "unknown scale mode name"));
+	}
+	fp8kv_scale_mode m;
+	ck_assert_int_eq(fp8kv_scale_mode_from_name(NULL, &m), FP8KV_EINVAL);
+	ck_assert_int_eq(fp8kv_scale_mode_from_name("one", NULL), FP8KV_EINVAL);
+}
+END_TEST
+
 START_TEST(slot_checker_arguments)
 {
 	fp8kv_slot_report r;
@@ -390,6 +423,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(tc, flat_conversion_errors);
 	tcase_add_test(tc, buffer_errors);
 	tcase_add_test(tc, status_strings);
+	tcase_add_test(tc, scale_mode_names);
 	tcase_add_test(tc, slot_checker_arguments);
 	suite_add_tcase(s, tc);
 	return s;

@@ -30,7 +30,7 @@ expect 1 "a backend that drops the scale" \
 grep -q "DIFFER" "$out" && grep -q "expected 0x" "$out" ||
 	{ echo "FAIL: the scale fault was not named"; status=1; }
 expect 1 "a backend that writes slot + 1" \
-	env FP8KV_FAULT=slot "$validate" --backend faulty --format e4m3fnuz --scale implicit
+	env FP8KV_FAULT=slot "$validate" --backend faulty --format e4m3fnuz --scale one
 grep -q "reshape_and_cache.*DIFFER" "$out" ||
 	{ echo "FAIL: the slot fault was not named"; status=1; }
 expect 77 "an absent backend" "$validate" --backend no_such_backend

@@ -32,6 +32,7 @@ enum {
 	MAX_SHAPES = 64,
 	MAX_SAMPLES = 256,
 	MAX_COPIES = 16,   /* of the buffers, that calls rotate over */
+	MAX_SCALE_MODES = 8, /* a capacity: the modes are fp8kv_scale_mode_name's */
 };
 
 /* each field at most INT_MAX, heads at most MAX_HEADS (parse_shape) */
@@ -47,7 +48,7 @@ static const shape default_shapes[] = {
 typedef struct options {
 	const char *backend;
 	fp8kv_dtype input, format;
-	int scale_modes[4], num_scale_modes;
+	int scale_modes[MAX_SCALE_MODES], num_scale_modes;
 	int samples;
 	const char *json;
 	shape shapes[MAX_SHAPES];
@@ -215,8 +216,7 @@ static void fill_bf16(uint16_t *p, size_t n, uint64_t seed)
 
 static const char *mode_name(int m)
 {
-	static const char *names[] = {"one", "tensor", "head", "dynamic"};
-	return names[m];
+	return fp8kv_scale_mode_name((fp8kv_scale_mode)m);
 }
 
 typedef struct result {
@@ -469,7 +469,7 @@ static void usage(FILE *f)
 		"  --backend NAME     backend to time (default: auto)\n"
 		"  --input DTYPE      bf16 (default), f16 or f32\n"
 		"  --format FMT       e4m3fn (default), e4m3fnuz, e5m2, e5m2fnuz\n"
-		"  --scale MODES      comma list of one,tensor,head,dynamic, or all (default one,tensor)\n"
+		"  --scale MODES      comma list of one,tensor,head,token_head, or all (default one,tensor)\n"
 		"  --outputs          also ask for the overflow and NaN counters and k_amax/v_amax\n"
 		"  --shape TxHxD[/BS] tokens x heads x head dim, block size (default 16); repeatable,\n"
 		"                     up to %d shapes; heads at most %d (default: the standard set)\n"
@@ -483,25 +483,34 @@ static void usage(FILE *f)
 		MAX_SHAPES, MAX_HEADS, MAX_SAMPLES);
 }
 
+/* o->scale_modes from "all" or a comma list of distinct mode names. */
 static int parse_modes(const char *s, options *o)
 {
 	o->num_scale_modes = 0;
-	if (!strcmp(s, "all"))
-		s = "one,tensor,head,dynamic";
-	char buf[128];
-	if (strlen(s) >= sizeof buf)
-		return -1;
-	strcpy(buf, s);
-	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-		int m = -1;
-		for (int i = 0; i < 4; i++)
-			if (!strcmp(tok, mode_name(i)))
-				m = i;
-		if (m < 0 || o->num_scale_modes == 4)
-			return -1;
-		o->scale_modes[o->num_scale_modes++] = m;
+	if (!strcmp(s, "all")) {
+		for (int m = 0; m < MAX_SCALE_MODES && mode_name(m); m++)
+			o->scale_modes[o->num_scale_modes++] = m;
+		return 0;
 	}
-	return o->num_scale_modes ? 0 : -1;
+	for (const char *p = s;; p++) {
+		const char *end = strchr(p, ',');
+		const size_t len = end ? (size_t)(end - p) : strlen(p);
+		char name[24];
+		fp8kv_scale_mode m;
+		if (len == 0 || len >= sizeof name || o->num_scale_modes == MAX_SCALE_MODES)
+			return -1;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (fp8kv_scale_mode_from_name(name, &m))
+			return -1;
+		for (int i = 0; i < o->num_scale_modes; i++)
+			if (o->scale_modes[i] == (int)m)
+				return -1;
+		o->scale_modes[o->num_scale_modes++] = (int)m;
+		if (!end)
+			return 0;
+		p = end;
+	}
 }
 
 /* "TxHxD" or "TxHxD/BS", each field a decimal number in its range. */
@@ -570,8 +579,9 @@ static int parse_args(int argc, char **argv, options *o)
 				return tool_bad_value(a, v, "expected e4m3fn, e4m3fnuz, e5m2 or e5m2fnuz");
 		} else if (!strcmp(a, "--scale")) {
 			if (parse_modes(v, o))
-				return tool_bad_value(a, v, "expected all, or up to 4 of one, tensor, "
-							    "head and dynamic separated by commas");
+				return tool_bad_value(a, v, "expected all, or one or more of one, tensor, "
+							    "head and token_head, each once, separated by "
+							    "commas");
 		} else if (!strcmp(a, "--shape")) {
 			if (o->num_shapes == MAX_SHAPES)
 				return tool_bad_value(a, v, "at most %d shapes", MAX_SHAPES);
@@ -676,7 +686,7 @@ int main(int argc, char **argv)
 	       "fused, unfused and ceiling timed in turns; ratio = median of each round's GB/s ratio;\n"
 	       "calls rotate over up to 16 copies of the buffers, to span twice the %zu MiB last-level cache\n\n",
 	       dev->cache_bytes() >> 20);
-	printf("%-22s %-8s %10s %9s %10s %9s %7s %11s %8s\n", "tokens x heads x dim/bs", "scale",
+	printf("%-22s %-10s %10s %9s %10s %9s %7s %11s %8s\n", "tokens x heads x dim/bs", "scale",
 	       "fused us", "GB/s", "ceiling us", "GB/s", "ratio", "unfused us", "speedup");
 
 	result results[MAX_SHAPES * 4];
@@ -694,7 +704,7 @@ int main(int argc, char **argv)
 			shape_label(&r->s, label, sizeof label);
 			const double gbs = r->bytes / r->fused_s * 1e-9;
 			const double cgbs = r->ceiling_bytes / r->ceiling_s * 1e-9;
-			printf("%-22s %-8s %10.2f %9.1f %10.2f %9.1f %6.1f%% ", label, mode_name(r->mode),
+			printf("%-22s %-10s %10.2f %9.1f %10.2f %9.1f %6.1f%% ", label, mode_name(r->mode),
 			       r->fused_s * 1e6, gbs, r->ceiling_s * 1e6, cgbs, 100.0 * r->ratio);
 			if (r->unfused_s > 0)
 				printf("%11.2f %7.2fx\n", r->unfused_s * 1e6, r->unfused_s / r->fused_s);

@@ -31,7 +31,17 @@ const char tool_name[] = "fp8kv-validate";
 struct options opt;
 
 const char *const level_names[3] = {"quick", "full", "exhaustive"};
-const fp8kv_dtype all_formats[4] = {FP8KV_E4M3FN, FP8KV_E4M3FNUZ, FP8KV_E5M2, FP8KV_E5M2FNUZ};
+fp8kv_dtype all_formats[MAX_FORMATS];
+int num_all_formats;
+
+/* The library's FP8 formats, from its names of the dtypes. */
+static void find_formats(void)
+{
+	num_all_formats = 0;
+	for (int t = 0; fp8kv_dtype_name((fp8kv_dtype)t) && num_all_formats < MAX_FORMATS; t++)
+		if (fp8kv_dtype_is_fp8((fp8kv_dtype)t))
+			all_formats[num_all_formats++] = (fp8kv_dtype)t;
+}
 
 /* ---- scales ---- */
 
@@ -109,7 +119,7 @@ static void validate_backend(fp8kv_backend *b, fp8kv_backend *cpu)
 		free(r);
 	}
 
-	check_dequantize(b, cpu, scales, 4);
+	check_dequantize(b, cpu, scales, (int)(sizeof quick_scales / sizeof quick_scales[0]));
 	check_cache_write(b, cpu);
 	if (opt.level == LEVEL_EXHAUSTIVE)
 		check_exhaustive(b, cpu);
@@ -126,9 +136,12 @@ static void usage(FILE *f)
 		"  --backend NAME        a backend to validate (repeatable; default: every one present)\n"
 		"  --level LEVEL         quick (seconds), full (minutes) or exhaustive (all 2^32 fp32)\n"
 		"  --format F            e4m3fn, e4m3fnuz, e5m2, e5m2fnuz or all (default all)\n"
-		"  --scale MODE          implicit, tensor or both (default both)\n"
+		"  --scale MODES         comma list of one, tensor, head, token_head, or all\n"
+		"                        (default all; quantize and dequantize take one and tensor)\n"
 		"  --overflow POLICY     saturate, nonsat or both (default both)\n"
 		"  --seed N              seed of the random cases (default 1)\n"
+		"  --shard K/N           only the K-th of N parts of the groups (1 <= K <= N <= 1000):\n"
+		"                        the N parts of one level and seed add up to the whole\n"
 		"  --json FILE           also write the results as JSON\n"
 		"  --verbose             print every difference, not the first five of a group\n"
 		"  --help, --version\n\n"
@@ -150,19 +163,68 @@ static int choose(const char *option, const char *v, const char *const *names, i
 	return tool_bad_value(option, v, "expected %s", list);
 }
 
+/* opt.scale from a comma list of scale mode names, or "all": 0, or -1. */
+static int parse_scales(const char *v)
+{
+	int any = 0;
+	memset(opt.scale, 0, sizeof opt.scale);
+	for (const char *p = v;; p++) {
+		const char *end = strchr(p, ',');
+		const size_t len = end ? (size_t)(end - p) : strlen(p);
+		char name[24];
+		if (len == 0 || len >= sizeof name)
+			return -1;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		fp8kv_scale_mode m;
+		if (!strcmp(name, "all")) {
+			for (int k = 0; k < MAX_SCALE_MODES && fp8kv_scale_mode_name((fp8kv_scale_mode)k); k++)
+				opt.scale[k] = 1;
+		} else if (fp8kv_scale_mode_from_name(name, &m) || (int)m >= MAX_SCALE_MODES) {
+			return -1;
+		} else {
+			opt.scale[m] = 1;
+		}
+		any = 1;
+		if (!end)
+			break;
+		p = end;
+	}
+	return any ? 0 : -1;
+}
+
+/* opt.shard and opt.num_shards from "K/N": 0, or -1. */
+static int parse_shard(const char *v)
+{
+	char k[24];
+	const char *slash = strchr(v, '/');
+	uint64_t part = 0, parts = 0;
+	if (!slash || (size_t)(slash - v) >= sizeof k)
+		return -1;
+	memcpy(k, v, (size_t)(slash - v));
+	k[slash - v] = '\0';
+	if (tool_parse_number(k, 1, 1000, &part) || tool_parse_number(slash + 1, 1, 1000, &parts) ||
+	    part > parts)
+		return -1;
+	opt.shard = (int)part - 1;
+	opt.num_shards = (int)parts;
+	return 0;
+}
+
 /* 0, 1 when --help or --version was answered, -1 on a usage error (with
  * its message printed). */
 static int parse_args(int argc, char **argv)
 {
-	static const char *const scales[] = {"implicit", "tensor", "both"};
 	static const char *const policies[] = {"saturate", "nonsat", "both"};
 	static const char *const with_value[] = {"--backend", "--level",  "--format", "--scale",
-						 "--overflow", "--seed",  "--json"};
+						 "--overflow", "--seed",  "--shard", "--json"};
 	opt.level = LEVEL_QUICK;
-	opt.scale_implicit = opt.scale_tensor = 1;
+	parse_scales("all");
 	opt.policy[0] = opt.policy[1] = 1;
 	opt.seed = 1;
-	opt.num_formats = 4;
+	opt.num_shards = 1;
+	find_formats();
+	opt.num_formats = num_all_formats;
 	memcpy(opt.formats, all_formats, sizeof all_formats);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -176,7 +238,7 @@ static int parse_args(int argc, char **argv)
 		} else if (!strcmp(a, "--verbose")) {
 			opt.verbose = 1;
 			continue;
-		} else if (tool_option_with_value(a, v, with_value, 7)) {
+		} else if (tool_option_with_value(a, v, with_value, 8)) {
 			return -1;
 		} else if (!strcmp(a, "--backend")) {
 			if (opt.num_backends == MAX_BACKENDS)
@@ -189,19 +251,22 @@ static int parse_args(int argc, char **argv)
 		} else if (!strcmp(a, "--format")) {
 			fp8kv_dtype t;
 			if (!strcmp(v, "all")) {
-				opt.num_formats = 4;
+				opt.num_formats = num_all_formats;
 				memcpy(opt.formats, all_formats, sizeof all_formats);
 			} else if (fp8kv_dtype_from_name(v, &t) || !fp8kv_dtype_is_fp8(t)) {
-				return tool_bad_value(a, v, "expected e4m3fn, e4m3fnuz, e5m2, e5m2fnuz or all");
+				char list[128] = "";
+				for (int f = 0; f < num_all_formats; f++)
+					snprintf(list + strlen(list), sizeof list - strlen(list), "%s, ",
+						 fp8kv_dtype_name(all_formats[f]));
+				return tool_bad_value(a, v, "expected %sor all", list);
 			} else {
 				opt.formats[0] = t;
 				opt.num_formats = 1;
 			}
 		} else if (!strcmp(a, "--scale")) {
-			if ((k = choose(a, v, scales, 3)) < 0)
-				return -1;
-			opt.scale_implicit = k != 1;
-			opt.scale_tensor = k != 0;
+			if (parse_scales(v))
+				return tool_bad_value(a, v, "expected all, or one or more of one, tensor, "
+							    "head and token_head separated by commas");
 		} else if (!strcmp(a, "--overflow")) {
 			if ((k = choose(a, v, policies, 3)) < 0)
 				return -1;
@@ -211,6 +276,9 @@ static int parse_args(int argc, char **argv)
 			if (tool_parse_number(v, 0, UINT64_MAX, &opt.seed))
 				return tool_bad_value(a, v, "expected a decimal number from 0 to %llu",
 						      (unsigned long long)UINT64_MAX);
+		} else if (!strcmp(a, "--shard")) {
+			if (parse_shard(v))
+				return tool_bad_value(a, v, "expected K/N, 1 <= K <= N <= 1000");
 		} else {
 			opt.json = v;
 		}
@@ -283,8 +351,11 @@ int main(int argc, char **argv)
 		return rc;
 	}
 
-	printf("fp8kv-validate %s, level %s, seed %llu\n", fp8kv_version(), level_names[opt.level],
+	printf("fp8kv-validate %s, level %s, seed %llu", fp8kv_version(), level_names[opt.level],
 	       (unsigned long long)opt.seed);
+	if (opt.num_shards > 1)
+		printf(", shard %d/%d", opt.shard + 1, opt.num_shards);
+	printf("\n");
 	printf("reference: the oracle for cpu; the cpu backend for every other backend\n\n");
 	printf("%-8s %-*s %-9s %-*s %-8s %12s %14s %10s  %s\n", "backend", COL_OPERATION,
 	       "operation", "format", COL_SCALE, "scale", "policy", "cases", "bytes", "differing",
@@ -332,9 +403,9 @@ int main(int argc, char **argv)
 		bad += groups[i]->differing || groups[i]->failed_to_run;
 	}
 	const double seconds = now() - started;
-	printf("\nsummary: %zu groups, %llu cases, %llu bytes compared, %llu differing bytes, "
+	printf("\nsummary: %zu groups%s, %llu cases, %llu bytes compared, %llu differing bytes, "
 	       "%zu groups not equal, %.1f s\n",
-	       num_groups, (unsigned long long)cases, (unsigned long long)bytes,
+	       num_groups, opt.num_shards > 1 ? " in this shard" : "", (unsigned long long)cases, (unsigned long long)bytes,
 	       (unsigned long long)differing, bad, seconds);
 	const int json_lost = opt.json && write_json(opt.json, seconds);
 	for (size_t i = 0; i < num_groups; i++)

@@ -11,12 +11,6 @@
 #include "fp8kv.h"
 #include "validate_tool.h"
 
-static const char *scale_mode_label(fp8kv_scale_mode m)
-{
-	static const char *names[] = {"implicit", "tensor", "head", "token-head"};
-	return names[m];
-}
-
 /* Runs case c on b and on the reference, and adds the comparison to diff. */
 static void cache_write_case(group *g, fp8kv_backend *b, fp8kv_backend *cpu, cache_case *c,
 			     cache_diff *diff, int *printed)
@@ -68,15 +62,17 @@ void check_cache_write(fp8kv_backend *b, fp8kv_backend *cpu)
 	const int seeds = opt.level >= LEVEL_FULL ? 4 : 1;
 
 	for (int f = -1; f < opt.num_formats; f++)
-		for (int m = 0; m < 4; m++)
+		for (int m = 0; m < MAX_SCALE_MODES && fp8kv_scale_mode_name((fp8kv_scale_mode)m); m++)
 			for (int p = 0; p < 2; p++) {
-				if ((f < 0 && (m > 0 || p > 0)) || !opt.policy[p] ||
-				    (m == 0 && !opt.scale_implicit) || (m > 0 && !opt.scale_tensor))
+				if ((f < 0 && (m != FP8KV_SCALE_ONE || p > 0)) || !opt.policy[p] ||
+				    !opt.scale[m])
 					continue;
 				group *g = group_begin(fp8kv_backend_name(b), "reshape_and_cache",
 						       f < 0 ? "copy" : fp8kv_dtype_name(opt.formats[f]),
-						       scale_mode_label((fp8kv_scale_mode)m),
+						       fp8kv_scale_mode_name((fp8kv_scale_mode)m),
 						       f < 0 ? "-" : policy_name((fp8kv_overflow)p));
+				if (!g)
+					continue;
 				cache_diff diff;
 				int printed = 0;
 				cache_diff_init(&diff);

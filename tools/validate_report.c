@@ -23,6 +23,9 @@ static size_t cap_groups;
 group *group_begin(const char *backend, const char *operation, const char *format,
 		   const char *scale, const char *policy)
 {
+	static uint64_t dealt;
+	if (opt.num_shards > 1 && (int)(dealt++ % (uint64_t)opt.num_shards) != opt.shard)
+		return NULL;
 	if (num_groups == cap_groups) {
 		cap_groups = cap_groups ? 2 * cap_groups : 64;
 		group **more = realloc(groups, cap_groups * sizeof *more);
@@ -117,8 +120,9 @@ int write_json(const char *path, double seconds)
 	if (!f)
 		return -1;
 	fprintf(f, "{\"version\": \"%s\", \"level\": \"%s\", \"seed\": %llu, \"seconds\": %.3f,\n"
-		   " \"groups\": [",
-		fp8kv_version(), level_names[opt.level], (unsigned long long)opt.seed, seconds);
+		   " \"shard\": %d, \"shards\": %d,\n \"groups\": [",
+		fp8kv_version(), level_names[opt.level], (unsigned long long)opt.seed, seconds,
+		opt.shard + 1, opt.num_shards);
 	for (size_t i = 0; i < num_groups; i++) {
 		const group *g = groups[i];
 		fprintf(f, "%s\n  {\"backend\": \"%s\", \"operation\": \"%s\", \"format\": \"%s\", "

@@ -22,23 +22,28 @@
 /* ---- options ---- */
 
 enum level { LEVEL_QUICK, LEVEL_FULL, LEVEL_EXHAUSTIVE };
-enum { MAX_BACKENDS = 8 };
+/* Capacities, not counts: the formats are those fp8kv_dtype_is_fp8 says
+ * (all_formats), the scale modes those fp8kv_scale_mode_name names. */
+enum { MAX_BACKENDS = 8, MAX_FORMATS = 16, MAX_SCALE_MODES = 8 };
 extern const char *const level_names[3]; /* indexed by enum level */
 
 extern struct options {
 	const char *backends[MAX_BACKENDS];
 	int num_backends;
 	enum level level;
-	fp8kv_dtype formats[4];
+	fp8kv_dtype formats[MAX_FORMATS];
 	int num_formats;
-	int scale_implicit, scale_tensor;
-	int policy[2]; /* saturate, nonsat */
+	int scale[MAX_SCALE_MODES]; /* indexed by fp8kv_scale_mode: checked */
+	int policy[2];              /* saturate, nonsat */
 	uint64_t seed;
+	int shard, num_shards;      /* --shard K/N: shard = K - 1 */
 	const char *json;
 	int verbose;
 } opt;
 
-extern const fp8kv_dtype all_formats[4];
+/* The library's FP8 formats, in the order of fp8kv_dtype. */
+extern fp8kv_dtype all_formats[MAX_FORMATS];
+extern int num_all_formats;
 
 /* ---- results: one group per line of the table ---- */
 
@@ -59,6 +64,9 @@ extern group **groups;
 extern size_t num_groups;
 extern int any_difference, any_failure;
 
+/* The next group, or NULL when it belongs to another shard (--shard): the
+ * caller then skips its work.  Groups are dealt to shards in the order
+ * they begin, so the shards of one run add up to the whole. */
 group *group_begin(const char *backend, const char *operation, const char *format,
 		   const char *scale, const char *policy);
 /* Prints the group's line (and its error) and adds its verdict to the

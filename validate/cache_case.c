@@ -175,15 +175,11 @@ const char *cache_case_layout_name(cache_case_layout layout)
 	return "?";
 }
 
+/* The library's one spelling of each mode (fp8kv_scale_mode_name). */
 const char *cache_case_scale_mode_name(fp8kv_scale_mode mode)
 {
-	switch (mode) {
-	case FP8KV_SCALE_ONE: return "ONE";
-	case FP8KV_SCALE_TENSOR: return "TENSOR";
-	case FP8KV_SCALE_HEAD: return "HEAD";
-	case FP8KV_SCALE_TOKEN_HEAD: return "TOKEN_HEAD";
-	}
-	return "?";
+	const char *name = fp8kv_scale_mode_name(mode);
+	return name ? name : "?";
 }
 
 const char *case_dtype_name(fp8kv_dtype dt)

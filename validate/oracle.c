@@ -159,15 +159,35 @@ typedef struct fp8_layout {
 	int fnuz; /* 0x80 is the only NaN; no Inf, no -0 */
 } fp8_layout;
 
+/* The formats the oracle knows, as fp8kv.h describes them; everything
+ * below loops over this table. */
+static const struct {
+	fp8kv_dtype dtype;
+	fp8_layout layout;
+} formats[] = {
+	{FP8KV_E4M3FN, {4, 3, 7, 0}},
+	{FP8KV_E4M3FNUZ, {4, 3, 8, 1}},
+	{FP8KV_E5M2, {5, 2, 15, 0}},
+	{FP8KV_E5M2FNUZ, {5, 2, 16, 1}},
+};
+#define NUM_FORMATS ((int)(sizeof formats / sizeof formats[0]))
+
+/* The format's row of formats[], or -1. */
+static int format_index(fp8kv_dtype format)
+{
+	for (int f = 0; f < NUM_FORMATS; f++)
+		if (formats[f].dtype == format)
+			return f;
+	return -1;
+}
+
 static int layout_of(fp8kv_dtype format, fp8_layout *l)
 {
-	switch (format) {
-	case FP8KV_E4M3FN: *l = (fp8_layout){4, 3, 7, 0}; return 1;
-	case FP8KV_E4M3FNUZ: *l = (fp8_layout){4, 3, 8, 1}; return 1;
-	case FP8KV_E5M2: *l = (fp8_layout){5, 2, 15, 0}; return 1;
-	case FP8KV_E5M2FNUZ: *l = (fp8_layout){5, 2, 16, 1}; return 1;
-	default: return 0;
-	}
+	const int f = format_index(format);
+	if (f < 0)
+		return 0;
+	*l = formats[f].layout;
+	return 1;
 }
 
 double oracle_decode(uint8_t code, fp8kv_dtype format)
@@ -206,27 +226,19 @@ typedef struct candidates {
 	int lsb[NCAND];  /* last mantissa bit, for ties */
 } candidates;
 
-static candidates cand[4];
+static candidates cand[NUM_FORMATS];
 static pthread_once_t cand_once = PTHREAD_ONCE_INIT;
-
-static int format_index(fp8kv_dtype format)
-{
-	return (int)format - (int)FP8KV_E4M3FN;
-}
 
 static void build_candidates(void)
 {
-	static const fp8kv_dtype formats[4] = {FP8KV_E4M3FN, FP8KV_E4M3FNUZ,
-					       FP8KV_E5M2, FP8KV_E5M2FNUZ};
-	for (int f = 0; f < 4; f++) {
-		candidates *c = &cand[format_index(formats[f])];
-		fp8_layout l = {0, 0, 0, 0};
-		layout_of(formats[f], &l);
+	for (int f = 0; f < NUM_FORMATS; f++) {
+		candidates *c = &cand[f];
+		const fp8_layout l = formats[f].layout;
 		int max_code = 0;
 		double max = 0;
 		c->n = 0;
 		for (int code = 0; code < 256; code++) {
-			double v = oracle_decode((uint8_t)code, formats[f]);
+			double v = oracle_decode((uint8_t)code, formats[f].dtype);
 			if (is_nan64(v) || is_inf64(v))
 				continue;
 			c->value[c->n] = v;
@@ -478,13 +490,10 @@ float oracle_row_scale(const uint32_t *bits, int64_t n, fp8kv_dtype dtype,
 
 uint16_t (*oracle_table)[65536][2];
 
-static const fp8kv_dtype table_formats[4] = {FP8KV_E4M3FN, FP8KV_E4M3FNUZ, FP8KV_E5M2,
-					     FP8KV_E5M2FNUZ};
-
 static uint16_t searched(uint32_t y, int run)
 {
 	int o = 0;
-	uint8_t c = oracle_encode(float_of_bits(y), table_formats[run / 2],
+	uint8_t c = oracle_encode(float_of_bits(y), formats[run / 2].dtype,
 				  (fp8kv_overflow)(run % 2), &o);
 	return (uint16_t)(c | o << 8);
 }
@@ -492,11 +501,11 @@ static uint16_t searched(uint32_t y, int run)
 /* The fact the table rests on: every rounding boundary is a bf16 value. */
 static int boundaries_are_bf16(char *err, size_t errlen)
 {
-	for (int f = 0; f < 4; f++) {
+	for (int f = 0; f < NUM_FORMATS; f++) {
 		double v[130];
 		int n = 0;
 		for (int c = 0; c < 128; c++) {
-			double x = oracle_decode((uint8_t)c, table_formats[f]);
+			double x = oracle_decode((uint8_t)c, formats[f].dtype);
 			if (!is_nan64(x) && !is_inf64(x))
 				v[n++] = x; /* codes 0..0x7F ascend with value */
 		}
@@ -523,9 +532,15 @@ static int boundaries_are_bf16(char *err, size_t errlen)
 
 int oracle_tabulate(uint64_t verify, char *err, size_t errlen)
 {
+	enum { RUNS = 2 * NUM_FORMATS }; /* oracle_run(): format and policy */
+	for (int f = 0; f < NUM_FORMATS; f++)
+		if (oracle_run(formats[f].dtype, FP8KV_NONSATURATING) != 2 * f + 1) {
+			snprintf(err, errlen, "oracle_run() does not number format %d", f);
+			return -1;
+		}
 	if (!boundaries_are_bf16(err, errlen))
 		return -1;
-	if (!oracle_table && !(oracle_table = malloc(sizeof *oracle_table * 8))) {
+	if (!oracle_table && !(oracle_table = malloc(sizeof *oracle_table * RUNS))) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -533,7 +548,7 @@ int oracle_tabulate(uint64_t verify, char *err, size_t errlen)
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1024) reduction(+ : split)
 #endif
-	for (int64_t i = 0; i < 8 * 65536; i++) {
+	for (int64_t i = 0; i < RUNS * 65536; i++) {
 		const int run = (int)(i >> 16);
 		const uint32_t p = (uint32_t)(i & 0xFFFF) << 16;
 		oracle_table[run][p >> 16][0] = searched(p, run);
@@ -548,7 +563,7 @@ int oracle_tabulate(uint64_t verify, char *err, size_t errlen)
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : wrong)
 #endif
-	for (int run = 0; run < 8; run++) {
+	for (int run = 0; run < RUNS; run++) {
 		uint64_t r = 0x243F6A8885A308D3ull ^ (uint64_t)run;
 		for (uint64_t k = 0; k < verify; k++) {
 			r ^= r << 13; /* xorshift64 */
