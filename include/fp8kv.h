@@ -227,10 +227,12 @@ FP8KV_API fp8kv_status fp8kv_buffer_fill(fp8kv_backend *backend, void *dst,
  *  1. |y| is rounded to the nearest magnitude, a tie going to the even code:
  *     0.25 -> 0, 0.75 -> 1, 1.25 -> 1, 1.75 -> 2, 2.5 -> 2, 3.5 -> 4, 5 -> 4.
  *  2. |y| >= 7 (the midpoint past 6, a tie going to the even, overflowing,
- *     side) and +-Inf overflow: they become +-6, whatever the overflow
- *     policy (e2m1 has no other code), and a finite x counts as one overflow.
+ *     side) and +-Inf overflow: they become +-6 (e2m1 has no other code; a
+ *     write refuses FP8KV_NONSATURATING for e2m1, fp8kv_from_float ignores
+ *     it), and a finite x counts as one overflow.
  *  3. The sign bit is y's, zero included: -0 and -0.1 give 0x8.
- *  4. NaN gives 0x0 (e2m1 has no NaN), and counts as a NaN input.
+ *  4. A NaN y gives 0x0 (e2m1 has no NaN); a NaN x counts as a NaN input
+ *     (a NaN y from another x, 0/0 or Inf/Inf, does not).
  * In memory two values share a byte: element 2i of a row is the low nibble
  * (bits 3-0) of byte i, element 2i + 1 the high nibble (vLLM, FlashInfer,
  * TensorRT-LLM, torch.float4_e2m1fn_x2).  Rows of e2m1 have an even length.
@@ -238,8 +240,8 @@ FP8KV_API fp8kv_status fp8kv_buffer_fill(fp8kv_backend *backend, void *dst,
  * 5c. int8.  y, as in step 1, is rounded to an integer, to nearest even
  * (FP8KV_ROUND_NEAREST_EVEN) or toward zero (FP8KV_ROUND_TOWARD_ZERO,
  * vLLM's int8 KV cache), then: a result beyond +-127, and +-Inf, become
- * +-127 (a finite x counting as one overflow); NaN gives 0 and counts as a
- * NaN input.  -128 is never written.
+ * +-127 (a finite x counting as one overflow); a NaN y gives 0 (a NaN x
+ * counting as a NaN input).  -128 is never written.
  */
 
 /* ---------------------------------------------- 6. scalar and bulk conversion */
@@ -432,18 +434,20 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *backend,
  *          0 when none is finite),
  * written through strides, and used to convert the group's elements as
  * section 5 says (y = x / s, one correctly rounded fp32 division; 5b for an
- * e2m1 cache, 5c for int8).  G is 16, 32, 64, 128 or the row's length, and
- * divides both head dims.  The rules, named after the engines they
+ * e2m1 cache, 5c for int8).  G is 16, 32, 64 or 128 and divides both head
+ * dims, or G is the head dim when both are equal.  The rules, named after the engines they
  * reproduce; max is the element format's largest finite value (448, 240,
  * 57344, 57344, 6 for e2m1, 127 for int8), emax the exponent of its largest
  * power of two (8, 7, 15, 15, 2):
  *
  *   FP8KV_GROUP_F32          s = max(RN(amax / D), floor), stored as fp32.
  *       DeepSeek's tiles (vLLM fp8_ds_mla), vLLM's int8 per (token, head)
- *       (G = the row, floor 1e-6, rounding toward zero).  D = divisor, or
- *       max when divisor is 0; floor = scale_floor, or 2^-126 when 0.  A
- *       group of zeros, or with nothing finite, gets s = floor.  Any FP8,
- *       e2m1 or int8 cache.
+ *       (G = the row, floor 1e-6, rounding toward zero).  D = divisor (at
+ *       least 1), or max when divisor is 0; floor = scale_floor (a normal
+ *       number at most 1), or 2^-126 when 0.  A group of zeros, or with
+ *       nothing finite, gets s = floor; a group whose amax / D overflows
+ *       gets s = +Inf, and section 5 applies as written (finite x give +-0,
+ *       +-Inf give NaN).  Any FP8, e2m1 or int8 cache.
  *   FP8KV_GROUP_E8M0_FLOOR   OCP MX v1.0: b = e(amax) - emax, at least 0,
  *       where e(amax) is amax's biased fp32 exponent field (0 for 0 and
  *       subnormals); s = 2^(b - 127), stored as the byte b (E8M0).  Values
@@ -458,9 +462,10 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *backend,
  *       global scale g (k_global[0] / v_global[0], fp32, in backend memory;
  *       a value is e2m1 * sf * g): sf = e4m3fn(RN(amax / RN(6 * g))),
  *       rounded to nearest even and saturating at 448, stored as its
- *       e4m3fn code; then s = RN(sf * g).  When sf is 0, or g is not
- *       positive and finite, the group's codes are +-0 by sign (0x0 for
- *       NaN) and sf is stored as 0x00.  FlashInfer's append path in IEEE
+ *       e4m3fn code; then s = RN(sf * g).  When g is not positive and
+ *       finite, sf is stored as 0x00; when sf is 0, or s is 0 (a subnormal
+ *       g), or g is not positive and finite, the group's codes are +-0 by
+ *       sign (0x0 for a NaN), and nothing in it counts as an overflow.  FlashInfer's append path in IEEE
  *       arithmetic, but for the elements: x / s here, x * RN(1 / s) there.
  *       e2m1 caches, G = 16.
  *
@@ -536,8 +541,8 @@ FP8KV_API void fp8kv_group_scales_init(fp8kv_group_scales *groups, fp8kv_group_r
  * unused.  Validation as section 7, and of groups: an unknown rule, a group
  * size that is not allowed or does not divide a head dim, a rule the cache
  * format does not take, rounding on a cache that is not int8, the overflow
- * policy FP8KV_NONSATURATING on e2m1 or int8 (FP8KV_ENOTSUP), a negative or
- * non-finite divisor or floor, NVFP4 without its global scales, and scale
+ * policy FP8KV_NONSATURATING on e2m1 or int8 (FP8KV_ENOTSUP), a divisor
+ * or floor out of its range, NVFP4 without its global scales, and scale
  * arrays that overlap what else the call writes. */
 FP8KV_API fp8kv_status fp8kv_reshape_and_cache_grouped(fp8kv_backend *backend,
 						       const fp8kv_cache_write *desc,
@@ -574,11 +579,13 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache_grouped(fp8kv_backend *backend,
  *       Inf in a tile makes that tile's scale Inf and its finite codes +-0,
  *       and with fp16 inputs its amax reads bit patterns; here NaN and Inf
  *       are ignored by amax and converted by section 5, as everywhere.
+ * nan_count counts every NaN input element, the copied parts included.
  *
  * Validation as section 7 (before anything is written): sizes, strides
  * (an entry must fit in stride_slot, entries in stride_block), alignment,
- * shared memory, dtype pairs; FP8KV_MLA_DS needs 512 + 64, 16-bit inputs,
- * an e4m3 cache and stride_slot >= 656.  Fill the descriptor with
+ * shared memory, dtype pairs, a divisor that is neither 0 nor a finite
+ * number of at least 1; FP8KV_MLA_DS needs 512 + 64, 16-bit inputs, an
+ * e4m3 cache and stride_slot >= 656.  Fill the descriptor with
  * fp8kv_mla_write_init() first: it sets size, as in section 8.
  */
 typedef enum fp8kv_mla_kind {
