@@ -107,6 +107,7 @@ bench --input e4m3fn
 bench --format bf16
 bench --scale one,,tensor,head,token_head,one
 bench --scale dynamic
+bench --scale one,one
 bench --scale none
 EOF
 check 2 "unknown option '--bogus'" "validate --bogus" $null "$validate" --bogus
@@ -192,9 +193,15 @@ if [ -f "$libs/fp8kv_faulty.so" ] && [ -f "$libs/fp8kv_bench_faulty.so" ]; then
 		env FP8KV_MODULE_PATH="$tmp/backend" "$bench" --backend faulty
 	check 0 "" "bench with its module" "$tmp/out" \
 		env FP8KV_MODULE_PATH="$tmp/backend:$tmp/bench" \
-		"$bench" --backend faulty --shape 8x2x16 --samples 1 --scale one
+		"$bench" --backend faulty --shape 8x2x16 --samples 1 --scale one --json "$tmp/json"
 	grep -q "^8 x 2 x 16/16 " "$tmp/out" ||
 		{ echo "FAIL: bench with its module: no result line"; status=1; }
+	# a small shape is timed in a graph: its line ends with the launch
+	# floor and the excess over it, numbers, and the JSON has the floor
+	grep -Eq "^8 x 2 x 16/16 .* [0-9]+\.[0-9]{2} +-?[0-9]+\.[0-9]{2}\$" "$tmp/out" ||
+		{ echo "FAIL: bench with its module: no floor and excess:"; cat "$tmp/out"; status=1; }
+	grep -q '"graph": true, "floor_s": [0-9]' "$tmp/json" ||
+		{ echo "FAIL: bench with its module: no floor_s in the JSON:"; cat "$tmp/json"; status=1; }
 	check 3 "fp8kv_bench_faulty.so is a module of another fp8kv-bench" \
 		"bench with a module of another ABI" $null \
 		env FP8KV_TEST_BENCH_ABI=999 FP8KV_MODULE_PATH="$tmp/backend:$tmp/bench" \

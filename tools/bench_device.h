@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench_device.h - what fp8kv-bench needs from a device beyond the library:
- * a stream, a timer, the streaming ceiling and graph replay.  The host
- * implementation is in fp8kv-bench.c; a GPU one is a module,
+ * a stream, a timer, the streaming ceiling, graph replay and the launch
+ * floor.  The host implementation is in bench_host.c; a GPU one is a module,
  * fp8kv_bench_NAME.so for the backend NAME (bench_gpu.hip for "hip"),
  * that bench_module.c loads, so that fp8kv-bench needs no GPU runtime.
  */
@@ -35,11 +35,16 @@ typedef struct bench_device {
 	/* Bytes of the last-level cache that consecutive calls could share;
 	 * the bench rotates over copies of its buffers to stay out of it. */
 	size_t (*cache_bytes)(void);
+	/* The launch floor (B-FLOOR): enqueues one empty kernel on stream
+	 * through the library's launch path (a dependent launch where the
+	 * library makes them), as the work of time(); arg is unused.  NULL
+	 * where calls have no launch to pay (the host). */
+	bench_work_fn launch_floor;
 } bench_device;
 
 /* A module's one export: its table, or NULL when abi is not the
  * BENCH_DEVICE_ABI it was built with (a module of another release). */
-#define BENCH_DEVICE_ABI 1u
+#define BENCH_DEVICE_ABI 2u
 #define BENCH_DEVICE_ENTRY "fp8kv_bench_device_entry"
 typedef const bench_device *(*bench_device_entry_fn)(unsigned abi);
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // bench_gpu.hip - fp8kv-bench on a GPU: events for timing, graphs so that
-// small shapes are not measured as launch gaps, and the streaming ceiling.
+// small shapes are not measured as launch gaps, the streaming ceiling and
+// the launch floor.
 // Built as the module fp8kv_bench_hip.so, which fp8kv-bench loads for the
 // hip backend (bench_module.c); it exports fp8kv_bench_device_entry only.
 #include "hip_compat.h"
@@ -34,6 +35,15 @@ static __global__ void stream_ceiling_tail(uint8_t *dst, const uint16_t *src, si
 		dst[i] = (uint8_t)(src[i] >> 8);
 }
 
+// The launch floor: what a cache write must do before and after its work
+// (wait for the kernel ahead, let the next one be scheduled), and nothing
+// else, in one block of the write's size.
+static __global__ void launch_floor_kernel(int unused)
+{
+	fp8kv_begin_after_prior_grid();
+	(void)unused;
+}
+
 // The ceiling launches as the library's kernels do (fp8kv_hip.hip,
 // hip_open, decides the same way for its own), so that both gain the same
 // overlap of one launch with the next.
@@ -57,6 +67,13 @@ static int gpu_stream_ceiling(uint8_t *dst, const uint16_t *src, size_t count, v
 	if (count % 8)
 		stream_ceiling_tail<<<1, 8, 0, s>>>(dst, src, vectors * 8, count);
 	return hipGetLastError() != hipSuccess;
+}
+
+static int gpu_launch_floor(void *arg, void *stream)
+{
+	(void)arg;
+	return fp8kv_launch(launch_floor_kernel, 1u, 256u, (hipStream_t)stream,
+			    gpu_dependent_launch(), 0) != hipSuccess;
 }
 
 static void *gpu_stream_create(void)
@@ -144,7 +161,7 @@ static size_t gpu_cache_bytes(void)
 
 static const bench_device gpu_device = {
 	"gpu", gpu_stream_create, gpu_stream_destroy, gpu_time, gpu_stream_ceiling,
-	gpu_cache_bytes,
+	gpu_cache_bytes, gpu_launch_floor,
 };
 
 extern "C" __attribute__((visibility("default"))) const bench_device *
