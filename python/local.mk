@@ -26,7 +26,8 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/faulty_writers.py tests/python/test_conform.py \
 	tests/python/test_conform_classify.py \
 	tests/python/recipes_exact.py tests/python/recipes_ref.py \
-	tests/python/test_recipes_exact.py tests/python/test_recipes_ref.py
+	tests/python/test_recipes_exact.py tests/python/test_recipes_ref.py \
+	tests/python/contract_ref.py tests/python/test_oracle_cross.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
 	python/README.md python/gpu_check.py python/conform_gpu.py tests/python/run_pytest.sh \
 	$(FP8KV_PY_TESTS) tests/python/struct_layout.c
