@@ -36,6 +36,8 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/recipes_ref.py \
 	tests/python/test_recipes_exact.py \
 	tests/python/test_recipes_ref.py \
+	tests/python/contract_ref.py \
+	tests/python/test_oracle_cross.py \
 	tests/python/test_write_hostile.py \
 	tests/python/test_import.py \
 	tests/python/test_signature.py

@@ -32,6 +32,21 @@ check_PROGRAMS += tests/test_convert tests/test_cache_write tests/test_errors \
 TESTS += tests/test_convert tests/test_cache_write tests/test_errors tests/test_check_slots \
 	tests/test_backends
 endif
+
+# The oracle of sections 5b, 5c, 8 and 9 on hand-worked vectors; its
+# driver answers tests/python/test_oracle_cross.py.
+if HAVE_CHECK
+check_PROGRAMS += tests/test_oracle_group
+TESTS += tests/test_oracle_group
+endif
+check_PROGRAMS += tests/oracle_group_driver
+tests_test_oracle_group_SOURCES = tests/test_oracle_group.c
+tests_test_oracle_group_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_oracle_group_CFLAGS = $(TEST_CFLAGS)
+tests_test_oracle_group_LDADD = $(TEST_VALIDATE_LIBS)
+tests_oracle_group_driver_SOURCES = tests/oracle_group_driver.c
+tests_oracle_group_driver_CPPFLAGS = $(VALIDATE_CPPFLAGS)
+tests_oracle_group_driver_LDADD = $(VALIDATE_LIBS)
 TESTS += tests/validate_detects_faults.sh
 EXTRA_DIST += tests/validate_detects_faults.sh
 

@@ -4,6 +4,8 @@
 # and tests/exhaustive.
 #
 #   oracle.[ch]        an independent model of the conversion contract
+#   oracle_group.h     ... of sections 5b, 5c, 8 and 9 (e2m1, int8, group
+#                      scales, MLA entries): oracle_elem.c, oracle_group.c
 #   cache_case.h       one fp8kv_reshape_and_cache case, end to end:
 #                      generate, expect (from the oracle), run, compare;
 #                      cache_case_internal.h maps its files
@@ -20,6 +22,7 @@ noinst_LTLIBRARIES += validate/libfp8kv_validate.la
 validate_libfp8kv_validate_la_SOURCES = \
 	validate/float_bits.h \
 	validate/oracle.c validate/oracle.h \
+	validate/oracle_group.h validate/oracle_elem.c validate/oracle_group.c \
 	validate/cache_case.h validate/cache_case_internal.h \
 	validate/cache_case.c validate/cache_case_slots.c validate/cache_case_generate.c \
 	validate/cache_case_expect.c validate/cache_case_run.c validate/cache_case_compare.c \

@@ -11,8 +11,10 @@ instruction (rcp.approx, fast-math division), the model takes the
 instruction as a parameter, correctly rounded by default, and the catalogue
 says the recipe is not CPU-reproducible (RECIPES[name].exact).
 
-These models are conform's recipe-identification ground truth and the C
-oracle's cross-check; they read no fp8kv code.  Inputs are 16- or 32-bit
+These models are conform's recipe-identification ground truth; the
+*_fp8kv recipes are fp8kv's own contract (include/fp8kv.h sections 5b-9),
+contract_ref.py's model under the engines' signatures, which the C oracle
+is held to.  They read no fp8kv code.  Inputs are 16- or 32-bit
 bit patterns (numpy arrays or lists) with their dtype, "bf16", "f16" or
 "f32"; scales and the fp32 values they are made of are fp32 bit patterns.
 """
@@ -21,6 +23,7 @@ from collections import namedtuple
 
 import numpy as np
 
+import contract_ref as C
 import recipes_exact as X
 from recipes_exact import E2M1, E4M3FN, E4M3FNUZ, E5M2
 
@@ -156,24 +159,18 @@ def mla_ds_vllm(kv_c, k_pe, dtype="bf16", arch="nvidia"):
     return _ds_record(codes, scales, k_pe)
 
 
-def mla_ds_fp8kv(kv_c, k_pe, dtype="bf16", fmt=E4M3FN, divisor=None):
-    """The record as docs/contract-proposal.md proposes it: amax over the
-    tile's finite elements, s = max(RN(amax / D), 2^-126) (2^-126 for a tile
-    of zeros, NaN and Inf), D the format's max unless given (224: vLLM's and
-    SGLang's gfx942 rule), codes by fp8kv.h section 5, saturating: a NaN keeps
-    its sign, +-Inf becomes +-max.  Equal to mla_ds_vllm for finite bf16."""
-    d = X.bits_of(False, fmt.maxval) if divisor is None else X.f32_const(divisor)
-    xs = X.widen(kv_c, dtype)
-    codes, scales = [], []
-    for t in range(4):
-        tile = xs[t * DS_MLA_TILE:(t + 1) * DS_MLA_TILE]
-        s = X.f32_div(amax_finite(tile), d)
-        s = s if X.magnitude(s) >= X.magnitude(X.F32_MIN_NORMAL) else X.F32_MIN_NORMAL
-        scales.append(s)
-        for x in tile:
-            y = x if X.is_nan(x) else X.f32_div(x, s)
-            codes.append(X.fp8_contract(y, fmt, saturate=True))
-    return _ds_record(codes, scales, k_pe)
+def mla_ds_fp8kv(kv_c, k_pe, dtype="bf16", fmt=E4M3FN, divisor=None, saturate=True):
+    """The record of fp8kv.h section 9 (FP8KV_MLA_DS): amax over the tile's
+    finite elements, s = max(RN(amax / D), 2^-126) (2^-126 for a tile of
+    zeros, NaN and Inf), D the format's max unless given (224: vLLM's and
+    SGLang's gfx942 rule), codes by section 5 with the call's overflow
+    policy: a NaN keeps its sign, +-Inf becomes +-max (saturating).  Equal
+    to mla_ds_vllm for finite bf16."""
+    if len(kv_c) != DS_MLA_RANK or len(k_pe) != DS_MLA_PE:
+        raise ValueError("fp8_ds_mla needs kv_lora_rank 512 and pe_dim 64")
+    d = 0 if divisor is None else X.f32_const(divisor)
+    rec = C.mla_ds_record(kv_c, k_pe, dtype, fmt.name, divisor=d, saturate=saturate)
+    return np.array(rec.data, dtype=np.uint8)
 
 
 def ds_mla_unpack(rec):
@@ -254,24 +251,17 @@ def nvfp4_vllm(x, dtype, k_scale, rcp=rcp_model):
 
 
 def nvfp4_fp8kv(x, dtype, g):
-    """docs/contract-proposal.md's NVFP4 rule: FlashInfer's formula with IEEE
-    operations, amax over finite elements; a NaN element is 0x0, +-Inf is
-    +-6; otherwise the element is RN(x * os) rounded to nearest even,
-    saturating.  Equal to nvfp4_flashinfer for finite inputs."""
+    """fp8kv.h section 8's FP8KV_GROUP_NVFP4: amax over finite elements,
+    sf = e4m3fn(RN(amax / RN(6 g))) (saturating), s = RN(sf * g), elements
+    x / s by 5b (NaN 0x0, +-Inf +-6); a zero sf or a g that is not positive
+    and finite gives +-0 by sign.  FlashInfer's formula with IEEE operations
+    but for the elements, which FlashInfer forms as RN(x * RN(1 / s)): the
+    two differ only where a quotient lies within an ulp of an e2m1 midpoint."""
     xs = X.widen(x, dtype)
-    amax = amax_finite(xs)
-    sf_value = X.f32_div(amax, X.f32_mul(SIX, g)) if amax else 0
-    sf, sf_r = _nvfp4_e4m3(sf_value)
-    os = X.f32_div(ONE, X.f32_mul(sf_r, g)) if amax and sf_r else 0
-    codes = []
-    for u in xs:
-        if X.is_nan(u):
-            codes.append(0)
-        elif X.is_inf(u):
-            codes.append(0x7 | (0x8 if u & X.F32_SIGN else 0))
-        else:
-            codes.append(X.e2m1_cvt_satfinite(X.f32_mul(u, os)))
-    return X.pack_e2m1(codes), sf
+    if len(xs) != 16:
+        raise ValueError("an NVFP4 block has 16 elements")
+    row = C.group_row("nvfp4", "e2m1", xs, "f32", 16, g=g)
+    return np.array(row.codes, dtype=np.uint8), row.scales[0]
 
 
 # ---- E8M0 scale rules ----------------------------------------------------------
@@ -464,23 +454,35 @@ I127 = 0x42FE0000
 
 
 def int8_rne(x, dtype, floor=X.F32_MIN_NORMAL, rounding="rne"):
-    """The per-(token, head) INT8 row as docs/contract-proposal.md proposes
-    it: amax over finite elements, s = max(RN(amax / 127), floor) (IEEE
-    division), q = round(RN(x / s)) to nearest even (or toward zero with
-    rounding="trunc"), clamped to [-127, 127]; NaN gives 0, +-Inf +-127."""
+    """fp8kv's per-(token, head) INT8 row: section 8's FP8KV_GROUP_F32 with
+    G = the row on an int8 cache (5c): amax over finite elements,
+    s = max(RN(amax / 127), floor) (IEEE division), q = RN(x / s) rounded to
+    nearest even (or toward zero with rounding="trunc"), beyond +-127 it is
+    +-127; NaN gives 0, +-Inf +-127."""
     xs = X.widen(x, dtype)
-    s = X.f32_div(amax_finite(xs), I127)
-    if X.magnitude(s) < X.magnitude(floor):
-        s = floor
-    out = []
-    for u in xs:
-        if X.is_nan(u):
-            out.append(0)
-        elif X.is_inf(u):
-            out.append(-127 if u & X.F32_SIGN else 127)
-        else:
-            out.append(X.int8_of(X.value(X.f32_div(u, s)), rounding))
-    return np.array(out, dtype=np.int8), s
+    row = C.group_row("f32", "int8", xs, "f32", len(xs), rounding=rounding, floor=floor)
+    return np.array(row.codes, dtype=np.uint8).view(np.int8), int.from_bytes(bytes(row.scales), "little")
+
+
+def mx_fp8kv(x, dtype, elem, rule):
+    """fp8kv.h section 8's E8M0 rules, rule "floor" (OCP MX v1.0: the
+    exponent field of amax less emax, at least 0) or "rceil" (the least
+    power of two with max * 2^k >= amax, exact): amax over finite elements,
+    elements x / 2^(b - 127) by section 5 (saturating) or 5b."""
+    fmt = {"e4m3fn": "e4m3fn", "e5m2": "e5m2", "e2m1": "e2m1"}[elem]
+    xs = X.widen(x, dtype)
+    row = C.group_row("e8m0_" + rule, fmt, xs, "f32", len(xs))
+    return np.array(row.codes, dtype=np.uint8), row.scales[0]
+
+
+def mx_floor_fp8kv(x, dtype, elem):
+    """mx_fp8kv with the OCP floor rule (FP8KV_GROUP_E8M0_FLOOR)."""
+    return mx_fp8kv(x, dtype, elem, "floor")
+
+
+def mx_rceil_fp8kv(x, dtype, elem):
+    """mx_fp8kv with the exact rceil rule (FP8KV_GROUP_E8M0_RCEIL)."""
+    return mx_fp8kv(x, dtype, elem, "rceil")
 
 
 def int8_vllm_trunc(x, dtype):
@@ -532,7 +534,7 @@ RECIPES = {
     "mla_plain_aiter": Recipe(mla_plain_aiter, "mla", "finite inputs, if v_cvt rounds to even",
                               "aiter concat_and_cache_mla"),
     "mla_ds_vllm": Recipe(mla_ds_vllm, "mla", "yes (NVIDIA build)", "vLLM concat_and_cache_ds_mla"),
-    "mla_ds_fp8kv": Recipe(mla_ds_fp8kv, "mla", "yes", "contract proposal"),
+    "mla_ds_fp8kv": Recipe(mla_ds_fp8kv, "mla", "yes", "fp8kv.h section 9 (FP8KV_MLA_DS)"),
     "nvfp4_flashinfer": Recipe(nvfp4_flashinfer, "nvfp4",
                                "no: built with -use_fast_math (approximate / and 1/x)",
                                "FlashInfer nvfp4_quantize_append_paged_kv_cache"),
@@ -540,14 +542,16 @@ RECIPES = {
                            "TensorRT-LLM quantizeAndWriteFP4KVCache"),
     "nvfp4_vllm": Recipe(nvfp4_vllm, "nvfp4", "no: rcp.approx.ftz",
                          "vLLM reshape_and_cache_flash nvfp4"),
-    "nvfp4_fp8kv": Recipe(nvfp4_fp8kv, "nvfp4", "yes", "contract proposal"),
+    "nvfp4_fp8kv": Recipe(nvfp4_fp8kv, "nvfp4", "yes", "fp8kv.h section 8 (FP8KV_GROUP_NVFP4)"),
     "mx_floor_ocp": Recipe(mx_floor_ocp, "mx", "yes", "OCP MX v1.0, torchao FLOOR"),
     "mx_rceil_torchao": Recipe(mx_rceil_torchao, "mx", "yes", "torchao RCEIL"),
     "mx_rceil_nvidia": Recipe(mx_rceil_nvidia, "mx", "no: rcp.approx.ftz",
                               "TensorRT-LLM MXFP8/MXFP4 (cvt.rp.satfinite.ue8m0x2)"),
     "mx_even_aiter_triton": Recipe(mx_even_aiter_triton, "mx", "if exp2/log2 are exact on powers of two",
                                    "aiter Triton _mxfp4_quant_op"),
-    "int8_rne": Recipe(int8_rne, "int8", "yes", "contract proposal"),
+    "mx_floor_fp8kv": Recipe(mx_floor_fp8kv, "mx", "yes", "fp8kv.h section 8 (FP8KV_GROUP_E8M0_FLOOR)"),
+    "mx_rceil_fp8kv": Recipe(mx_rceil_fp8kv, "mx", "yes", "fp8kv.h section 8 (FP8KV_GROUP_E8M0_RCEIL)"),
+    "int8_rne": Recipe(int8_rne, "int8", "yes", "fp8kv.h sections 5c and 8 (FP8KV_GROUP_F32, int8)"),
     "int8_vllm_trunc": Recipe(int8_vllm_trunc, "int8", "no: Triton's approximate fp32 division",
                               "vLLM int8_per_token_head"),
 }
