@@ -115,9 +115,10 @@ if [ -n "$CXX" ]; then
 	# shellcheck disable=SC2086
 	if $CXX -x c++ -DHAVE_CONFIG_H -D__NVCC__ $inc -MM -MG "$src/hip/fp8kv_hip.hip" \
 		>"$tmp/deps" 2>"$tmp/log"; then
-		# the prerequisites inside the source tree, relative to it
+		# the prerequisites inside the source tree, relative to it (config.h,
+		# a build product, is in the source tree of an in-tree build)
 		tr ' \\' '\n\n' <"$tmp/deps" | grep "^$src/" | sed "s|^$src/||" |
-			grep -v '^hip/fp8kv_hip.hip$' | sort -u >"$tmp/found"
+			grep -v -e '^hip/fp8kv_hip.hip$' -e '^config.h$' | sort -u >"$tmp/found"
 		for h in $HIP_ROOMS $HIP_LIB_DEPS; do echo "$h"; done | sort -u >"$tmp/listed"
 		if [ ! -s "$tmp/found" ]; then
 			echo "FAIL: the preprocessor found no header of fp8kv_hip.hip"
