@@ -477,26 +477,29 @@ def check_timing():
         cache_dtype = FLOAT8.get("e4m3fn", torch.uint8)
         kc, vc = poisoned((B, S, H, D), cache_dtype), poisoned((B, S, H, D), cache_dtype)
         fmt = "e4m3fn" if kc.dtype == torch.uint8 else None
-        args = (key, value, kc, vc, slots, None, "tensor", ks, ks, None, None, "saturate",
-                None, None, None, None, fmt, None)
+        args = dict(key=key, value=value, key_cache=kc, value_cache=vc, slot_mapping=slots,
+                    swa_mapping=None, scale="tensor", k_scale=ks, v_scale=ks,
+                    k_scale_cache=None, v_scale_cache=None, overflow="saturate",
+                    overflow_count=None, nan_count=None, k_amax=None, v_amax=None,
+                    format=fmt, layout=None)
 
         def eager():
             fp8kv.reshape_and_cache(key, value, kc, vc, slots, scale="tensor", k_scale=ks,
                                     v_scale=ks, format=fmt)
 
         def wrapper():
-            _write.plan(*args)
+            _write.plan(**args)
             _backends.handle(0)
             _backends.stream(0)
 
-        _, desc, _ = _write.plan(*args)
+        _, desc, _ = _write.plan(**args)
         h, stream = _backends.handle(0), _backends.stream(0)
 
         def c_call():
             _capi.fn.reshape_and_cache(h, desc, stream)
 
         def op():
-            torch.ops.fp8kv.reshape_and_cache(*args)
+            torch.ops.fp8kv.reshape_and_cache(**args)
 
         n = 2000
         for f in (eager, wrapper, c_call, op):
