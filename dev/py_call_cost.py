@@ -20,6 +20,8 @@ mean over --calls calls:
            arguments (five positional, the rest by keyword)
   op.dflt  torch.ops.fp8kv.reshape_and_cache.default, all positional
            (the overload resolved, no keywords)
+  op.nop   torch's own share of `op`: an operator of the same schema whose
+           kernel does nothing, called as `op` is
   py       eager - C call: all the Python around the library call
 On --device meta only the operator runs (its fake, on meta tensors).
 Clocks: wall time (time.perf_counter), with the GPU synchronized before
@@ -85,6 +87,25 @@ def arguments(device, tokens, mode):
     return args
 
 
+_probe = []
+
+
+def probe_operator(device):
+    """fp8kv_probe::reshape_and_cache: the write's schema, a kernel that does
+    nothing, registered for the device's dispatch key as fp8kv's is."""
+    import torch
+    from fp8kv import _signature
+    if not _probe:
+        lib = torch.library.Library("fp8kv_probe", "DEF")
+        lib.define("reshape_and_cache" + _signature.SCHEMA)
+        # torch 1.13 sends meta tensors through AutogradMeta, which has no
+        # fallthrough there (as fp8kv's own registration says)
+        for key in ("CPU", "CUDA", "Meta", "AutogradMeta"):
+            lib.impl("reshape_and_cache", lambda *args: None, key)
+        _probe.append(lib)
+    return torch.ops.fp8kv_probe.reshape_and_cache
+
+
 def timer(device, calls, rounds, clock):
     sync = lambda: None  # noqa: E731
     now = time.thread_time if clock == "thread" else time.perf_counter
@@ -121,7 +142,7 @@ def main():
     import fp8kv
     from fp8kv import _capi, _write
     best = timer(opt.device, opt.calls, opt.rounds, opt.clock)
-    cols = ("eager", "wrapper", "C call", "py", "op", "op.dflt")
+    cols = ("eager", "wrapper", "C call", "py", "op", "op.dflt", "op.nop")
     print("# fp8kv %s, %s, scale %s, %s; min of %d rounds x %d calls, us per call (%s)"
           % (fp8kv.version(), opt.device, opt.mode, "torch " + sys.modules["torch"].__version__
              if "torch" in sys.modules else "numpy " + np.__version__, opt.rounds, opt.calls,
@@ -160,7 +181,12 @@ def main():
 
             def op_default():
                 op.default(*every)
-            got["op"], got["op.dflt"] = best(op_call), best(op_default)
+            nop = probe_operator(opt.device)
+
+            def nop_call():
+                nop(*pos, **rest)
+            got["op"], got["op.dflt"], got["op.nop"] = (best(f) for f in
+                                                         (op_call, op_default, nop_call))
         print("%-12s" % ("%dx%dx%d" % (tokens, H, D)) +
               "".join("%9.2f" % got[c] if c in got else "%9s" % "-" for c in cols), flush=True)
     if opt.device not in ("numpy", "meta"):
