@@ -128,6 +128,25 @@ def timer(device, calls, rounds, clock):
     return best
 
 
+def reads(best, args):
+    """What the hot path reads of one tensor (the key cache), one read at a
+    time, ns per read: the floor of a call is about seven tensors' worth."""
+    import torch
+    x = args["key_cache"]
+    t = torch.Tensor
+    parts = (("type(x) is Tensor", lambda: type(x) is t), ("x.layout", lambda: x.layout),
+             ("x.dtype", lambda: x.dtype), ("x.device", lambda: x.device),
+             ("x.shape", lambda: x.shape), ("x.stride()", lambda: x.stride()),
+             ("x.data_ptr()", lambda: x.data_ptr()),
+             ("x.requires_grad", lambda: x.requires_grad),
+             ("x.is_inference()", lambda: x.is_inference()),
+             ("torch.is_grad_enabled()", torch.is_grad_enabled),
+             ("hash(x.device)", lambda: hash(x.device)), ("(nothing)", lambda: None))
+    print("%-26s %8s" % ("read", "ns"))
+    for name, fn in parts:
+        print("%-26s %8.0f" % (name, best(fn) * 1e3))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
@@ -136,6 +155,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--clock", default="wall", choices=("wall", "thread"))
     ap.add_argument("--mode", default="tensor", choices=("one", "tensor", "head"))
+    ap.add_argument("--reads", action="store_true",
+                    help="also time each read the hot path makes of a tensor")
     opt = ap.parse_args()
     if opt.device != "numpy":
         import torch  # noqa: F401  (before fp8kv: the operator is registered at import)
@@ -189,6 +210,8 @@ def main():
                                                          (op_call, op_default, nop_call))
         print("%-12s" % ("%dx%dx%d" % (tokens, H, D)) +
               "".join("%9.2f" % got[c] if c in got else "%9s" % "-" for c in cols), flush=True)
+    if opt.reads and opt.device not in ("numpy", "meta"):
+        reads(best, arguments(opt.device, 1, opt.mode))
     if opt.device not in ("numpy", "meta"):
         fp8kv.synchronize(opt.device)
 

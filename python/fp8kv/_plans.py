@@ -100,9 +100,10 @@ def _reads(p, numbers):
         tensor = "el" + tensor
     lines.append(tensor)
     if p.written:
-        # what _arrays.describe() refuses to write, asked on every call
-        lines += ["    if %s.requires_grad and _grad() or %s.is_inference() and "
-                  "not _inference():" % (n, n), "        raise _Miss"]
+        # what _arrays.describe() refuses to write, asked on every call;
+        # inside inference mode (an engine's step) is_inference() is not
+        lines += ["    if %s.requires_grad and _grad() or not _inference() and "
+                  "%s.is_inference():" % (n, n), "        raise _Miss"]
     lines += ["    m_%s = (%s.dtype, %s.device, %s.shape, %s.stride())" % (n, n, n, n, n),
               "    p_%s = %s.data_ptr()" % (n, n)]
     if n in numbers:
