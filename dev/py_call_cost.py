@@ -22,6 +22,8 @@ mean over --calls calls:
            (the overload resolved, no keywords)
   op.nop   torch's own share of `op`: an operator of the same schema whose
            kernel does nothing, called as `op` is
+  nop5     the same with the five required arguments alone: how torch's
+           share grows with the schema's 18 arguments
   py       eager - C call: all the Python around the library call
 On --device meta only the operator runs (its fake, on meta tensors).
 Clocks: wall time (time.perf_counter), with the GPU synchronized before
@@ -98,12 +100,15 @@ def probe_operator(device):
     if not _probe:
         lib = torch.library.Library("fp8kv_probe", "DEF")
         lib.define("reshape_and_cache" + _signature.SCHEMA)
+        lib.define("five(Tensor key, Tensor value, Tensor(a!) key_cache, "
+                   "Tensor(b!) value_cache, Tensor slot_mapping) -> ()")
         # torch 1.13 sends meta tensors through AutogradMeta, which has no
         # fallthrough there (as fp8kv's own registration says)
         for key in ("CPU", "CUDA", "Meta", "AutogradMeta"):
-            lib.impl("reshape_and_cache", lambda *args: None, key)
+            for name in ("reshape_and_cache", "five"):
+                lib.impl(name, lambda *args: None, key)
         _probe.append(lib)
-    return torch.ops.fp8kv_probe.reshape_and_cache
+    return torch.ops.fp8kv_probe.reshape_and_cache, torch.ops.fp8kv_probe.five
 
 
 def timer(device, calls, rounds, clock):
@@ -163,7 +168,7 @@ def main():
     import fp8kv
     from fp8kv import _capi, _write
     best = timer(opt.device, opt.calls, opt.rounds, opt.clock)
-    cols = ("eager", "wrapper", "C call", "py", "op", "op.dflt", "op.nop")
+    cols = ("eager", "wrapper", "C call", "py", "op", "op.dflt", "op.nop", "nop5")
     print("# fp8kv %s, %s, scale %s, %s; min of %d rounds x %d calls, us per call (%s)"
           % (fp8kv.version(), opt.device, opt.mode, "torch " + sys.modules["torch"].__version__
              if "torch" in sys.modules else "numpy " + np.__version__, opt.rounds, opt.calls,
@@ -202,12 +207,15 @@ def main():
 
             def op_default():
                 op.default(*every)
-            nop = probe_operator(opt.device)
+            nop, five = probe_operator(opt.device)
 
             def nop_call():
                 nop(*pos, **rest)
-            got["op"], got["op.dflt"], got["op.nop"] = (best(f) for f in
-                                                         (op_call, op_default, nop_call))
+
+            def five_call():
+                five(*pos)
+            got["op"], got["op.dflt"], got["op.nop"], got["nop5"] = (
+                best(f) for f in (op_call, op_default, nop_call, five_call))
         print("%-12s" % ("%dx%dx%d" % (tokens, H, D)) +
               "".join("%9.2f" % got[c] if c in got else "%9s" % "-" for c in cols), flush=True)
     if opt.reads and opt.device not in ("numpy", "meta"):
