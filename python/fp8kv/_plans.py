@@ -45,22 +45,28 @@ class Plan:
 
 
 class Descriptor:
-    """A write's C descriptor as pointers and constant bytes: the fields
-    named like a tensor parameter of the table take that argument's data
-    pointer; everything between them is constant within a plan.  One
-    struct call lays out the whole descriptor from both."""
+    """A write's C descriptor as pointers and constant bytes: each tensor
+    parameter of the table has a pointer field of its name, which takes
+    that argument's data pointer; everything between them is constant
+    within a plan.  One struct call lays out the whole descriptor from both.
+    Raises ImportError unless pointer fields and tensor parameters match
+    one for one: a pointer a plan kept from its first call would be stale
+    on the next."""
 
     def __init__(self, structure, params):
         tensors = {p.name for p in params if p.type == "Tensor"}
+        pointers = {name for name, ctype in structure._fields_
+                    if issubclass(ctype, ctypes.c_void_p)}
+        if pointers != tensors:
+            raise ImportError("fp8kv: %s's pointer fields %s and the tensor parameters %s "
+                              "differ" % (structure.__name__, sorted(pointers - tensors),
+                                          sorted(tensors - pointers)))
         fmt, at, order = "=", 0, []
         self.spans, self.offsets = [], {}
         for name, ctype in structure._fields_:
             if name not in tensors:
                 continue
             field = getattr(structure, name)
-            if not issubclass(ctype, ctypes.c_void_p) or field.offset < at:
-                raise ImportError("fp8kv: %s.%s is no pointer field in order"
-                                  % (structure.__name__, name))
             if field.offset > at:
                 fmt += "%ds" % (field.offset - at)
                 order.append("s[%d]" % len(self.spans))

@@ -328,3 +328,18 @@ def test_a_planted_fast_path_that_skips_writability_is_caught(monkeypatch):
     monkeypatch.setattr(_plans, "_reads", _without_writability)
     with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
         test_writability_is_asked_on_every_call("probe")
+
+
+def test_a_descriptor_must_carry_every_tensor_and_no_other_pointer():
+    """A tensor parameter without a pointer field (or a pointer field of no
+    parameter) would leave a plan with its first call's pointer."""
+    import ctypes
+    from fp8kv import _signature
+    fields = list(_capi.CacheWrite._fields_)
+    _plans.Descriptor(_capi.CacheWrite, _signature.PARAMS)       # the real one matches
+    renamed = [("kscale" if n == "k_scale" else n, t) for n, t in fields]
+    extra = fields + [("spare", ctypes.c_void_p)]
+    for layout in (renamed, extra):
+        structure = type("Probe", (ctypes.Structure,), {"_fields_": layout})
+        with pytest.raises(ImportError, match="pointer fields"):
+            _plans.Descriptor(structure, _signature.PARAMS)
