@@ -5,7 +5,7 @@ bare library call, on CPU tensors, numpy arrays or a GPU (#38 item 4).
 
     dev/py_call_cost.py [--device cpu|numpy|meta|cuda[:N]] [--tokens 1,64,256]
                         [--calls 2000] [--rounds 15] [--mode tensor]
-                        [--clock wall|thread]
+                        [--clock wall|thread] [--reads]
 
 Per call, at tokens x 8 heads x 128, bf16 -> e4m3fn (uint8 cache with
 format= where torch has no float8), the min over --rounds rounds of the
@@ -26,6 +26,8 @@ mean over --calls calls:
            share grows with the schema's 18 arguments
   py       eager - C call: all the Python around the library call
 On --device meta only the operator runs (its fake, on meta tensors).
+--reads then times each read the fast path makes of a tensor, in ns
+(the "(nothing)" row is the timing loop's own cost, to subtract).
 Clocks: wall time (time.perf_counter), with the GPU synchronized before
 and after each round; --clock thread takes this thread's CPU time instead
 (time.thread_time: a loaded machine's waits left out; CPU and numpy runs
@@ -166,7 +168,7 @@ def main():
     if opt.device != "numpy":
         import torch  # noqa: F401  (before fp8kv: the operator is registered at import)
     import fp8kv
-    from fp8kv import _capi, _write
+    from fp8kv import _capi, _signature, _write
     best = timer(opt.device, opt.calls, opt.rounds, opt.clock)
     cols = ("eager", "wrapper", "C call", "py", "op", "op.dflt", "op.nop", "nop5")
     print("# fp8kv %s, %s, scale %s, %s; min of %d rounds x %d calls, us per call (%s)"
@@ -200,7 +202,7 @@ def main():
         if "torch" in sys.modules:
             import torch
             op = torch.ops.fp8kv.reshape_and_cache
-            every = list(args.values())
+            every = [args[p.name] for p in _signature.PARAMS]     # torch's order
 
             def op_call():
                 op(*pos, **rest)
