@@ -136,7 +136,10 @@ def hot(name, doc, plan, descriptor, call, plans, *, positional=_signature.POSIT
     body = []
     if traced is not None:
         body += ["if _torch.compiling():", "    return _traced(%s)" % call_text]
-    body += ["k = plan = None", "try:"]
+    first = next(p.name for p in params if p.type == "Tensor")
+    # numpy and typed() calls: straight to plan(), without raising _Miss
+    body += ["if type(%s) is not _T:" % first, "    return _slow(None, %s)" % call_text,
+             "k = plan = None", "try:"]
     for p in params:
         body += ["    " + line for line in _reads(p, numbers)]
     key = ", ".join("m_" + p.name if p.type == "Tensor" else p.name for p in params)
