@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import fp8kv  # noqa: E402
-from fp8kv import _backends, _capi, _write, golden  # noqa: E402
+from fp8kv import _capi, _write, golden  # noqa: E402
 from fp8kv.compat import sglang, vllm  # noqa: E402
 
 # FP8KV_GPU_CHECK_DEVICE=cpu runs the checks that need no GPU on CPU tensors:
@@ -461,7 +461,8 @@ def timed(fn, n):
 
 def check_timing():
     """Per-call times at decode shapes: the eager call, the wrapper's own
-    share (the Python work before the library call), the bare library call,
+    share (the Python work before the library call, on a cached plan:
+    _write.prepare), the bare library call,
     the torch operator, and graph replay (one call per replay, and 100 calls
     captured in one graph)."""
     gen = torch.Generator().manual_seed(9)
@@ -488,12 +489,9 @@ def check_timing():
                                     v_scale=ks, format=fmt)
 
         def wrapper():
-            _write.plan(**args)
-            _backends.handle(0)
-            _backends.stream(0)
+            _write.prepare(**args)      # the eager call's own path, without its call
 
-        _, desc, _ = _write.plan(**args)
-        h, stream = _backends.handle(0), _backends.stream(0)
+        h, desc, stream, _keep = _write.prepare(**args)   # _keep: for the calls
 
         def c_call():
             _capi.fn.reshape_and_cache(h, desc, stream)
