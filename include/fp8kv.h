@@ -336,7 +336,11 @@ FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *backend,
  *   overflow_count  uint64: the number of overflows (section 5) is ADDED;
  *   nan_count       uint64: the number of NaN inputs is ADDED;
  *   k_amax, v_amax  fp32[num_heads]: raised to max |x| over the finite
- *                   inputs of each head written by this call (calibration).
+ *                   inputs of each head written by this call (calibration;
+ *                   +0 for a head with none, in a call with tokens), where
+ *                   "raised" compares the fp32 bits as signed integers: a
+ *                   +NaN or +Inf there stays, anything with the sign bit
+ *                   set (-0, -NaN) gives way.
  * These count only the tokens actually written.
  *
  * Validation happens before anything is written: NULL pointers, sizes < 1
