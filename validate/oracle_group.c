@@ -154,6 +154,8 @@ int oracle_group_scale_of(const oracle_group_params *p, float amax, oracle_group
 		out->stored[0] = sf;
 		/* sf has 4 significant bits, g 24: the product is exact */
 		out->s = oracle_f32_round(oracle_decode(sf, FP8KV_E4M3FN) * g);
+		/* s of 0 (a subnormal g): the codes are +-0, sf is stored */
+		out->zero = oracle_f32_exact(out->s) == 0;
 		return 0;
 	}
 	default:
