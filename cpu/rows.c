@@ -20,25 +20,6 @@
 #define ELEMENT_OVERFLOW 0x100u
 #define ELEMENT_NAN 0x200u
 
-/*
- * How an element is scaled: not at all, by any s, or by an s whose sign bit
- * is clear.  For the last, the contract's sign of x / s is the sign of x,
- * NaN quotient or not (fp8kv_fix_nan_sign), and the encoder reads only that
- * sign and the magnitude, so x's sign bit set on the raw quotient stands in
- * for the NaN fix-up at a fraction of its vector operations.
- */
-enum scaling { SCALE_NONE, SCALE_ANY, SCALE_SIGN_CLEAR };
-
-static ALWAYS_INLINE float scaled_value(float x, enum scaling scaling, float s)
-{
-	if (scaling == SCALE_NONE)
-		return x;
-	if (scaling == SCALE_ANY)
-		return fp8kv_divide(x, s);
-	return fp8kv_bits_f32((fp8kv_f32_bits(x / s) & 0x7FFFFFFFu) |
-			      (fp8kv_f32_bits(x) & 0x80000000u));
-}
-
 static ALWAYS_INLINE uint32_t quantize_element(float x, enum scaling scaling, int counting,
 					       float s, fp8kv_fp8_format f, int saturate)
 {

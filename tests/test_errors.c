@@ -353,7 +353,18 @@ START_TEST(status_strings)
 	ck_assert_int_eq(fp8kv_dtype_from_name("e5m2fnuz", &t), FP8KV_OK);
 	ck_assert_int_eq(t, FP8KV_E5M2FNUZ);
 	ck_assert_int_eq(fp8kv_dtype_from_name("fp8", &t), FP8KV_EINVAL);
-	ck_assert_ptr_null(fp8kv_dtype_name((fp8kv_dtype)7));
+	ck_assert_int_eq(fp8kv_dtype_from_name("e2m1", &t), FP8KV_OK);
+	ck_assert_int_eq(t, FP8KV_E2M1);
+	ck_assert_int_eq(fp8kv_dtype_from_name("int8", &t), FP8KV_OK);
+	ck_assert_int_eq(t, FP8KV_INT8);
+	ck_assert_str_eq(fp8kv_dtype_name(FP8KV_E2M1), "e2m1");
+	ck_assert_str_eq(fp8kv_dtype_name(FP8KV_INT8), "int8");
+	/* an e2m1 element is a byte of two values, as torch.float4_e2m1fn_x2 */
+	ck_assert_uint_eq(fp8kv_dtype_size(FP8KV_E2M1), 1);
+	ck_assert_uint_eq(fp8kv_dtype_size(FP8KV_INT8), 1);
+	ck_assert(!fp8kv_dtype_is_fp8(FP8KV_E2M1) && !fp8kv_dtype_is_fp8(FP8KV_INT8));
+	ck_assert(fp8kv_fp8_max(FP8KV_E2M1) == 0.0f && fp8kv_fp8_max(FP8KV_INT8) == 0.0f);
+	ck_assert_ptr_null(fp8kv_dtype_name((fp8kv_dtype)9));
 	ck_assert_uint_eq(fp8kv_dtype_size((fp8kv_dtype)-1), 0);
 }
 END_TEST
