@@ -88,7 +88,7 @@ tests_test_check_slots_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_check_slots_CFLAGS = $(TEST_CFLAGS)
 tests_test_check_slots_LDADD = tests/libtest_support.la $(TEST_LIBS)
 
-tests_test_errors_SOURCES = tests/test_errors.c
+tests_test_errors_SOURCES = tests/test_errors.c tests/test_errors.h tests/test_errors_group.c
 tests_test_errors_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_errors_CFLAGS = $(TEST_CFLAGS)
 tests_test_errors_LDADD = $(TEST_LIBS)
