@@ -137,6 +137,9 @@ static const fp8kv_backend_ops cpu_backend = {
 	.dequantize = cpu_dequantize,
 	.amax = cpu_amax,
 	.check_slots = cpu_check_slots,
+	/* one writer for every plan: the sides' recipes say how (A-RECIPE) */
+	.reshape_and_cache_grouped = cpu_reshape_and_cache,
+	.concat_and_cache_mla = cpu_reshape_and_cache,
 };
 
 const fp8kv_host_services *fp8kv_cpu_host;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cache_write.c - the CPU backend's cache write, the golden reference.
+ * cache_write.c - the CPU backend's cache write, the golden reference, for
+ * every plan: plain, grouped (rows by group_rows.c) and MLA (a plan of one
+ * head whose two sides write one record, A-MLA-RECORD).
  *
  * Duplicate slots are written in token order even with several threads:
  * work is dealt out by slot group, so every write to one cache slot falls to
@@ -39,6 +41,16 @@ static void write_heads(const fp8kv_write_plan *p, const thread_side *ts, int64_
 	const int64_t n = sd->head_dim;
 	float amax[HEAD_CHUNK];
 
+	if (fp8kv_mode_grouped(mode)) { /* each group its own scale (group_rows.c) */
+		for (int64_t k = 0; k < nh; k++) {
+			float a;
+			cpu_group_row(sd, p->input_dtype, src + k * src_stride, dst + k * dst_stride,
+				      block, offset, h0 + k, p->saturate, stats, &a);
+			if (sd->amax && fp8kv_amax_raises(ts->amax[h0 + k], a))
+				ts->amax[h0 + k] = a;
+		}
+		return;
+	}
 	if (fp8kv_row_wants_amax(sd, mode)) {
 		cpu_rows_amax(amax, src, src_stride, nh, n, p->input_dtype);
 		if (sd->amax)

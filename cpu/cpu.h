@@ -4,6 +4,7 @@
  * fp8kv.h, on the host, with OpenMP across rows.
  *
  *   rows.c         the conversion of rows (arithmetic and lookup tables)
+ *   group_rows.c   rows scaled by groups: FP8, e2m1 and int8 (section 8)
  *   cache_write.c  the cache write
  *   flat.c         quantize, dequantize, amax, check_slots
  *   backend.c      lifetime, buffers, the table and its entry
@@ -18,6 +19,8 @@
 
 #include "backend.h"
 #include "fp8_convert.h"
+#include "group_convert.h"
+#include "write_plan.h"
 
 #ifdef _OPENMP
 #define THREAD_COUNT() omp_get_num_threads()
@@ -61,6 +64,50 @@ extern const fp8kv_host_services *fp8kv_cpu_host;
 #define CPU_HOST() __atomic_load_n(&fp8kv_cpu_host, __ATOMIC_ACQUIRE)
 #define CPU_ERROR(status, ...) CPU_HOST()->set_error((status), __VA_ARGS__)
 
+/*
+ * How an element is scaled: not at all, by any s, or by an s whose sign bit
+ * is clear.  For the last, the contract's sign of x / s is the sign of x,
+ * NaN quotient or not (fp8kv_fix_nan_sign), and the encoders read only that
+ * sign and the magnitude, so x's sign bit set on the raw quotient stands in
+ * for the NaN fix-up at a fraction of its vector operations.
+ */
+enum scaling { SCALE_NONE, SCALE_ANY, SCALE_SIGN_CLEAR };
+
+static ALWAYS_INLINE float scaled_value(float x, enum scaling scaling, float s)
+{
+	if (scaling == SCALE_NONE)
+		return x;
+	if (scaling == SCALE_ANY)
+		return fp8kv_divide(x, s);
+	return fp8kv_bits_f32((fp8kv_f32_bits(x / s) & 0x7FFFFFFFu) |
+			      (fp8kv_f32_bits(x) & 0x80000000u));
+}
+
+/*
+ * One element: the FP8 code of x / s (of x when not scaled), with, when
+ * counting, ELEMENT_OVERFLOW for a finite x that is clipped (its quotient
+ * overflows, or is already infinite) and ELEMENT_NAN for a NaN x.  The one
+ * definition used by the arithmetic loops, the lookup tables and the
+ * grouped rows, so that they cannot disagree.
+ */
+#define ELEMENT_OVERFLOW 0x100u
+#define ELEMENT_NAN 0x200u
+
+static ALWAYS_INLINE uint32_t quantize_element(float x, enum scaling scaling, int counting,
+					       float s, fp8kv_fp8_format f, int saturate)
+{
+	const float y = scaled_value(x, scaling, s);
+	const uint32_t q = fp8kv_encode(y, f, saturate);
+	if (!counting)
+		return q & 0xFFu;
+	const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
+	const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
+	const uint32_t ovf = (q >> 8) | ((xmag < 0x7F800000u ? 1u : 0u) &
+					 (ymag == 0x7F800000u ? 1u : 0u));
+	const uint32_t nan = xmag > 0x7F800000u ? 1u : 0u;
+	return (q & 0xFFu) | (ovf << 8) | (nan << 9);
+}
+
 typedef struct row_stats {
 	uint64_t overflows;
 	uint64_t nans;
@@ -102,8 +149,21 @@ void cpu_build_table(void *table, int64_t begin, int64_t end, int dtype, const f
 void cpu_lookup_rows(uint8_t *dst, int64_t dst_stride, const uint8_t *src, int64_t src_stride,
 		     int64_t rows, int64_t n, const void *table, row_stats *stats);
 
+/*
+ * One row of a side whose groups carry their own scales (fp8kv.h section
+ * 8): sd->head_dim elements of input dtype at src, their codes to dst (an
+ * e2m1 row packs two per byte), each group's stored scale to sd's scale
+ * array at (block, offset, h).  *amax receives the row's largest finite
+ * magnitude; stats (NULL: not counted) the overflows and NaN inputs.
+ */
+void cpu_group_row(const fp8kv_plan_side *sd, int dtype, const uint8_t *src, uint8_t *dst,
+		   int64_t block, int64_t offset, int64_t h, int saturate, row_stats *stats,
+		   float *amax);
+
 /* The operations of the table (cache_write.c, flat.c). */
 fp8kv_status cpu_reshape_and_cache(void *ctx, const fp8kv_write_plan *plan, void *stream);
+/* The same function takes every plan, plain, grouped or MLA (cache_write.c):
+ * the sides' recipes say how each row is written (A-RECIPE). */
 fp8kv_status cpu_quantize(void *ctx, const fp8kv_convert_plan *plan, void *stream);
 fp8kv_status cpu_dequantize(void *ctx, const fp8kv_convert_plan *plan, void *stream);
 fp8kv_status cpu_amax(void *ctx, const void *src, fp8kv_dtype dtype, size_t count, float *amax);

@@ -11,50 +11,6 @@
 
 
 /*
- * One element: the code of x / s (of x when not scaled), with, when counting,
- * ELEMENT_OVERFLOW for a finite x that is clipped (its quotient overflows,
- * or is already infinite) and ELEMENT_NAN for a NaN x.  The one definition
- * used by the arithmetic loops and by the lookup tables, so the two cannot
- * disagree.
- */
-#define ELEMENT_OVERFLOW 0x100u
-#define ELEMENT_NAN 0x200u
-
-/*
- * How an element is scaled: not at all, by any s, or by an s whose sign bit
- * is clear.  For the last, the contract's sign of x / s is the sign of x,
- * NaN quotient or not (fp8kv_fix_nan_sign), and the encoder reads only that
- * sign and the magnitude, so x's sign bit set on the raw quotient stands in
- * for the NaN fix-up at a fraction of its vector operations.
- */
-enum scaling { SCALE_NONE, SCALE_ANY, SCALE_SIGN_CLEAR };
-
-static ALWAYS_INLINE float scaled_value(float x, enum scaling scaling, float s)
-{
-	if (scaling == SCALE_NONE)
-		return x;
-	if (scaling == SCALE_ANY)
-		return fp8kv_divide(x, s);
-	return fp8kv_bits_f32((fp8kv_f32_bits(x / s) & 0x7FFFFFFFu) |
-			      (fp8kv_f32_bits(x) & 0x80000000u));
-}
-
-static ALWAYS_INLINE uint32_t quantize_element(float x, enum scaling scaling, int counting,
-					       float s, fp8kv_fp8_format f, int saturate)
-{
-	const float y = scaled_value(x, scaling, s);
-	const uint32_t q = fp8kv_encode(y, f, saturate);
-	if (!counting)
-		return q & 0xFFu;
-	const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
-	const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
-	const uint32_t ovf = (q >> 8) | ((xmag < 0x7F800000u ? 1u : 0u) &
-					 (ymag == 0x7F800000u ? 1u : 0u));
-	const uint32_t nan = xmag > 0x7F800000u ? 1u : 0u;
-	return (q & 0xFFu) | (ovf << 8) | (nan << 9);
-}
-
-/*
  * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype, scaling and
  * counting as constants, so each combination becomes its own branch-free
  * loop.  The overflow count includes finite x whose quotient is already

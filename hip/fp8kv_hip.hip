@@ -289,6 +289,16 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_write_plan *pla
 	return have_earlier ? report_error(&earlier) : FP8KV_OK;
 }
 
+/* Grouped and MLA writes (fp8kv.h sections 8 and 9): the plans reach this
+ * backend, whose kernels do not write them yet. */
+static fp8kv_status hip_not_yet(void *ctx, const fp8kv_write_plan *plan, void *stream)
+{
+	(void)ctx;
+	(void)plan;
+	(void)stream;
+	return HOST->set_error(FP8KV_ENOTSUP, "hip: grouped and MLA writes are not yet on this backend");
+}
+
 /* ---- flat conversions ---- */
 
 static fp8kv_status hip_quantize(void *ctx, const fp8kv_convert_plan *a, void *stream)
@@ -474,6 +484,8 @@ static const fp8kv_backend_ops hip_backend = {
 	hip_dequantize,
 	hip_amax,
 	hip_check_slots,
+	hip_not_yet, /* reshape_and_cache_grouped */
+	hip_not_yet, /* concat_and_cache_mla */
 };
 
 #if FP8KV_HIP_LINKED

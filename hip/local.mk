@@ -80,8 +80,8 @@ endif
 HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h \
 	hip/error_ring.h hip/write_params.h hip/write_kernels.h hip/write_specialized.h \
 	hip/flat_kernels.h hip/context.h hip/launch_policy.h
-HIP_LIB_DEPS = include/fp8kv.h lib/backend.h lib/fp8_convert.h lib/host_device.h \
-	lib/write_plan.h
+HIP_LIB_DEPS = include/fp8kv.h lib/backend.h lib/fp8_convert.h lib/group_convert.h \
+	lib/host_device.h lib/write_plan.h
 EXTRA_DIST += $(HIP_ROOMS)
 
 if HAVE_HIP
@@ -91,8 +91,9 @@ endif
 
 # ---- every header alone, and the lists above (tests/check_headers.sh) ----
 # C headers of the library and the CPU backend, compiled alone by CC.
-HEADERS_ALONE_C = include/fp8kv.h lib/backend.h lib/fp8_convert.h lib/host_device.h \
-	lib/internal.h lib/layout.h lib/overlap.h lib/write_plan.h cpu/cpu.h
+HEADERS_ALONE_C = include/fp8kv.h lib/backend.h lib/fp8_convert.h lib/group_convert.h \
+	lib/host_device.h lib/internal.h lib/layout.h lib/overlap.h lib/plan_common.h \
+	lib/write_plan.h cpu/cpu.h
 TESTS += tests/check_headers.sh
 EXTRA_DIST += tests/check_headers.sh
 check_DATA += hip/headers-check.env

@@ -21,7 +21,7 @@
 #include "fp8kv.h"
 #include "write_plan.h"
 
-#define FP8KV_MODULE_ABI 3
+#define FP8KV_MODULE_ABI 4
 #define FP8KV_MODULE_ENTRY "fp8kv_module_entry"
 
 #ifdef __cplusplus
@@ -98,6 +98,18 @@ typedef struct fp8kv_backend_ops {
 	fp8kv_status (*check_slots)(void *ctx, const void *slots, int64_t count,
 				    fp8kv_index_type type, int64_t num_slots,
 				    fp8kv_slot_report *report);
+
+	/* fp8kv_reshape_and_cache_grouped: the plan of a cache write whose
+	 * sides scale by groups (recipe.scale_mode FP8KV_SCALE_GROUP,
+	 * A-GROUP-SCALES), into FP8, e2m1 or int8 caches.  A backend that
+	 * cannot returns FP8KV_ENOTSUP. */
+	fp8kv_status (*reshape_and_cache_grouped)(void *ctx, const fp8kv_write_plan *plan,
+						  void *stream);
+	/* fp8kv_concat_and_cache_mla: a plan of one head whose two sides, the
+	 * latent part and the RoPE part, write one record (A-MLA-RECORD).  A
+	 * backend that cannot returns FP8KV_ENOTSUP. */
+	fp8kv_status (*concat_and_cache_mla)(void *ctx, const fp8kv_write_plan *plan,
+					     void *stream);
 } fp8kv_backend_ops;
 
 /* The entry of a backend: the one symbol a module exports, or the function

@@ -7,6 +7,7 @@
 
 #include "internal.h"
 #include "fp8_convert.h"
+#include "group_convert.h"
 
 static const struct {
 	const char *name;
@@ -15,7 +16,8 @@ static const struct {
 	[FP8KV_F32] = {"f32", 4},	  [FP8KV_F16] = {"f16", 2},
 	[FP8KV_BF16] = {"bf16", 2},	  [FP8KV_E4M3FN] = {"e4m3fn", 1},
 	[FP8KV_E4M3FNUZ] = {"e4m3fnuz", 1}, [FP8KV_E5M2] = {"e5m2", 1},
-	[FP8KV_E5M2FNUZ] = {"e5m2fnuz", 1},
+	[FP8KV_E5M2FNUZ] = {"e5m2fnuz", 1}, [FP8KV_E2M1] = {"e2m1", 1},
+	[FP8KV_INT8] = {"int8", 1},
 };
 
 #define NUM_DTYPES (sizeof dtype_info / sizeof dtype_info[0])
@@ -84,8 +86,14 @@ FP8KV_API float fp8kv_fp8_max(fp8kv_dtype format)
 
 /* ---- scalar conversion ---- */
 
+/* e2m1 (5b) saturates whatever the policy; int8 (5c) rounds to nearest
+ * even here. */
 FP8KV_API uint8_t fp8kv_from_float(float y, fp8kv_dtype format, fp8kv_overflow overflow)
 {
+	if (format == FP8KV_E2M1)
+		return (uint8_t)(fp8kv_e2m1_encode_bits(fp8kv_f32_bits(y)) & 0xFu);
+	if (format == FP8KV_INT8)
+		return (uint8_t)fp8kv_int8_encode_bits(fp8kv_f32_bits(y), 0);
 	if (!fp8kv_dtype_is_fp8(format))
 		return 0;
 	return (uint8_t)fp8kv_encode(y, fp8kv_format_of(format), overflow == FP8KV_SATURATE);
@@ -93,6 +101,10 @@ FP8KV_API uint8_t fp8kv_from_float(float y, fp8kv_dtype format, fp8kv_overflow o
 
 FP8KV_API float fp8kv_to_float(uint8_t code, fp8kv_dtype format)
 {
+	if (format == FP8KV_E2M1)
+		return fp8kv_bits_f32(fp8kv_e2m1_decode_bits(code & 0xFu));
+	if (format == FP8KV_INT8)
+		return (float)(int8_t)code;
 	if (!fp8kv_dtype_is_fp8(format))
 		return fp8kv_bits_f32(0x7FC00000u);
 	return fp8kv_bits_f32(fp8kv_decode_bits(code, fp8kv_format_of(format)));

@@ -289,11 +289,110 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *b, const fp8kv_cac
 	fp8kv_status st;
 	fp8kv_write_plan plan;
 	CHECK_BACKEND(b);
-	if ((st = fp8kv_plan_cache_write(desc, &plan)) != FP8KV_OK)
+	if ((st = fp8kv_plan_cache_write(desc, NULL, &plan)) != FP8KV_OK)
 		return st;
 	if (plan.num_tokens == 0)
 		return FP8KV_OK;
 	return b->ops->reshape_and_cache(b->ctx, &plan, stream);
+}
+
+/* ---- group scales (section 8) ---- */
+
+FP8KV_API void fp8kv_group_scales_init(fp8kv_group_scales *g, fp8kv_group_rule rule,
+				       int64_t group_size, int64_t num_heads, int64_t head_dim,
+				       int64_t block_size, fp8kv_cache_layout layout)
+{
+	if (!g)
+		return;
+#define MUL(x, y) mul_saturated(x, y)
+	memset(g, 0, sizeof *g);
+	g->size = sizeof *g;
+	g->rule = rule;
+	g->group_size = group_size;
+	g->rounding = FP8KV_ROUND_NEAREST_EVEN;
+	/* [blocks][block_size][heads][groups] or [blocks][heads][block_size][groups] */
+	const int64_t groups = group_size > 0 ? head_dim / group_size : 0;
+	g->stride_group = 1;
+	if (layout == FP8KV_LAYOUT_HND) {
+		g->stride_slot = groups;
+		g->stride_head = MUL(block_size, groups);
+	} else {
+		g->stride_head = groups;
+		g->stride_slot = MUL(num_heads, groups);
+	}
+	g->stride_block = MUL(MUL(block_size, num_heads), groups);
+#undef MUL
+}
+
+FP8KV_API fp8kv_status fp8kv_reshape_and_cache_grouped(fp8kv_backend *b,
+						       const fp8kv_cache_write *desc,
+						       const fp8kv_group_scales *groups,
+						       void *stream)
+{
+	fp8kv_status st;
+	fp8kv_group_scales g;
+	fp8kv_write_plan plan;
+	CHECK_BACKEND(b);
+	if (!desc)
+		return fp8kv_set_error(FP8KV_EINVAL, "desc is NULL");
+	if ((st = fp8kv_read_groups(groups, &g)) != FP8KV_OK ||
+	    (st = fp8kv_plan_cache_write(desc, &g, &plan)) != FP8KV_OK)
+		return st;
+	if (plan.num_tokens == 0)
+		return FP8KV_OK;
+	if (!b->ops->reshape_and_cache_grouped)
+		return fp8kv_set_error(FP8KV_ENOTSUP, "backend %s: grouped writes are not yet on "
+						      "this backend",
+				       b->ops->name);
+	return b->ops->reshape_and_cache_grouped(b->ctx, &plan, stream);
+}
+
+/* ---- MLA latent writes (section 9) ---- */
+
+FP8KV_API void fp8kv_mla_write_init(fp8kv_mla_write *d, fp8kv_mla_kind kind, int64_t num_tokens,
+				    int64_t kv_lora_rank, int64_t pe_dim, int64_t num_blocks,
+				    int64_t block_size)
+{
+	if (!d)
+		return;
+	memset(d, 0, sizeof *d);
+	d->size = sizeof *d;
+	d->kind = kind;
+	d->num_tokens = num_tokens;
+	d->kv_lora_rank = kv_lora_rank;
+	d->pe_dim = pe_dim;
+	d->num_blocks = num_blocks;
+	d->block_size = block_size;
+	d->kv_c_stride_token = kv_lora_rank;
+	d->k_pe_stride_token = pe_dim;
+	/* entries of kv_lora_rank + pe_dim elements, or DeepSeek's 656 bytes */
+	d->stride_slot = kind == FP8KV_MLA_DS ? 656 : (kv_lora_rank > INT64_MAX - pe_dim
+							       ? INT64_MAX
+							       : kv_lora_rank + pe_dim);
+	d->stride_block = mul_saturated(block_size, d->stride_slot);
+	d->input_dtype = FP8KV_BF16;
+	d->cache_dtype = FP8KV_E4M3FN;
+	d->slot_type = FP8KV_INDEX_INT64;
+	d->swa_type = FP8KV_INDEX_INT64;
+	d->scale_mode = FP8KV_SCALE_ONE;
+	d->overflow = FP8KV_SATURATE;
+}
+
+FP8KV_API fp8kv_status fp8kv_concat_and_cache_mla(fp8kv_backend *b, const fp8kv_mla_write *desc,
+						  void *stream)
+{
+	fp8kv_status st;
+	fp8kv_write_plan plan;
+	CHECK_BACKEND(b);
+	if ((st = fp8kv_plan_mla_write(desc, &plan)) != FP8KV_OK)
+		return st;
+	if (plan.num_tokens == 0)
+		return FP8KV_OK;
+	if (!b->ops->concat_and_cache_mla)
+		return fp8kv_set_error(FP8KV_ENOTSUP, "backend %s: MLA writes are not yet on this "
+						      "backend",
+				       b->ops->name);
+	return b->ops->concat_and_cache_mla(b->ctx, &plan, stream);
 }
 
 /* ---- helpers ---- */
@@ -305,7 +404,7 @@ FP8KV_API fp8kv_status fp8kv_amax(fp8kv_backend *b, const void *src, fp8kv_dtype
 	if (!amax)
 		return fp8kv_set_error(FP8KV_EINVAL, "amax is NULL");
 	if (dtype != FP8KV_F32 && dtype != FP8KV_F16 && dtype != FP8KV_BF16)
-		return fp8kv_set_error((unsigned)dtype <= FP8KV_E5M2FNUZ ? FP8KV_ENOTSUP
+		return fp8kv_set_error((unsigned)dtype <= FP8KV_INT8 ? FP8KV_ENOTSUP
 									 : FP8KV_EINVAL,
 				       "amax: dtype %d must be f32, f16 or bf16", (int)dtype);
 	if (count > 0 && !src)

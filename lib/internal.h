@@ -33,9 +33,16 @@ typedef struct fp8kv_convert_args {
 	uint64_t *overflow_count;
 } fp8kv_convert_args;
 
-/* Validation, then the plan a backend receives (plan.c).  Nothing is
- * written before they succeed. */
-fp8kv_status fp8kv_plan_cache_write(const fp8kv_cache_write *desc, fp8kv_write_plan *plan);
+/* Validation, then the plan a backend receives (plan.c, plan_group.c,
+ * plan_mla.c).  Nothing is written before they succeed.  groups: NULL for
+ * fp8kv_reshape_and_cache, the (complete) group scales of
+ * fp8kv_reshape_and_cache_grouped. */
+fp8kv_status fp8kv_plan_cache_write(const fp8kv_cache_write *desc,
+				    const fp8kv_group_scales *groups, fp8kv_write_plan *plan);
+fp8kv_status fp8kv_plan_mla_write(const fp8kv_mla_write *desc, fp8kv_write_plan *plan);
+/* The caller's group scales as this library's struct: the fields its
+ * header had, defaults for the rest (A-EXTENSIBLE-DESC). */
+fp8kv_status fp8kv_read_groups(const fp8kv_group_scales *groups, fp8kv_group_scales *out);
 fp8kv_status fp8kv_plan_convert(const fp8kv_convert_args *args, int quantize,
 				fp8kv_convert_plan *plan);
 

@@ -11,7 +11,7 @@
 
 #include "fp8kv.h"
 
-#define FP8KV_LAYOUT_MAX_RANK 4
+#define FP8KV_LAYOUT_MAX_RANK 5
 
 /* extent[i] elements along dimension i, stride[i] elements apart. */
 typedef struct fp8kv_layout {

@@ -2,7 +2,10 @@
 # Included from the top Makefile.am: the library, its front end and the
 # backends linked into it.  Dependencies run one way: fp8kv.c (the API)
 # -> plan.c (validation) -> layout.c, dtypes.c, errors.c; modules.c loads
-# backends; every backend sees only lib/backend.h and lib/write_plan.h.
+# backends; every backend sees only lib/backend.h and lib/write_plan.h
+# (which includes the conversion rules, fp8_convert.h and group_convert.h).
+# plan.c checks the cache write, plan_group.c its group scales,
+# plan_mla.c the MLA write; plan_common.h is what they share.
 
 include_HEADERS = include/fp8kv.h
 lib_LTLIBRARIES = lib/libfp8kv.la
@@ -10,10 +13,10 @@ lib_LTLIBRARIES = lib/libfp8kv.la
 # must not depend on the loader's search path (tests/setuid_probe).
 noinst_LTLIBRARIES += lib/libfp8kv_core.la
 lib_libfp8kv_core_la_SOURCES = \
-	lib/fp8kv.c lib/plan.c lib/layout.c lib/overlap.c lib/dtypes.c lib/errors.c \
-	lib/modules.c \
-	lib/internal.h lib/layout.h lib/overlap.h lib/backend.h lib/write_plan.h lib/fp8_convert.h \
-	lib/host_device.h
+	lib/fp8kv.c lib/plan.c lib/plan_group.c lib/plan_mla.c lib/layout.c lib/overlap.c \
+	lib/dtypes.c lib/errors.c lib/modules.c \
+	lib/internal.h lib/plan_common.h lib/layout.h lib/overlap.h lib/backend.h \
+	lib/write_plan.h lib/fp8_convert.h lib/group_convert.h lib/host_device.h
 lib_libfp8kv_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DFP8KV_BUILDING \
 	-DFP8KV_MODULE_DIR='"$(moduledir)"'
 lib_libfp8kv_core_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)

@@ -1,73 +1,79 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * plan.c - every check a call must pass before anything is written, and the
- * plan (lib/write_plan.h, fp8kv_convert_plan) that backends then trust.
- * Each failure names the field and its value.
+ * plan (lib/write_plan.h, fp8kv_convert_plan) that backends then trust:
+ * the cache write, plain or grouped (whose group checks are plan_group.c's),
+ * and flat conversions; MLA writes are plan_mla.c's.  Each failure names
+ * the field and its value.
  */
 #include "config.h"
 
 #include <inttypes.h>
 #include <string.h>
 
-#include "internal.h"
-#include "layout.h"
-#include "overlap.h"
+#include "plan_common.h"
 #include "fp8_convert.h"
+#include "group_convert.h"
 
-/* The device code sees only fp8_convert.h and write_plan.h, whose numbers
- * mirror the public enums. */
+/* The device code sees only fp8_convert.h, group_convert.h and
+ * write_plan.h, whose numbers mirror the public enums. */
 #define SAME_NUMBER(a, b) ((int)(a) == (int)(b))
 _Static_assert(SAME_NUMBER(FP8KV_CV_F32, FP8KV_F32) && SAME_NUMBER(FP8KV_CV_F16, FP8KV_F16) &&
 		       SAME_NUMBER(FP8KV_CV_BF16, FP8KV_BF16) &&
 		       SAME_NUMBER(FP8KV_CV_E4M3FN, FP8KV_E4M3FN) &&
 		       SAME_NUMBER(FP8KV_CV_E4M3FNUZ, FP8KV_E4M3FNUZ) &&
 		       SAME_NUMBER(FP8KV_CV_E5M2, FP8KV_E5M2) &&
-		       SAME_NUMBER(FP8KV_CV_E5M2FNUZ, FP8KV_E5M2FNUZ),
-	       "fp8_convert.h's format numbers are fp8kv_dtype's");
+		       SAME_NUMBER(FP8KV_CV_E5M2FNUZ, FP8KV_E5M2FNUZ) &&
+		       SAME_NUMBER(FP8KV_CV_E2M1, FP8KV_E2M1) &&
+		       SAME_NUMBER(FP8KV_CV_INT8, FP8KV_INT8),
+	       "fp8_convert.h's and group_convert.h's format numbers are fp8kv_dtype's");
+_Static_assert(SAME_NUMBER(FP8KV_CV_GROUP_F32, FP8KV_GROUP_F32) &&
+		       SAME_NUMBER(FP8KV_CV_GROUP_E8M0_FLOOR, FP8KV_GROUP_E8M0_FLOOR) &&
+		       SAME_NUMBER(FP8KV_CV_GROUP_E8M0_RCEIL, FP8KV_GROUP_E8M0_RCEIL) &&
+		       SAME_NUMBER(FP8KV_CV_GROUP_NVFP4, FP8KV_GROUP_NVFP4) &&
+		       SAME_NUMBER(FP8KV_CV_ROUND_NEAREST_EVEN, FP8KV_ROUND_NEAREST_EVEN) &&
+		       SAME_NUMBER(FP8KV_CV_ROUND_TOWARD_ZERO, FP8KV_ROUND_TOWARD_ZERO),
+	       "group_convert.h's rule and rounding numbers are fp8kv.h's");
 
-#define FAIL(status, ...) return fp8kv_set_error((status), __VA_ARGS__)
+#define is_input_dtype plan_is_input_dtype
+#define is_known_dtype plan_is_known_dtype
+#define index_size plan_index_size
+#define misaligned plan_misaligned
 
-static int is_input_dtype(fp8kv_dtype t)
+/* ---- extensible descriptors ---- */
+
+/* Past this, a size is not one a header could have given: an
+ * uninitialised descriptor, whose bytes past ours must not be read. */
+#define MAX_DESC_SIZE 4096
+
+fp8kv_status fp8kv_read_sized(void *ours, size_t ours_size, const void *src, const char *what,
+			      const char *init, const plan_field *fields, int nfields)
 {
-	return t == FP8KV_F32 || t == FP8KV_F16 || t == FP8KV_BF16;
+	uint32_t size;
+	memcpy(&size, src, sizeof size);
+	if (size < fields[1].end || size > MAX_DESC_SIZE)
+		FAIL(FP8KV_EINVAL, "%s->size is %" PRIu32 ": fill %s with %s() first", what, size,
+		     what, init);
+	for (int i = 0; i < nfields; i++)
+		if (size > fields[i].begin && size < fields[i].end)
+			FAIL(FP8KV_EINVAL, "%s->size (%" PRIu32 ") ends inside field %s (bytes %zu-%zu)",
+			     what, size, fields[i].name, fields[i].begin, fields[i].end - 1);
+	/* a caller's newer header: what it set past our struct must be zero,
+	 * the defaults of fields we do not know */
+	for (size_t i = ours_size; i < size; i++)
+		if (((const unsigned char *)src)[i])
+			FAIL(FP8KV_ENOTSUP,
+			     "%s: byte %zu is not zero, past the %zu bytes of this library's "
+			     "struct (%s->size is %" PRIu32 "): a field this library does not know "
+			     "was set",
+			     what, i, ours_size, what, size);
+	memset(ours, 0, ours_size);
+	memcpy(ours, src, size < ours_size ? size : ours_size);
+	return FP8KV_OK;
 }
 
-static int is_known_dtype(fp8kv_dtype t)
-{
-	return (unsigned)t <= (unsigned)FP8KV_E5M2FNUZ;
-}
-
-static size_t index_size(fp8kv_index_type t)
-{
-	return t == FP8KV_INDEX_INT32 ? 4 : 8;
-}
-
-static int misaligned(const void *p, size_t align)
-{
-	return ((uintptr_t)p & (align - 1)) != 0;
-}
-
-#define REQUIRE_POSITIVE(field)                                                  \
-	do {                                                                     \
-		if (d->field < 1)                                                \
-			FAIL(FP8KV_EINVAL, #field " must be >= 1 (got %" PRId64 ")", \
-			     d->field);                                          \
-	} while (0)
-
-#define REQUIRE_PTR(field)                                                       \
-	do {                                                                     \
-		if (!d->field)                                                   \
-			FAIL(FP8KV_EINVAL, #field " is NULL");                   \
-	} while (0)
-
-#define REQUIRE_ALIGNED(field, align)                                            \
-	do {                                                                     \
-		if (d->field && misaligned(d->field, (align)))                   \
-			FAIL(FP8KV_EINVAL, #field " (%p) is not aligned to %zu bytes", \
-			     (const void *)d->field, (size_t)(align));           \
-	} while (0)
-
-static fp8kv_status check_dtypes(const fp8kv_cache_write *d)
+/* The dtypes, enums and policy of a plain (grouped 0) or grouped write. */
+static fp8kv_status check_dtypes(const fp8kv_cache_write *d, int grouped)
 {
 	if (!is_known_dtype(d->input_dtype))
 		FAIL(FP8KV_EINVAL, "input_dtype %d is not an fp8kv_dtype", (int)d->input_dtype);
@@ -76,17 +82,37 @@ static fp8kv_status check_dtypes(const fp8kv_cache_write *d)
 	if (!is_input_dtype(d->input_dtype))
 		FAIL(FP8KV_ENOTSUP, "input_dtype %s: inputs must be f32, f16 or bf16",
 		     fp8kv_dtype_name(d->input_dtype));
-	if (d->cache_dtype != d->input_dtype && !fp8kv_dtype_is_fp8(d->cache_dtype))
-		FAIL(FP8KV_ENOTSUP,
-		     "cache_dtype %s with input_dtype %s: the cache must be the input dtype or FP8",
-		     fp8kv_dtype_name(d->cache_dtype), fp8kv_dtype_name(d->input_dtype));
 	if ((unsigned)d->overflow > (unsigned)FP8KV_NONSATURATING)
 		FAIL(FP8KV_EINVAL, "overflow %d is not an fp8kv_overflow", (int)d->overflow);
-	if ((unsigned)d->scale_mode > (unsigned)FP8KV_SCALE_TOKEN_HEAD)
+	if ((unsigned)d->scale_mode > (unsigned)FP8KV_SCALE_GROUP)
 		FAIL(FP8KV_EINVAL, "scale_mode %d is not an fp8kv_scale_mode", (int)d->scale_mode);
-	if (d->scale_mode != FP8KV_SCALE_ONE && !fp8kv_dtype_is_fp8(d->cache_dtype))
-		FAIL(FP8KV_ENOTSUP, "scale_mode %d needs an FP8 cache (cache_dtype is %s)",
-		     (int)d->scale_mode, fp8kv_dtype_name(d->cache_dtype));
+	if (grouped) {
+		if (d->scale_mode != FP8KV_SCALE_GROUP)
+			FAIL(FP8KV_EINVAL,
+			     "scale_mode %d: a grouped write needs FP8KV_SCALE_GROUP (4)",
+			     (int)d->scale_mode);
+		if (!plan_is_element_format(d->cache_dtype))
+			FAIL(FP8KV_ENOTSUP,
+			     "cache_dtype %s: group scales need an FP8, e2m1 or int8 cache",
+			     fp8kv_dtype_name(d->cache_dtype));
+		if (d->overflow == FP8KV_NONSATURATING && !fp8kv_dtype_is_fp8(d->cache_dtype))
+			FAIL(FP8KV_ENOTSUP,
+			     "overflow FP8KV_NONSATURATING with cache_dtype %s: e2m1 and int8 "
+			     "saturate (they have no Inf or NaN)",
+			     fp8kv_dtype_name(d->cache_dtype));
+	} else {
+		if (d->scale_mode == FP8KV_SCALE_GROUP)
+			FAIL(FP8KV_EINVAL, "scale_mode FP8KV_SCALE_GROUP: group scales are written "
+					   "by fp8kv_reshape_and_cache_grouped");
+		if (d->cache_dtype != d->input_dtype && !fp8kv_dtype_is_fp8(d->cache_dtype))
+			FAIL(FP8KV_ENOTSUP,
+			     "cache_dtype %s with input_dtype %s: the cache must be the input dtype "
+			     "or FP8 (e2m1 and int8 caches take fp8kv_reshape_and_cache_grouped)",
+			     fp8kv_dtype_name(d->cache_dtype), fp8kv_dtype_name(d->input_dtype));
+		if (d->scale_mode != FP8KV_SCALE_ONE && !fp8kv_dtype_is_fp8(d->cache_dtype))
+			FAIL(FP8KV_ENOTSUP, "scale_mode %d needs an FP8 cache (cache_dtype is %s)",
+			     (int)d->scale_mode, fp8kv_dtype_name(d->cache_dtype));
+	}
 	if ((unsigned)d->slot_type > (unsigned)FP8KV_INDEX_INT32)
 		FAIL(FP8KV_EINVAL, "slot_type %d is not an fp8kv_index_type", (int)d->slot_type);
 	if (d->swa_mapping && (unsigned)d->swa_type > (unsigned)FP8KV_INDEX_INT32)
@@ -120,10 +146,12 @@ static fp8kv_status check_pointers(const fp8kv_cache_write *d)
 	REQUIRE_ALIGNED(value_cache, cache_size);
 	REQUIRE_ALIGNED(slot_mapping, index_size(d->slot_type));
 	REQUIRE_ALIGNED(swa_mapping, index_size(d->swa_type));
-	REQUIRE_ALIGNED(k_scale, 4);
-	REQUIRE_ALIGNED(v_scale, 4);
-	REQUIRE_ALIGNED(k_scale_cache, 4);
-	REQUIRE_ALIGNED(v_scale_cache, 4);
+	if (d->scale_mode != FP8KV_SCALE_GROUP) { /* unused by a grouped write */
+		REQUIRE_ALIGNED(k_scale, 4);
+		REQUIRE_ALIGNED(v_scale, 4);
+		REQUIRE_ALIGNED(k_scale_cache, 4);
+		REQUIRE_ALIGNED(v_scale_cache, 4);
+	}
 	REQUIRE_ALIGNED(overflow_count, 8);
 	REQUIRE_ALIGNED(nan_count, 8);
 	REQUIRE_ALIGNED(k_amax, 4);
@@ -131,14 +159,17 @@ static fp8kv_status check_pointers(const fp8kv_cache_write *d)
 	return FP8KV_OK;
 }
 
-static fp8kv_status validate_cache_write(const fp8kv_cache_write *d)
+/* The regions a call may have: section 7's 14, the groups' 4. */
+#define MAX_REGIONS 18
+
+fp8kv_status fp8kv_validate_cache_write(const fp8kv_cache_write *d, const fp8kv_group_scales *g)
 {
 	fp8kv_status st;
 	int64_t num_slots;
 
 	if (!d)
 		FAIL(FP8KV_EINVAL, "desc is NULL");
-	if ((st = check_dtypes(d)) != FP8KV_OK)
+	if ((st = check_dtypes(d, g != NULL)) != FP8KV_OK)
 		return st;
 	if (d->num_tokens < 0)
 		FAIL(FP8KV_EINVAL, "num_tokens must be >= 0 (got %" PRId64 ")", d->num_tokens);
@@ -152,6 +183,12 @@ static fp8kv_status validate_cache_write(const fp8kv_cache_write *d)
 	if (d->swa_mapping && d->swa_mapping_len < 1)
 		FAIL(FP8KV_EINVAL, "swa_mapping_len must be >= 1 with a swa_mapping (got %" PRId64 ")",
 		     d->swa_mapping_len);
+	/* two e2m1 values share a byte (section 5b): rows of whole bytes */
+	const int64_t per = fp8kv_values_per_element(d->cache_dtype);
+	if (d->head_dim_k % per || d->head_dim_v % per)
+		FAIL(FP8KV_EINVAL, "%s (%" PRId64 ") is odd: rows of an e2m1 cache have an even length",
+		     d->head_dim_k % per ? "head_dim_k" : "head_dim_v",
+		     d->head_dim_k % per ? d->head_dim_k : d->head_dim_v);
 	if ((st = check_pointers(d)) != FP8KV_OK)
 		return st;
 
@@ -164,11 +201,14 @@ static fp8kv_status validate_cache_write(const fp8kv_cache_write *d)
 	const fp8kv_layout value_in = {3, {tokens, d->num_heads, d->head_dim_v},
 				 {d->value_stride_token, d->value_stride_head, 1},
 				 {"token", "head", "dim"}};
-	const fp8kv_layout key_cache = {4, {d->num_blocks, d->block_size, d->num_heads, d->head_dim_k},
+	/* a cache row holds head_dim / per elements */
+	const fp8kv_layout key_cache = {4, {d->num_blocks, d->block_size, d->num_heads,
+					    d->head_dim_k / per},
 				  {d->key_cache_stride_block, d->key_cache_stride_slot,
 				   d->key_cache_stride_head, 1},
 				  {"block", "slot", "head", "dim"}};
-	const fp8kv_layout value_cache = {4, {d->num_blocks, d->block_size, d->num_heads, d->head_dim_v},
+	const fp8kv_layout value_cache = {4, {d->num_blocks, d->block_size, d->num_heads,
+					      d->head_dim_v / per},
 				    {d->value_cache_stride_block, d->value_cache_stride_slot,
 				     d->value_cache_stride_head, 1},
 				    {"block", "slot", "head", "dim"}};
@@ -199,7 +239,7 @@ static fp8kv_status validate_cache_write(const fp8kv_cache_write *d)
 	const uint64_t scale_bytes = d->scale_mode == FP8KV_SCALE_TENSOR ? 4
 				     : d->scale_mode == FP8KV_SCALE_HEAD ? heads_floats
 									 : 0;
-	fp8kv_region r[14];
+	fp8kv_region r[MAX_REGIONS];
 	int n = 0;
 	fp8kv_region_strided(&r[n++], "key_cache", 1, d->key_cache, &key_cache, cache_size);
 	fp8kv_region_strided(&r[n++], "value_cache", 1, d->value_cache, &value_cache, cache_size);
@@ -221,6 +261,8 @@ static fp8kv_status validate_cache_write(const fp8kv_cache_write *d)
 		fp8kv_region_flat(&r[n++], "slot_mapping", 0, d->slot_mapping, slot_bytes);
 		fp8kv_region_flat(&r[n++], "swa_mapping", 0, d->swa_mapping, swa_bytes);
 	}
+	if (g && (st = fp8kv_check_groups(d, g, r, &n)) != FP8KV_OK)
+		return st;
 	return fp8kv_regions_apart(r, n);
 }
 
@@ -243,7 +285,7 @@ static fp8kv_status validate_convert(const fp8kv_convert_args *a, int quantize)
 	if ((unsigned)a->overflow > (unsigned)FP8KV_NONSATURATING)
 		FAIL(FP8KV_EINVAL, "overflow %d is not an fp8kv_overflow", (int)a->overflow);
 	if (a->scale_mode != FP8KV_SCALE_ONE && a->scale_mode != FP8KV_SCALE_TENSOR)
-		FAIL((unsigned)a->scale_mode <= FP8KV_SCALE_TOKEN_HEAD ? FP8KV_ENOTSUP : FP8KV_EINVAL,
+		FAIL((unsigned)a->scale_mode <= FP8KV_SCALE_GROUP ? FP8KV_ENOTSUP : FP8KV_EINVAL,
 		     "scale_mode %d: flat conversions take FP8KV_SCALE_ONE or FP8KV_SCALE_TENSOR",
 		     (int)a->scale_mode);
 	if (a->count == 0)
@@ -283,7 +325,7 @@ static void plan_side(fp8kv_plan_side *side, const void *input, void *cache, int
 {
 	side->recipe.cache_dtype = (int32_t)d->cache_dtype;
 	side->recipe.cache_size = (int32_t)fp8kv_dtype_size(d->cache_dtype);
-	side->recipe.converts = fp8kv_dtype_is_fp8(d->cache_dtype);
+	side->recipe.converts = plan_is_element_format(d->cache_dtype);
 	side->recipe.scale_mode = (int32_t)d->scale_mode;
 	side->input = (const unsigned char *)input;
 	side->cache = (unsigned char *)cache;
@@ -303,9 +345,10 @@ static void plan_side(fp8kv_plan_side *side, const void *input, void *cache, int
 	side->amax = amax;
 }
 
-fp8kv_status fp8kv_plan_cache_write(const fp8kv_cache_write *d, fp8kv_write_plan *p)
+fp8kv_status fp8kv_plan_cache_write(const fp8kv_cache_write *d, const fp8kv_group_scales *g,
+				    fp8kv_write_plan *p)
 {
-	fp8kv_status st = validate_cache_write(d);
+	fp8kv_status st = fp8kv_validate_cache_write(d, g);
 	if (st != FP8KV_OK)
 		return st;
 	memset(p, 0, sizeof *p);
@@ -334,6 +377,8 @@ fp8kv_status fp8kv_plan_cache_write(const fp8kv_cache_write *d, fp8kv_write_plan
 	p->input_dtype = (int32_t)d->input_dtype;
 	p->input_size = (int32_t)fp8kv_dtype_size(d->input_dtype);
 	p->saturate = d->overflow == FP8KV_SATURATE;
+	if (g)
+		fp8kv_plan_groups(d, g, p);
 	return FP8KV_OK;
 }
 

@@ -19,23 +19,49 @@
 
 #include "fp8kv.h"
 #include "fp8_convert.h"
+#include "group_convert.h"
 #include "host_device.h"
 
 /* Indices of fp8kv_write_plan.side. */
 enum { FP8KV_SIDE_KEY = 0, FP8KV_SIDE_VALUE = 1 };
 
+/* How the groups of a side's rows are scaled (FP8KV_SCALE_GROUP, fp8kv.h
+ * section 8, A-GROUP-SCALES).  The numbers are the public enums'. */
+typedef struct fp8kv_group_recipe {
+	int32_t rule;                     /* fp8kv_group_rule */
+	int32_t size;                     /* G: elements per group, dividing head_dim */
+	int32_t rounding;                 /* fp8kv_rounding (int8 elements) */
+	int32_t scale_bytes;              /* a stored scale: 4 (fp32) or 1 (E8M0, e4m3fn) */
+	float divisor;                    /* FP8KV_GROUP_F32: D, resolved (never 0) */
+	float scale_floor;                /* FP8KV_GROUP_F32: the floor, resolved */
+} fp8kv_group_recipe;
+
 /* How a side's rows are written (A-RECIPE): the cache's element format,
  * whether the rows are converted or copied, and where the divisor comes
  * from.  Each side carries its own, and the row helpers below read the
- * side's.  The front end gives both sides the same recipe today
- * (plan_side in lib/plan.c), and the GPU kernels, specialized on a recipe,
- * take the key side's for both. */
+ * side's.  A plain write gives both sides one recipe (plan_side in
+ * lib/plan.c), and the GPU kernels, specialized on a recipe, take the key
+ * side's for both; a grouped write too; an MLA write (lib/plan_mla.c)
+ * gives its two sides, the latent and the RoPE part, recipes that may
+ * differ (A-MLA-RECORD). */
 typedef struct fp8kv_row_recipe {
-	int32_t cache_dtype;              /* fp8kv_dtype of the cache */
-	int32_t cache_size;               /* bytes per cache element */
-	int32_t converts;                 /* FP8: q = fp8(x / s); else copied as they are */
+	int32_t cache_dtype;              /* fp8kv_dtype of the cache elements */
+	int32_t cache_size;               /* bytes per cache element (an e2m1 byte holds 2 values) */
+	int32_t converts;                 /* FP8, e2m1, int8: q = code(x / s); else copied */
 	int32_t scale_mode;               /* fp8kv_scale_mode; FP8KV_SCALE_ONE for copies */
+	fp8kv_group_recipe group;         /* FP8KV_SCALE_GROUP only; else zero */
 } fp8kv_row_recipe;
+
+/* Where the scales of a side's groups go (section 8): group j of row h
+ * written to (block, offset) stores its scale at element
+ * fp8kv_group_scale_index of scales, in elements of recipe.group.scale_bytes
+ * bytes. */
+typedef struct fp8kv_group_scale_map {
+	unsigned char *scales;            /* FP8KV_SCALE_GROUP: the stored scales; else NULL */
+	const float *global;              /* FP8KV_GROUP_NVFP4: g, one fp32; else NULL */
+	int64_t stride_block, stride_slot, stride_head, stride_group;
+	int64_t interleave, stride_interleave; /* 0, 0: none */
+} fp8kv_group_scale_map;
 
 /* One side of the write: where its rows come from and go.  Strides are in
  * elements of the array they step through (input dtype, cache dtype, fp32
@@ -51,6 +77,7 @@ typedef struct fp8kv_plan_side {
 	float *scale_cache;               /* computed scales (fp8kv_mode_computed); else NULL */
 	int64_t scale_stride_block, scale_stride_slot, scale_stride_head;
 	float *amax;                      /* optional: [num_heads], raised */
+	fp8kv_group_scale_map groups;     /* FP8KV_SCALE_GROUP: the groups' scales */
 } fp8kv_plan_side;
 
 /* Where each token goes (fp8kv.h section 7). */
@@ -195,10 +222,19 @@ FP8KV_HD_CONSTEXPR int fp8kv_mode_computed(int mode)
 	return mode == FP8KV_SCALE_TOKEN_HEAD;
 }
 
+/* Each group of a row computes its own scale (section 8): the row is
+ * written by groups (fp8kv_group_scale_of_side, fp8kv_group_scale_index),
+ * not by fp8kv_row_scale. */
+FP8KV_HD_CONSTEXPR int fp8kv_mode_grouped(int mode)
+{
+	return mode == FP8KV_SCALE_GROUP;
+}
+
 /* Rows of one call may divide by different scales. */
 FP8KV_HD_CONSTEXPR int fp8kv_mode_per_row(int mode)
 {
-	return mode == FP8KV_SCALE_HEAD || mode == FP8KV_SCALE_TOKEN_HEAD;
+	return mode == FP8KV_SCALE_HEAD || mode == FP8KV_SCALE_TOKEN_HEAD ||
+	       mode == FP8KV_SCALE_GROUP;
 }
 
 /* Which given scale row h divides by. */
@@ -232,6 +268,43 @@ FP8KV_HD float fp8kv_row_scale(const fp8kv_plan_side *sd, int mode, int64_t h, f
 FP8KV_HD int fp8kv_amax_raises(float cur, float a)
 {
 	return (int32_t)fp8kv_f32_bits(a) > (int32_t)fp8kv_f32_bits(cur);
+}
+
+/* ---- group scales (fp8kv.h section 8, A-GROUP-SCALES) ---- */
+
+/* The element of sd's scale array where the scale of group j of row h,
+ * written to (block, offset), goes: section 8's address, with the 4-token
+ * interleave of vLLM's and TensorRT-LLM's NVFP4 V scales when interleave
+ * > 0. */
+FP8KV_HD int64_t fp8kv_group_scale_index(const fp8kv_plan_side *sd, int64_t block,
+					 int64_t offset, int64_t h, int64_t j)
+{
+	const fp8kv_group_scale_map *m = &sd->groups;
+	const int64_t slot_term = m->interleave > 0
+					  ? (offset / m->interleave) * m->stride_slot +
+						    (offset % m->interleave) * m->stride_interleave
+					  : offset * m->stride_slot;
+	return block * m->stride_block + slot_term + h * m->stride_head + j * m->stride_group;
+}
+
+/* The scale of a group of sd's rows whose finite elements' largest
+ * magnitude is amax; NVFP4 reads its global scale from memory here. */
+FP8KV_HD fp8kv_group_scale fp8kv_group_scale_of_side(const fp8kv_plan_side *sd, float amax)
+{
+	const fp8kv_row_recipe *r = &sd->recipe;
+	const float g = r->group.rule == FP8KV_CV_GROUP_NVFP4 ? sd->groups.global[0] : 0.0f;
+	return fp8kv_group_scale_of(r->group.rule, r->cache_dtype, r->group.divisor,
+				    r->group.scale_floor, g, amax);
+}
+
+/* Stores a group's scale (fp8kv_group_scale.stored) at element index of
+ * sd's scale array: an fp32 (aligned, validated) or a byte. */
+FP8KV_HD void fp8kv_store_group_scale(const fp8kv_plan_side *sd, int64_t index, uint32_t stored)
+{
+	if (sd->recipe.group.scale_bytes == 4)
+		((uint32_t *)sd->groups.scales)[index] = stored;
+	else
+		sd->groups.scales[index] = (unsigned char)stored;
 }
 
 #endif /* FP8KV_WRITE_PLAN_H */

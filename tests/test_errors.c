@@ -2,7 +2,7 @@
 /*
  * test_errors.c - the README's bad-input table: every rejected input returns
  * its code and a message that names the culprit, and leaves every cache
- * byte as it was.
+ * byte as it was.  The grouped and MLA writes' are test_errors_group.c's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fp8kv.h"
+#include "test_errors.h"
 
 #define T 4     /* tokens */
 #define H 2     /* heads */
@@ -353,7 +354,18 @@ START_TEST(status_strings)
 	ck_assert_int_eq(fp8kv_dtype_from_name("e5m2fnuz", &t), FP8KV_OK);
 	ck_assert_int_eq(t, FP8KV_E5M2FNUZ);
 	ck_assert_int_eq(fp8kv_dtype_from_name("fp8", &t), FP8KV_EINVAL);
-	ck_assert_ptr_null(fp8kv_dtype_name((fp8kv_dtype)7));
+	ck_assert_int_eq(fp8kv_dtype_from_name("e2m1", &t), FP8KV_OK);
+	ck_assert_int_eq(t, FP8KV_E2M1);
+	ck_assert_int_eq(fp8kv_dtype_from_name("int8", &t), FP8KV_OK);
+	ck_assert_int_eq(t, FP8KV_INT8);
+	ck_assert_str_eq(fp8kv_dtype_name(FP8KV_E2M1), "e2m1");
+	ck_assert_str_eq(fp8kv_dtype_name(FP8KV_INT8), "int8");
+	/* an e2m1 element is a byte of two values, as torch.float4_e2m1fn_x2 */
+	ck_assert_uint_eq(fp8kv_dtype_size(FP8KV_E2M1), 1);
+	ck_assert_uint_eq(fp8kv_dtype_size(FP8KV_INT8), 1);
+	ck_assert(!fp8kv_dtype_is_fp8(FP8KV_E2M1) && !fp8kv_dtype_is_fp8(FP8KV_INT8));
+	ck_assert(fp8kv_fp8_max(FP8KV_E2M1) == 0.0f && fp8kv_fp8_max(FP8KV_INT8) == 0.0f);
+	ck_assert_ptr_null(fp8kv_dtype_name((fp8kv_dtype)9));
 	ck_assert_uint_eq(fp8kv_dtype_size((fp8kv_dtype)-1), 0);
 }
 END_TEST
@@ -426,6 +438,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(tc, scale_mode_names);
 	tcase_add_test(tc, slot_checker_arguments);
 	suite_add_tcase(s, tc);
+	add_group_error_tests(s);
 	return s;
 }
 

@@ -314,8 +314,11 @@ static const nvfp4_vec nvfp4_vecs[] = {
 	{F_NAN, 0x40C00000, 0x00, 1, 0}, {F_MINF, 0x40C00000, 0x00, 1, 0},
 	/* RN(6 g) overflows: amax / Inf = 0, sf 0 */
 	{F_MAX, 0x40C00000, 0x00, 1, 0},
-	/* s = RN(sf * g) underflows to +0 while sf is not 0 (see the report) */
-	{F_TRUE_MIN, F_TRUE_MIN, 0x23, 0, F_0},
+	/* s = RN(sf * g) underflows to +0 while sf is not 0: the codes are +-0
+	 * (fp8kv.h section 8), sf is stored */
+	{F_TRUE_MIN, F_TRUE_MIN, 0x23, 1, F_0},
+	{0x00000003, F_TRUE_MIN, 0x16, 1, F_0},         /* q 1/18: sf 1.75 * 2^-5, s 0 */
+	{0x00800000, F_TRUE_MIN, 0x00, 1, 0},           /* g normal: sf underflows first */
 };
 
 START_TEST(nvfp4_scales)
@@ -520,12 +523,12 @@ START_TEST(rows_nvfp4)
 	p.global = f(F_ONE);
 	row(&p, 16, tiny, 16, FP8KV_F32, codes, scales, &c);
 	ck_assert(codes[0] == 0x80 && scales[0] == 0);
-	/* s = RN(sf * g) = +0 with sf 0x23: x / +0 (the literal reading, see the
-	 * report): +-Inf -> +-6 and counted, 0 / 0 = NaN -> 0x0 */
+	/* s = RN(sf * g) = +0 with sf 0x23: the codes are +-0 by sign, nothing
+	 * counts as an overflow, and sf is stored (fp8kv.h section 8) */
 	const uint32_t sub[16] = {F_TRUE_MIN, F_0, F_M0, 0x80000001};
 	p.global = f(F_TRUE_MIN);
 	row(&p, 16, sub, 16, FP8KV_F32, codes, scales, &c);
-	ck_assert(codes[0] == 0x07 && codes[1] == 0xF0 && scales[0] == 0x23 && c.overflows == 2);
+	ck_assert(codes[0] == 0x00 && codes[1] == 0x88 && scales[0] == 0x23 && c.overflows == 0);
 }
 END_TEST
 

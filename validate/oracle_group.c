@@ -154,6 +154,8 @@ int oracle_group_scale_of(const oracle_group_params *p, float amax, oracle_group
 		out->stored[0] = sf;
 		/* sf has 4 significant bits, g 24: the product is exact */
 		out->s = oracle_f32_round(oracle_decode(sf, FP8KV_E4M3FN) * g);
+		/* s of 0 (a subnormal g): the codes are +-0, sf is stored */
+		out->zero = oracle_f32_exact(out->s) == 0;
 		return 0;
 	}
 	default:
@@ -253,7 +255,11 @@ int64_t oracle_mla_plain_entry(const uint32_t *kv_c, int64_t rank, const uint32_
 				entry[i * in + k] = (uint8_t)(x >> (8 * k));
 		} else {
 			int o = 0;
-			entry[i] = oracle_quantize(x, dtype, scaled, s, cache_dtype, overflow, &o);
+			entry[i] = oracle_table /* tabulated by a tool, held to the search */
+					   ? oracle_quantize_tabulated(x, dtype, scaled, s, cache_dtype,
+								       overflow, &o)
+					   : oracle_quantize(x, dtype, scaled, s, cache_dtype, overflow,
+							     &o);
 			c.overflows += (uint64_t)o;
 		}
 	}

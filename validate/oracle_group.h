@@ -77,8 +77,9 @@ typedef struct oracle_group_params {
 /* The scale of one group. */
 typedef struct oracle_group_scale {
 	float s;             /* the elements' divisor (unused when zero) */
-	int zero;            /* NVFP4 only: sf is 0 or g is not positive and
-			        finite, so the codes are +-0 by sign */
+	int zero;            /* NVFP4 only: sf is 0, s is 0, or g is not
+			        positive and finite, so the codes are +-0 by
+			        sign */
 	uint8_t stored[4];   /* the stored scale, little-endian */
 	int stored_bytes;    /* 4 (fp32) or 1 (E8M0 byte, e4m3fn code) */
 } oracle_group_scale;

@@ -152,7 +152,8 @@ def group_scale(rule, fmt, amax, divisor=0, floor=0, g=0):
         if sf == 0:
             return Scale(0, [0], True)
         sf_value = X.bits_of(False, X.E4M3FN.decode(sf)[1])
-        return Scale(X.f32_mul(sf_value, g), [sf], False)
+        s = X.f32_mul(sf_value, g)
+        return Scale(s, [sf], X.magnitude(s) == 0)    # s of 0: +-0, sf stored
     raise ValueError(f"rule {rule!r}")
 
 
