@@ -12,11 +12,12 @@ lib_LTLIBRARIES = lib/libfp8kv.la
 # The library's objects, also linked statically into test programs that
 # must not depend on the loader's search path (tests/setuid_probe).
 noinst_LTLIBRARIES += lib/libfp8kv_core.la
-lib_libfp8kv_core_la_SOURCES = \
-	lib/fp8kv.c lib/plan.c lib/plan_group.c lib/plan_mla.c lib/layout.c lib/overlap.c \
-	lib/dtypes.c lib/errors.c lib/modules.c \
-	lib/internal.h lib/plan_common.h lib/layout.h lib/overlap.h lib/backend.h \
+# named once: the fuzz target (tests/hardening.mk) compiles the same files
+FP8KV_LIB_C = lib/fp8kv.c lib/plan.c lib/plan_group.c lib/plan_mla.c lib/layout.c \
+	lib/overlap.c lib/dtypes.c lib/errors.c lib/modules.c
+FP8KV_LIB_H = lib/internal.h lib/plan_common.h lib/layout.h lib/overlap.h lib/backend.h \
 	lib/write_plan.h lib/fp8_convert.h lib/group_convert.h lib/host_device.h
+lib_libfp8kv_core_la_SOURCES = $(FP8KV_LIB_C) $(FP8KV_LIB_H)
 lib_libfp8kv_core_la_CPPFLAGS = $(AM_CPPFLAGS) -DFP8KV_BUILDING \
 	-DFP8KV_MODULE_DIR='"$(moduledir)"'
 lib_libfp8kv_core_la_CFLAGS = $(AM_CFLAGS) $(FP8KV_VISIBILITY_CFLAGS)

@@ -135,24 +135,20 @@ FUZZ_EXTRA =
 FUZZ_ARGS =
 FUZZ_TOLERATE =
 FUZZ_WORKDIR = tests/fuzz/work
-# the library's and the CPU backend's sources (lib/local.mk, cpu/local.mk)
-FUZZ_SRCS = $(srcdir)/tests/fuzz/fuzz_harness.c $(srcdir)/tests/fuzz/fuzz_reference.c \
-	$(srcdir)/tests/fuzz/fuzz_cache_write.c $(srcdir)/tests/fuzz/fuzz_flat.c \
-	$(srcdir)/lib/fp8kv.c $(srcdir)/lib/plan.c $(srcdir)/lib/layout.c $(srcdir)/lib/overlap.c \
-	$(srcdir)/lib/dtypes.c $(srcdir)/lib/errors.c $(srcdir)/lib/modules.c \
-	$(srcdir)/cpu/rows.c $(srcdir)/cpu/cache_write.c $(srcdir)/cpu/flat.c \
-	$(srcdir)/cpu/backend.c
-FUZZ_INCLUDES = $(srcdir)/tests/fuzz/fuzz.h $(srcdir)/include/fp8kv.h $(srcdir)/lib/backend.h $(srcdir)/lib/internal.h \
-	$(srcdir)/lib/layout.h $(srcdir)/lib/overlap.h $(srcdir)/lib/write_plan.h $(srcdir)/lib/fp8_convert.h \
-	$(srcdir)/lib/host_device.h $(srcdir)/cpu/cpu.h
+# the library's and the CPU backend's sources, as lib/local.mk and
+# cpu/local.mk name them, relative to $(srcdir) (make finds them by VPATH)
+FUZZ_SRCS = tests/fuzz/fuzz_harness.c tests/fuzz/fuzz_reference.c \
+	tests/fuzz/fuzz_cache_write.c tests/fuzz/fuzz_flat.c $(FP8KV_LIB_C) $(FP8KV_CPU_C)
+FUZZ_INCLUDES = tests/fuzz/fuzz.h include/fp8kv.h $(FP8KV_LIB_H) cpu/cpu.h
 
 tests/fuzz/fuzz_cache_write$(EXEEXT): $(FUZZ_SRCS) $(FUZZ_INCLUDES) $(top_builddir)/config.h
 	@$(MKDIR_P) tests/fuzz
-	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_FLAGS) -ffp-contract=off -DFP8KV_BUILDING \
+	$(AM_V_CCLD)srcs=; for f in $(FUZZ_SRCS); do srcs="$$srcs $(srcdir)/$$f"; done; \
+	$(FUZZ_CC) $(FUZZ_FLAGS) -ffp-contract=off -DFP8KV_BUILDING \
 	  -DFP8KV_NO_TARGET_CLONES \
 	  -DFP8KV_MODULE_DIR='"/nonexistent"' -I$(top_srcdir)/include -I$(top_srcdir)/lib -I$(top_srcdir)/cpu \
 	  -I$(top_srcdir)/tests/fuzz \
-	  -I$(top_builddir) $(FUZZ_EXTRA) -o $@ $(FUZZ_SRCS) $(LIBS) -lm
+	  -I$(top_builddir) $(FUZZ_EXTRA) -o $@ $$srcs $(LIBS) -lm
 
 fuzz: tests/fuzz/fuzz_cache_write$(EXEEXT)
 	@rm -rf $(FUZZ_WORKDIR)

@@ -263,16 +263,64 @@ void fuzz_check_slots(fz *f)
 
 /* ------------------------------------------------------ scalars and names */
 
+/* fp8kv.h 5b and 5c, modelled apart from lib/group_convert.h: the nearest
+ * of the grid in exact double arithmetic, ties to the even index. */
+static uint8_t ref_small_code(float y, fp8kv_dtype t)
+{
+	static const double e2m1[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+	if (isnan(y))
+		return 0;
+	const double a = fabs((double)y);
+	if (t == FP8KV_INT8) {
+		double r = a >= 128.0 ? 127.0 : nearbyint(a); /* FE_TONEAREST: ties to even */
+		if (r > 127.0)
+			r = 127.0;
+		const int v = signbit(y) ? -(int)r : (int)r;
+		return (uint8_t)(int8_t)v;
+	}
+	int best = 7;
+	if (a < 6.0) {
+		best = 0;
+		for (int i = 1; i < 8; i++) {
+			const double d = fabs(a - e2m1[i]), db = fabs(a - e2m1[best]);
+			if (d < db || (d == db && i % 2 == 0))
+				best = i;
+		}
+	}
+	return (uint8_t)((signbit(y) ? 8 : 0) | best);
+}
+
+static float ref_small_value(uint8_t code, fp8kv_dtype t)
+{
+	static const float e2m1[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+	if (t == FP8KV_INT8)
+		return (float)(int8_t)code;
+	return code & 8 ? -e2m1[code & 7] : e2m1[code & 7];
+}
+
 void fuzz_scalars(fz *f)
 {
 	current_op = "fp8kv_from_float/to_float";
 	for (int i = 0; i < 8; i++) {
 		const float y = interesting_f32(f);
 		const int k = u8(f);
-		const fp8kv_dtype t = k < 240 ? (fp8kv_dtype)(k % 8) : (fp8kv_dtype)(int8_t)u8(f);
+		const fp8kv_dtype t = k < 240 ? (fp8kv_dtype)(k % 10) : (fp8kv_dtype)(int8_t)u8(f);
 		const fp8kv_overflow ovf = (fp8kv_overflow)(rare(f, 16) ? (int)(int8_t)u8(f) : k & 1);
 		const uint8_t code = fp8kv_from_float(y, t, ovf);
 		const fmt fm = fmt_of(t);
+		if (t == FP8KV_E2M1 || t == FP8KV_INT8) { /* 5b, 5c: any policy */
+			const uint8_t want = ref_small_code(y, t);
+			REQUIRE(code == want, "from_float(%a, %s) = 0x%02X, expected 0x%02X", (double)y,
+				fp8kv_dtype_name(t), code, want);
+			const uint8_t c2 = u8(f);
+			const float got = fp8kv_to_float(c2, t), v = ref_small_value(c2, t);
+			REQUIRE(f32_bits(got) == f32_bits(v), "to_float(0x%02X, %s) = %a, expected %a",
+				c2, fp8kv_dtype_name(t), (double)got, (double)v);
+			REQUIRE(fp8kv_fp8_max(t) == 0.0f, "fp8_max(%s) is not 0", fp8kv_dtype_name(t));
+			REQUIRE(fp8kv_suggest_scale(y, t) == 1.0f, "suggest_scale in %s",
+				fp8kv_dtype_name(t));
+			continue;
+		}
 		if (!fm.valid) {
 			REQUIRE(code == 0, "from_float(%a) in non-FP8 dtype %d gave 0x%02X", (double)y,
 				(int)t, code);
@@ -318,7 +366,7 @@ void fuzz_scalars(fz *f)
 
 	current_op = "dtype helpers";
 	const int k = (int)(int32_t)u32(f);
-	const fp8kv_dtype t = (fp8kv_dtype)(rare(f, 128) ? k : k % 9 - 1);
+	const fp8kv_dtype t = (fp8kv_dtype)(rare(f, 128) ? k : k % 11 - 1);
 	const char *name = fp8kv_dtype_name(t);
 	REQUIRE((name != NULL) == is_known(t), "dtype_name(%d)", (int)t);
 	REQUIRE((fp8kv_dtype_size(t) != 0) == is_known(t), "dtype_size(%d)", (int)t);

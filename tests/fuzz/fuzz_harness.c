@@ -222,7 +222,7 @@ int is_wide(int t)
 
 int is_known(int t)
 {
-	return t >= 0 && t <= FP8KV_E5M2FNUZ;
+	return t >= 0 && t <= FP8KV_INT8;
 }
 
 int misaligned(const void *p, size_t a)
