@@ -43,7 +43,8 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_import.py \
 	tests/python/test_signature.py \
 	tests/python/test_plans.py \
-	tests/python/test_grouped_mla.py
+	tests/python/test_grouped_mla.py \
+	tests/python/test_mla_compat_ops.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
 	python/pythondir.py python/METADATA.in \
 	dev/gpu_check.py dev/conform_gpu.py dev/conform_torch_demo.py \

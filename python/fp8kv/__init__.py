@@ -60,10 +60,17 @@ except ImportError:
 _op = None   # torch.ops.fp8kv.reshape_and_cache, once torch is adopted
 
 
+_ops = {}  # the grouped and MLA writes' operators, by name, once torch is adopted
+
+
 def _register(torch):
     global _op
     _op = _torch_op.register(_write.hot("reshape_and_cache", "The CPU and CUDA kernel.",
                                         positional=len(_signature.PARAMS)))
+    for name, write in (("reshape_and_cache_grouped", _grouped),
+                        ("concat_and_cache_mla", _mla)):
+        kernel = write.hot(name, "The CPU and CUDA kernel.", positional=len(write.PARAMS))
+        _ops[name] = _torch_op.register(kernel, name, write.PARAMS)
 
 
 def register_torch_ops():
@@ -86,6 +93,29 @@ def _traced(**args):
             args[name] = torch.tensor(value, dtype=torch.float32, device=args["key"].device)
     args["format"] = parse_format(args["format"])
     _op(**args)
+
+
+def _traced_of(name, params):
+    """The traced form of a grouped or MLA write: the operator, with number
+    scales as float32 tensors on the first input's device, float keywords
+    as floats and a torch dtype format= as its name."""
+    numbers = _signature.numbers(params)
+    floats = tuple(p.name for p in params if p.type == "float")
+    first = params[0].name
+
+    def traced(**args):
+        torch = _torch.torch
+        for n in numbers:
+            if _arrays.is_number(args[n]):
+                value = struct.unpack("=f", _arrays.float32_bits(args[n], n))
+                args[n] = torch.tensor(value, dtype=torch.float32, device=args[first].device)
+        for n in floats:
+            if _arrays.is_number(args[n]):
+                args[n] = float(args[n])
+        if args["format"] is not None and not isinstance(args["format"], str):
+            args["format"] = parse_format(args["format"])
+        _ops[name](**args)
+    return traced
 
 
 _DOC = """Writes key and value rows into a paged KV cache, converting them to FP8.
@@ -231,6 +261,8 @@ one entry per token (include/fp8kv.h section 9).
 For finite inputs "ds_mla" writes vLLM's bytes; on NaN and Inf vLLM
 differs (section 9)."""
 
-reshape_and_cache_grouped = _grouped.hot("reshape_and_cache_grouped", _GROUPED_DOC,
-                                         module=__name__)
-concat_and_cache_mla = _mla.hot("concat_and_cache_mla", _MLA_DOC, module=__name__)
+reshape_and_cache_grouped = _grouped.hot(
+    "reshape_and_cache_grouped", _GROUPED_DOC, module=__name__,
+    traced=_traced_of("reshape_and_cache_grouped", _grouped.PARAMS))
+concat_and_cache_mla = _mla.hot("concat_and_cache_mla", _MLA_DOC, module=__name__,
+                                traced=_traced_of("concat_and_cache_mla", _mla.PARAMS))

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""A drop-in for vLLM's reshape_and_cache_flash (vllm._custom_ops, the
-_C_cache_ops kernel), same signature, same arguments, fp8kv's bytes.
+"""Drop-ins for vLLM's reshape_and_cache_flash and concat_and_cache_mla
+(vllm._custom_ops, the _C_cache_ops kernels), same signatures, same
+arguments, fp8kv's bytes.
 
 vLLM's conventions, kept:
   - num_tokens = slot_mapping.shape[0]: key and value may have more rows
@@ -25,7 +26,7 @@ keeps its sign (NVIDIA's conversion drops it), and an out-of-range slot is
 skipped and reported (fp8kv.RangeError) instead of written out of bounds.
 """
 
-from .. import reshape_and_cache
+from .. import concat_and_cache_mla as _mla_write, reshape_and_cache
 from .._arrays import describe
 from .._types import dtype_name
 from . import _Uint8Format
@@ -70,3 +71,74 @@ def reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapping,
                         % (kv_cache_dtype, dtype_name(describe(key_cache, "key_cache")[3])))
     reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, k_scale=k_scale,
                       v_scale=v_scale, format=fmt, layout="NHD")
+
+
+_MLA_COPIES = ("auto", "bfloat16", "float16")
+_DS_DIVISOR = {"e4m3fn": None, "e4m3fnuz": 224.0}   # vLLM's kFp8ScaleDivisor by build
+
+
+def concat_and_cache_mla(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, scale):
+    """Drop-in for vLLM's concat_and_cache_mla: writes the first
+    slot_mapping.shape[0] rows of kv_c [tokens, kv_lora_rank] and k_pe
+    [tokens, pe_dim] as one entry per token into kv_cache [num_blocks,
+    block_size, entry] (any block and entry strides, the entry contiguous).
+
+    kv_cache_dtype:
+      "auto", "bfloat16", "float16"  a copy (the cache has the input's dtype);
+      "fp8", "fp8_e4m3", "fp8_e5m2"  every element, RoPE part included,
+          fp8(x / scale), saturated; scale: a float32 tensor of one value
+          (or a float);
+      "fp8_ds_mla"  DeepSeek's 656-byte record (vLLM's
+          concat_and_cache_ds_mla): kv_lora_rank 512, pe_dim 64, 16-bit
+          inputs, a uint8 (or float8 e4m3) cache of 656 bytes an entry;
+          scale is not read.  The tile divisor follows the format as
+          vLLM's build does: 448 for e4m3fn, 224 for e4m3fnuz (gfx942).
+    The e4m3 format follows the cache's float8 dtype, or set_fp8_format()
+    for a uint8 cache (as reshape_and_cache_flash).
+
+    Where fp8kv's bytes differ from vLLM's (docs/recipes.md section 2), it
+    follows include/fp8kv.h sections 5 and 9:
+      - NaN keeps its sign (vLLM's NVIDIA conversion writes 0x7F);
+      - fp8_ds_mla: amax ignores NaN and Inf; vLLM's tile with an Inf gets
+        the scale Inf (its finite codes +-0), an all-NaN tile FLT_MIN and
+        0x7F codes; here those tiles are scaled by their finite elements
+        and NaN/Inf convert by section 5;
+      - fp8_ds_mla with float16 inputs: vLLM's kernel reads the fp16 bit
+        patterns as integers for its amax (docs/recipes.md V-1); fp8kv uses
+        the values, so its fp16 records are DeepSeek's, not vLLM's;
+      - ROCm builds of vLLM divide fp16 inputs in fp16 (a double
+        rounding); fp8kv divides in fp32, as vLLM's NVIDIA build;
+      - an out-of-range slot is skipped and reported (fp8kv.RangeError),
+        not written out of bounds.
+    For finite bf16 (and, plain, finite fp16/fp32 on NVIDIA) inputs the
+    bytes are vLLM's."""
+    if not isinstance(kv_cache_dtype, str):
+        raise TypeError("kv_cache_dtype: must be a string ('auto', 'bfloat16', 'float16', "
+                        "'fp8', 'fp8_e4m3', 'fp8_e5m2', 'fp8_ds_mla'), not %s"
+                        % type(kv_cache_dtype).__name__)
+    if kv_cache_dtype in _MLA_COPIES:
+        _mla_write(kv_c, k_pe, kv_cache, slot_mapping)
+        return
+    if kv_cache_dtype == "fp8_ds_mla":
+        fmt = _uint8.resolve(kv_cache, _FAMILIES["fp8"], "kv_cache_dtype is 'fp8_ds_mla'",
+                             name="kv_cache")
+        if fmt is None:
+            raise TypeError("kv_cache: 'fp8_ds_mla' needs a uint8 (or float8 e4m3) cache, "
+                            "not %s" % dtype_name(describe(kv_cache, "kv_cache")[3]))
+        _mla_write(kv_c, k_pe, kv_cache, slot_mapping, kind="ds_mla", format=fmt,
+                   divisor=_DS_DIVISOR[fmt])
+        return
+    family = _FAMILIES.get(kv_cache_dtype)
+    if family is None:
+        raise ValueError("kv_cache_dtype: %r is not one fp8kv writes ('auto', 'bfloat16', "
+                         "'float16', 'fp8', 'fp8_e4m3', 'fp8_e5m2', 'fp8_ds_mla')"
+                         % (kv_cache_dtype,))
+    fmt = _uint8.resolve(kv_cache, family, "kv_cache_dtype is %r" % kv_cache_dtype,
+                         "e5m2" if kv_cache_dtype == "fp8_e5m2" else None, name="kv_cache")
+    if fmt is None:
+        raise TypeError("kv_cache: kv_cache_dtype %r needs a float8 or uint8 cache, not %s"
+                        % (kv_cache_dtype, dtype_name(describe(kv_cache, "kv_cache")[3])))
+    if scale is None:
+        raise ValueError("scale: kv_cache_dtype %r needs a scale (a float32 tensor of one "
+                         "value, or a float)" % (kv_cache_dtype,))
+    _mla_write(kv_c, k_pe, kv_cache, slot_mapping, scale="tensor", k_scale=scale, format=fmt)
