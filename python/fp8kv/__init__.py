@@ -38,7 +38,8 @@ from ._types import FormatInfo, formats, parse_format, scale_modes, typed
 from . import _grouped, _mla, _torch_op, _write
 
 __all__ = [
-    "reshape_and_cache", "reshape_and_cache_grouped", "concat_and_cache_mla", "synchronize", "quantize", "dequantize", "amax",
+    "reshape_and_cache", "reshape_and_cache_grouped", "concat_and_cache_mla", "synchronize",
+    "quantize", "dequantize", "amax",
     "suggest_scale", "check_slots", "from_float", "to_float", "version", "backends",
     "formats", "scale_modes", "typed", "register_torch_ops", "Error", "InvalidArgument",
     "NotSupported", "RangeError", "NoDevice", "BackendError", "OutOfMemory", "SlotReport",

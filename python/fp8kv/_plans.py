@@ -183,7 +183,8 @@ def hot(name, doc, plan, descriptor, call, plans, *, positional=_signature.POSIT
         del keep
 
     source = header + "\n" + "".join("    %s\n" % line for line in body)
-    namespace = dict(_defaults=_signature.defaults(params), _traced=traced, _torch=_torch, _Miss=_Miss,
+    namespace = dict(_defaults=_signature.defaults(params), _traced=traced, _torch=_torch,
+                     _Miss=_Miss,
                      _f32_bits=struct.Struct("=f").pack, _plans=plans, _slow=slow,
                      _pack=descriptor.pack, _call=call, _stream=_backends.stream,
                      _raise_for=_capi.raise_for, _T=_torch.Tensor, _S=None, _grad=None,

@@ -7,7 +7,8 @@ and torch.ops.fp8kv.concat_and_cache_mla likewise for the grouped and MLA
 writes.
 
 Each operator's schema, kernel and fake are built from its write's table
-(_signature.PARAMS, _grouped.PARAMS, _mla.PARAMS: P-ONE-SIGNATURE).  The operator is defined with torch.library.Library and
+(_signature.PARAMS, _grouped.PARAMS, _mla.PARAMS: P-ONE-SIGNATURE).  The
+operator is defined with torch.library.Library and
 given CPU and CUDA kernels, as the engines register theirs.  torch >= 2.4
 gets its fake through torch.library.register_fake; an older torch gets Meta
 kernels (torch 1.13 runs it eagerly).  torch.library.custom_op is not used:

@@ -9,6 +9,13 @@ signatures:
         value_cache, slot_mapping, kv_cache_dtype, k_scale, v_scale)
     fp8kv.compat.vllm.concat_and_cache_mla(kv_c, k_pe, kv_cache,
         slot_mapping, kv_cache_dtype, scale)
+    fp8kv.compat.vllm.triton_reshape_and_cache_flash_per_token_head_quant(
+        key, value, key_cache, value_cache, k_scale_cache, v_scale_cache,
+        slot_mapping, kv_quant_mode=None)
+    fp8kv.compat.flashinfer.nvfp4_quantize_append_paged_kv_cache(...)
+    fp8kv.compat.flashinfer.nvfp4_quantize_append_paged_kv_cache_with_slot_mapping(
+        append_key, append_value, slot_mapping, paged_kv_cache, kv_cache_sf,
+        k_scale, v_scale, kv_layout="NHD")
 
 aiter's concat_and_cache_mla has vLLM's signature (docs/recipes.md 2.3)
 and takes a subset of its kv_cache_dtype strings, but multiplies by a

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Drop-ins for vLLM's reshape_and_cache_flash and concat_and_cache_mla
-(vllm._custom_ops, the _C_cache_ops kernels), same signatures, same
-arguments, fp8kv's bytes.
+(vllm._custom_ops, the _C_cache_ops kernels) and its per-(token, head)
+Triton writer triton_reshape_and_cache_flash_per_token_head_quant, same
+signatures, same arguments, fp8kv's bytes.
 
 vLLM's conventions, kept:
   - num_tokens = slot_mapping.shape[0]: key and value may have more rows
@@ -26,7 +27,7 @@ keeps its sign (NVIDIA's conversion drops it), and an out-of-range slot is
 skipped and reported (fp8kv.RangeError) instead of written out of bounds.
 """
 
-from .. import concat_and_cache_mla as _mla_write, reshape_and_cache
+from .. import concat_and_cache_mla as _mla_write, reshape_and_cache, reshape_and_cache_grouped
 from .._arrays import describe
 from .._types import dtype_name
 from . import _Uint8Format
@@ -142,3 +143,65 @@ def concat_and_cache_mla(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, sca
         raise ValueError("scale: kv_cache_dtype %r needs a scale (a float32 tensor of one "
                          "value, or a float)" % (kv_cache_dtype,))
     _mla_write(kv_c, k_pe, kv_cache, slot_mapping, scale="tensor", k_scale=scale, format=fmt)
+
+
+_PTH_FLOOR = 1e-6     # vLLM's floor of a per-(token, head) scale
+_PTH_MODES = ("INT8_PER_TOKEN_HEAD", "FP8_PER_TOKEN_HEAD")
+
+
+def _expanded(x, name):
+    """A [blocks, block_size, heads] scale cache as [..., 1]: one group."""
+    if x is None:
+        raise ValueError("%s: the per-(token, head) write needs its scale cache" % name)
+    ptr, shape, strides, kind, d = describe(x, name)
+    if len(shape) != 3:
+        raise ValueError("%s: must be 3-D [num_blocks, block_size, num_kv_heads], got shape %s"
+                         % (name, tuple(shape)))
+    return x.unsqueeze(-1) if hasattr(x, "unsqueeze") else x[..., None]
+
+
+def triton_reshape_and_cache_flash_per_token_head_quant(key, value, key_cache, value_cache,
+                                                        k_scale_cache, v_scale_cache,
+                                                        slot_mapping, kv_quant_mode=None):
+    """Drop-in for vLLM's per-(token, head) writer (vllm/v1/attention/ops/
+    triton_reshape_and_cache_flash.py, docs/recipes.md 5): each written row
+    (token, head) gets s = max(amax / QUANT_MAX, 1e-6), stored in
+    k_scale_cache/v_scale_cache [num_blocks, block_size, num_kv_heads]
+    float32, and its elements x / s in key_cache/value_cache [num_blocks,
+    block_size, num_kv_heads, head_size]: an int8 cache (QUANT_MAX 127,
+    rounded toward zero as vLLM's truncating store) or a float8 one
+    (QUANT_MAX the format's max, rounded to nearest even).
+    kv_quant_mode: None (from the cache's dtype), or vLLM's KVQuantMode
+    INT8_PER_TOKEN_HEAD or FP8_PER_TOKEN_HEAD (its name, or a string of
+    it); INT4_PER_TOKEN_HEAD is refused (fp8kv writes no int4).  key and
+    value need one head size (fp8kv's group is the row).
+
+    Where fp8kv's bytes differ (include/fp8kv.h sections 5c and 8): x / s
+    is one correctly rounded division, vLLM's x * (1.0 / s) two roundings
+    and Triton's approximate division (issue 37: about 12% of the 1/s
+    differ); NaN and Inf are ignored by amax (an Inf makes vLLM's s Inf and
+    its codes 0) and convert by section 5c (+-Inf to +-127); an out-of-range
+    slot is reported (fp8kv.RangeError)."""
+    mode = getattr(kv_quant_mode, "name", kv_quant_mode)
+    if mode is not None and mode not in _PTH_MODES:
+        raise ValueError("kv_quant_mode: %r is not one fp8kv writes (None, %s)"
+                         % (kv_quant_mode, ", ".join(_PTH_MODES)))
+    kind = describe(key_cache, "key_cache")[3]
+    if kind == "i8":
+        if mode not in (None, "INT8_PER_TOKEN_HEAD"):
+            raise ValueError("kv_quant_mode: %s with an int8 cache" % mode)
+        extra = dict(format="int8", rounding="toward_zero")
+    else:
+        if mode not in (None, "FP8_PER_TOKEN_HEAD"):
+            raise ValueError("kv_quant_mode: %s with a %s cache" % (mode, dtype_name(kind)))
+        fmt = _uint8.resolve(key_cache, _FAMILIES["fp8"] + _FAMILIES["fp8_e5m2"],
+                             "the per-(token, head) write takes int8 or FP8")
+        if fmt is None:
+            raise TypeError("key_cache: an int8 or float8 cache, not %s" % dtype_name(kind))
+        extra = dict(format=fmt)
+    head_size = describe(key, "key")[1][2]
+    reshape_and_cache_grouped(key, value, key_cache, value_cache, slot_mapping, rule="f32",
+                              group_size=head_size, scale_floor=_PTH_FLOOR,
+                              k_scales=_expanded(k_scale_cache, "k_scale_cache"),
+                              v_scales=_expanded(v_scale_cache, "v_scale_cache"),
+                              layout="NHD", **extra)
