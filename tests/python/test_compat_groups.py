@@ -205,3 +205,67 @@ def test_vllm_per_token_head_refuses_modes_it_does_not_write(mode, cache_dtype):
             k, k, kc, kc.clone(), torch.zeros(1, 4, 1), torch.zeros(1, 4, 1), torch.tensor([0]),
             mode)
     assert (kc == 3).all()
+
+
+def _vllm_swizzle(t, s, S):
+    """vLLM's V-scale position within a head's [block_size, S] scale tile
+    (nvfp4_kv_cache_kernels.cu, swizzle_scale_offset), as (row, column)."""
+    q = S // 4
+    return (t // 4) * 4 + s // q, (s % q) * 4 + t % 4
+
+
+@pytest.mark.parametrize("hnd, swizzled, H", [(True, True, 2), (True, False, 2),
+                                              (False, False, 2), (False, True, 1)])
+def test_vllm_nvfp4_page_layout(hnd, swizzled, H):
+    """kv_cache_dtype "nvfp4": each side of a page is [data | scales]
+    (docs/recipes.md 3.3); every byte of the page against addresses computed
+    here from vLLM's formulas, codes and scales from contract_ref with
+    g = RN(1 / RN(1 / k_scale))."""
+    B, bs, D, T = 2, 8, 64, 5
+    dd, S = D // 2, D // 16
+    full = dd + S
+    if hnd:
+        phys = torch.full((B, 2, H, bs, full), POISON, dtype=torch.uint8)
+        kv = phys.permute(0, 1, 3, 2, 4)
+    else:
+        phys = torch.full((B, 2, bs, H, full), POISON, dtype=torch.uint8)
+        kv = phys
+    k, v = _rows((T, H, D), torch.bfloat16, 8), _rows((T, H, D), torch.bfloat16, 9)
+    slots = [13, 2, -1, 7, 8]
+    k_scale, v_scale = 0.0173, torch.tensor([0.31])
+    vllm.set_nvfp4_v_scales("swizzled" if swizzled else "linear")
+    try:
+        vllm.reshape_and_cache_flash(k, v, kv[:, 0], kv[:, 1], torch.tensor(slots), "nvfp4",
+                                     k_scale, v_scale)
+    finally:
+        vllm.set_nvfp4_v_scales("swizzled")
+    want = torch.full_like(phys, POISON).reshape(B, 2, -1)
+    one = np.float32(1)
+    for t, slot in enumerate(slots):
+        if slot < 0:
+            continue
+        blk, off = divmod(slot, bs)
+        for side, (x, sc) in enumerate(((k, k_scale), (v, float(v_scale)))):
+            g = float(one / (one / np.float32(sc)))
+            page = want[blk, side]
+            for h in range(H):
+                row = C.group_row("nvfp4", "e2m1", _bits(x[t, h]), "bf16", 16, g=_f32(g))
+                data = (h * bs + off) * dd if hnd else (off * H + h) * dd
+                page[data:data + dd] = torch.tensor(row.codes, dtype=torch.uint8)
+                for j in range(S):
+                    if side == 1 and swizzled:
+                        r, c = _vllm_swizzle(off, j, S)
+                    else:
+                        r, c = off, j
+                    at = H * bs * dd + ((h * bs + r) * S if hnd else (r * H + h) * S) + c
+                    page[at] = row.scales[j]
+    assert torch.equal(phys.reshape(B, 2, -1), want)
+
+
+def test_vllm_nvfp4_refuses_what_it_cannot_lay_out():
+    kv = torch.full((1, 2, 8, 2, 18), POISON, dtype=torch.uint8)      # NHD, 2 heads
+    k = torch.ones(1, 2, 32, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match="^key_cache"):
+        vllm.reshape_and_cache_flash(k, k, kv[:, 0], kv[:, 1], torch.tensor([0]), "nvfp4",
+                                     1.0, 1.0)
+    assert (kv == POISON).all()

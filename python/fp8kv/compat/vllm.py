@@ -28,14 +28,26 @@ skipped and reported (fp8kv.RangeError) instead of written out of bounds.
 """
 
 from .. import concat_and_cache_mla as _mla_write, reshape_and_cache, reshape_and_cache_grouped
-from .._arrays import describe
-from .._types import dtype_name
+from .. import _torch
+from .._arrays import describe, float32_bits, is_number
+from .._types import dtype_name, np
 from . import _Uint8Format
 
 _FAMILIES = {"fp8": ("e4m3fn", "e4m3fnuz"), "fp8_e4m3": ("e4m3fn", "e4m3fnuz"),
              "fp8_e5m2": ("e5m2", "e5m2fnuz")}
 
 _uint8 = _Uint8Format()
+_nvfp4_v_scales = ["swizzled"]
+
+
+def set_nvfp4_v_scales(layout):
+    """How reshape_and_cache_flash's "nvfp4" lays out V block scales, as
+    vLLM decides from the GPU: "swizzled" (the default: sm_100/103, the
+    trtllm-gen reader's 4-token interleave) or "linear" (sm_120/121, the
+    FlashInfer FA2 reader; as the K scales)."""
+    if layout not in ("swizzled", "linear"):
+        raise ValueError("layout: must be 'swizzled' or 'linear', not %r" % (layout,))
+    _nvfp4_v_scales[0] = layout
 
 
 def set_fp8_format(format):
@@ -51,20 +63,23 @@ def reshape_and_cache_flash(key, value, key_cache, value_cache, slot_mapping,
     """Drop-in for vLLM's reshape_and_cache_flash: writes the first
     slot_mapping.shape[0] rows of key and value [tokens, heads, head_dim]
     into the caches [num_blocks, block_size, heads, head_dim] at their slots,
-    converted as kv_cache_dtype says.  Errors are those of
-    fp8kv.reshape_and_cache, including the RangeError for an out-of-range
-    slot (from this call on the CPU, from fp8kv.synchronize() or the next
-    call on a GPU)."""
+    converted as kv_cache_dtype says ("nvfp4": see _nvfp4_flash's text).
+    Errors are those of fp8kv.reshape_and_cache, including the RangeError
+    for an out-of-range slot (from this call on the CPU, from
+    fp8kv.synchronize() or the next call on a GPU)."""
     if not isinstance(kv_cache_dtype, str):
         raise TypeError("kv_cache_dtype: must be a string ('auto', 'fp8', 'fp8_e4m3', "
-                        "'fp8_e5m2'), not %s" % type(kv_cache_dtype).__name__)
+                        "'fp8_e5m2', 'nvfp4'), not %s" % type(kv_cache_dtype).__name__)
+    if kv_cache_dtype == "nvfp4":
+        _nvfp4_flash(key, value, key_cache, value_cache, slot_mapping, k_scale, v_scale)
+        return
     if kv_cache_dtype == "auto":
         reshape_and_cache(key, value, key_cache, value_cache, slot_mapping, layout="NHD")
         return
     family = _FAMILIES.get(kv_cache_dtype)
     if family is None:
         raise ValueError("kv_cache_dtype: %r is not one fp8kv writes ('auto', 'fp8', "
-                         "'fp8_e4m3', 'fp8_e5m2')" % (kv_cache_dtype,))
+                         "'fp8_e4m3', 'fp8_e5m2', 'nvfp4')" % (kv_cache_dtype,))
     fmt = _uint8.resolve(key_cache, family, "kv_cache_dtype is %r" % kv_cache_dtype,
                          "e5m2" if kv_cache_dtype == "fp8_e5m2" else None)
     if fmt is None:
@@ -205,3 +220,115 @@ def triton_reshape_and_cache_flash_per_token_head_quant(key, value, key_cache, v
                               k_scales=_expanded(k_scale_cache, "k_scale_cache"),
                               v_scales=_expanded(v_scale_cache, "v_scale_cache"),
                               layout="NHD", **extra)
+
+
+def _decode_global(scale, name):
+    """vLLM's NVFP4 global scale as fp8kv's decode-direction g: vLLM
+    multiplies by g_enc = RN(1 / k_scale) and decodes with 1 / g_enc, so
+    g = RN(1 / RN(1 / k_scale)), in fp32 (a tensor stays on its device)."""
+    if _torch.is_tensor(scale):
+        s = scale.to(_torch.torch.float32).reshape(-1)
+        if s.numel() != 1:
+            raise ValueError("%s: must hold one value, has %d" % (name, s.numel()))
+        return 1.0 / (1.0 / s)
+    if not is_number(scale):
+        raise TypeError("%s: a float32 tensor of one value or a number, not %s"
+                        % (name, type(scale).__name__))
+    float32_bits(scale, name)            # names what is no float32
+    one = np.float32(1.0)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return float(one / (one / np.float32(scale)))
+
+
+def _nvfp4_flash(key, value, key_cache, value_cache, slot_mapping, k_scale, v_scale):
+    """kv_cache_dtype "nvfp4" (vLLM's nvfp4_kv_cache_kernels.cu, docs/
+    recipes.md 3.3): key_cache and value_cache are kv_cache[:, 0] and
+    kv_cache[:, 1], uint8 [num_blocks, block_size, heads, D/2 + D/16] whose
+    strides say HND (stride(2) > stride(1)) or NHD; each side of a page
+    holds all its e2m1 data, HND [heads][block_size][D/2] (NHD [block_size]
+    [heads][D/2]), then all its e4m3 block scales [heads][block_size][D/16]
+    (NHD [block_size][heads][D/16]); K scales linear, V scales in the 4-token
+    swizzle of the sm_100 reader (set_nvfp4_v_scales("linear") for sm_120),
+    which fp8kv writes for HND caches (in NHD with more than one head it is
+    no strided layout).  k_scale, v_scale: vLLM's decode-direction
+    checkpoint scales; g = RN(1 / RN(1 / k_scale)) (_decode_global).
+
+    The bytes are include/fp8kv.h's FP8KV_GROUP_NVFP4.  Where they differ
+    from vLLM's (docs/recipes.md 3.3, 3.5): vLLM's block scale is RN(g_enc *
+    RN(amax * rcp(6))) and its elements x * rcp(RN(sf * rcp(g_enc))), with
+    rcp.approx (within an ulp); fp8kv's are e4m3(RN(amax / RN(6 g))) and
+    x / RN(sf * g); a NaN element is 0x7 in vLLM, 0x0 here; an Inf element
+    makes vLLM's block scale 448, here it is ignored by amax and written
+    +-6."""
+    torch = _torch.torch
+    for name, x in (("key_cache", key_cache), ("value_cache", value_cache)):
+        if not _torch.is_tensor(x) or x.dtype != torch.uint8 or x.dim() != 4:
+            raise TypeError("%s: 'nvfp4' takes vLLM's uint8 4-D [num_blocks, block_size, "
+                            "heads, D/2 + D/16] view of kv_cache[:, %d], not %s"
+                            % (name, name == "value_cache", _shape_of(x)))
+    heads, head_size = key.shape[1], key.shape[2]
+    if head_size % 16:
+        raise ValueError("key: head_size %d; NVFP4 needs a multiple of 16" % head_size)
+    data_dim, scale_dim = head_size // 2, head_size // 16
+    blocks, block_size, _, full = key_cache.shape
+    if full != data_dim + scale_dim:
+        raise ValueError("key_cache: last dimension %d; head_size %d needs %d + %d"
+                         % (full, head_size, data_dim, scale_dim))
+    if tuple(value_cache.shape) != tuple(key_cache.shape) or \
+            value_cache.stride() != key_cache.stride():
+        raise ValueError("value_cache: shape %s and strides %s must equal key_cache's"
+                         % (tuple(value_cache.shape), value_cache.stride()))
+    hnd = key_cache.stride(2) > key_cache.stride(1)
+    swizzled = _nvfp4_v_scales[0] == "swizzled"
+    if swizzled and block_size % 4:
+        raise ValueError("key_cache: block_size %d; the swizzled V scales need a multiple "
+                         "of 4" % block_size)
+    if swizzled and not hnd and heads > 1:
+        raise ValueError("key_cache: an NHD page with %d heads; vLLM's swizzled V scales "
+                         "are no strided layout there (fp8kv writes them for HND caches)"
+                         % heads)
+    page = key_cache.stride(0)
+    region = heads * block_size * data_dim
+    if hnd:
+        dstr, sstr = (block_size * data_dim, data_dim), (block_size * scale_dim, scale_dim)
+    else:
+        dstr, sstr = (data_dim, heads * data_dim), (scale_dim, heads * scale_dim)
+
+    def at(x, offset, size, stride):
+        return x.as_strided(size, stride, x.storage_offset() + offset)
+
+    def side(x):
+        data = at(x, 0, (blocks, block_size, heads, data_dim), (page, dstr[1], dstr[0], 1))
+        scales = at(x, region, (blocks, block_size, heads, scale_dim),
+                    (page, sstr[1], sstr[0], 1))
+        return data, scales
+
+    k_data, k_sf = side(key_cache)
+    v_data, v_sf = side(value_cache)
+    layout = "HND" if hnd else "NHD"
+    if swizzled:
+        # vLLM's swizzle: scale s of token t at ((t/4)*4 + s/(S/4)) * S +
+        # (s % (S/4)) * 4 + t % 4 within the head: 4 s + t % 4 past
+        # (t/4) * 4S, the interleave of section 8 with I = 4
+        if hnd:
+            v_sf = at(value_cache, region, (blocks, heads, block_size // 4, scale_dim, 4),
+                      (page, block_size * scale_dim, 4 * scale_dim, 4, 1))
+        else:
+            v_sf = at(value_cache, region, (blocks, block_size // 4, heads, scale_dim, 4),
+                      (page, 4 * scale_dim, scale_dim, 4, 1))
+    if hnd:
+        k_data, v_data = k_data.permute(0, 2, 1, 3), v_data.permute(0, 2, 1, 3)
+        k_sf = k_sf.permute(0, 2, 1, 3)
+        if not swizzled:
+            v_sf = v_sf.permute(0, 2, 1, 3)
+    reshape_and_cache_grouped(key, value, k_data, v_data, slot_mapping, rule="nvfp4",
+                              group_size=16, k_scales=k_sf, v_scales=v_sf,
+                              k_global=_decode_global(k_scale, "k_scale"),
+                              v_global=_decode_global(v_scale, "v_scale"),
+                              format="e2m1", layout=layout)
+
+
+def _shape_of(x):
+    shape = getattr(x, "shape", None)
+    return "%s %s" % (getattr(x, "dtype", type(x).__name__), tuple(shape) if shape is not None
+                      else "")
