@@ -206,3 +206,32 @@ def test_the_traced_path_calls_the_operator(monkeypatch, name, make, number):
     for k, v in eager.items():
         if isinstance(v, torch.Tensor):
             assert torch.equal(v, traced[k]), k
+
+
+def _mla_plain_args():
+    return dict(kv_c=_finite((3, 32), torch.float16, 14), k_pe=_finite((3, 8), torch.float16, 15),
+                kv_cache=torch.full((2, 4, 40), POISON, dtype=torch.uint8),
+                slot_mapping=torch.tensor([5, -1, 0]), format="e5m2", k_scale=0.25,
+                nan_count=torch.zeros(1, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("name, write, make, number", [
+    ("reshape_and_cache_grouped", _grouped, _grouped_args, "k_global"),
+    ("concat_and_cache_mla", _mla, _mla_plain_args, "k_scale")])
+def test_cached_plans_take_each_call_s_pointers(name, write, make, number):
+    """P-PLAN-CACHE on the new descriptors: calls like an earlier one reuse
+    its plan (the cache does not grow) and still write their own tensors,
+    with a number scale (the plan's pointer) or a tensor (the call's)."""
+    write._cache.clear()
+    sizes = []
+    for i, scale in enumerate((0.02, 0.02, torch.tensor([0.02]), 0.02)):
+        args = make()
+        args[number] = scale
+        ref = getattr(fp8kv.golden, name)(**args)
+        getattr(fp8kv, name)(**args)
+        sizes.append(len(write._cache))
+        for out in write.OUTPUTS:
+            if args.get(out) is not None:
+                assert torch.equal(args[out], getattr(ref, out)), (i, out)
+        assert not (args[write.OUTPUTS[0]] == POISON).all()
+    assert sizes == [1, 1, 2, 2]
