@@ -15,7 +15,7 @@ import ctypes
 from . import _backends, _capi, _plans
 from ._arrays import counter, describe, f32, float32_bits, integer, same_device, wrong_dtype
 from ._signature import REQUIRED, Param, function, positional_count
-from ._types import (CODES, COUNTER_DTYPES, FP8_FORMATS, INDEX_CODES, INDEX_DTYPES,
+from ._types import (CODES, COUNTER_DTYPES, FP8_FORMATS, INDEX_DTYPES,
                      INPUT_DTYPES, OVERFLOW_CODES, dtype_name, parse_format)
 from ._write import cache_dims, check_inputs, index_mapping
 
