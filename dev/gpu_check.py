@@ -11,8 +11,9 @@ It checks, byte for byte against fp8kv.golden (the CPU backend on host
 copies): CUDA tensors for every format, input dtype, scale mode and layout;
 the float8 dtypes; strided tensors; SWA mappings and padding; the RangeError
 of an out-of-range slot; a non-default stream; CUDA-graph capture and
-replay; torch.compile(fullgraph=True); the SGLang and vLLM drop-ins; and the
-RTLD_LOCAL path (a library loaded as Python loads it reaching the hip
+replay; torch.compile(fullgraph=True); the SGLang and vLLM drop-ins; the
+grouped and MLA writes, their drop-ins, graphs and torch.compile
+(dev/gpu_check_groups.py); and the RTLD_LOCAL path (a library loaded as Python loads it reaching the hip
 backend).  Then it times eager calls (and the wrapper's own share) and graph
 replay, and runs fp8kv-bench for the same shapes when it finds it
 ($FP8KV_BENCH, .carry/bin, or PATH).
@@ -564,10 +565,14 @@ def main():
         return 1
     gpu_only = (check_rtld_local, check_non_default_stream, check_cuda_graph_capture_and_replay,
                 check_torch_compile_fullgraph, check_timing, check_fp8kv_bench_same_shapes)
+    import gpu_check_groups as groups      # the grouped and MLA writes
+    groups.g = sys.modules[__name__]
+    gpu_only += groups.GPU_ONLY
     for fn in (check_environment, check_rtld_local, check_cuda_tensors, check_float8_dtypes,
                check_strided_and_swa, check_out_of_range_on_gpu, check_non_default_stream,
                check_cuda_graph_capture_and_replay, check_torch_compile_fullgraph,
-               check_drop_ins, check_timing, check_fp8kv_bench_same_shapes):
+               check_drop_ins) + groups.CHECKS + groups.GPU_ONLY + (
+                   check_timing, check_fp8kv_bench_same_shapes):
         if DEV == "cpu" and (fn in gpu_only or fn is check_float8_dtypes and not FLOAT8):
             print("SKIP  %s (no GPU in a dry run)" % fn.__name__, flush=True)
             continue

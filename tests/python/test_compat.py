@@ -181,7 +181,7 @@ def test_vllm_per_head_scales_and_hnd_strides(rng):
                                      vbuf.transpose(0, 2, 1, 3), slots, "fp8", ks, vs[:1])
 
 
-@pytest.mark.parametrize("string", ["fp8_inc", "fp8_ds_mla", "int8", "nvfp4", "FP8", ""])
+@pytest.mark.parametrize("string", ["fp8_inc", "fp8_ds_mla", "int8", "FP8", ""])
 def test_vllm_unknown_kv_cache_dtype(rng, string):
     key, value = inputs(rng)
     kc, vc = poisoned((B, S, H, D)), poisoned((B, S, H, D))
