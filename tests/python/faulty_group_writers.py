@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: MIT
+"""The zoo of block-scaled writers for fp8kv.conform's referee: each an
+engine recipe or a planted fault, with fp8kv.reshape_and_cache_grouped's
+keywords, numpy, small.  Their bytes come from the independent models of
+recipes_ref.py (exact arithmetic, written from the engines' sources) and
+contract_ref.py (fp8kv's contract), never from fp8kv.conform.
+
+ZOO maps a writer's name to (family, what conform must name): a recipe
+label ("nvfp4_trtllm", "e8m0_floor + nibbles_swapped", ...) or a placement
+class ("stray_writes", ...)."""
+
+import numpy as np
+
+import contract_ref as C
+import recipes_exact as X
+import recipes_ref as RR
+
+F32 = np.float32
+
+
+def _bits(row):
+    return [int(u) for u in np.asarray(row, F32).view(np.uint32)]
+
+
+def _write(kw, group_fn, slot_of=None, pad=False):
+    """Writes every token's rows, group after group, through group_fn(bits,
+    g) -> (code bytes, scale bytes)."""
+    G = kw["group_size"]
+    for side, cache, scales, glob in (("key", "key_cache", "k_scales", "k_global"),
+                                      ("value", "value_cache", "v_scales", "v_global")):
+        x = kw[side]
+        g = kw.get(glob)
+        gbits = _bits(g)[0] if g is not None else 0
+        c, s = kw[cache], kw[scales]
+        bs = c.shape[1]
+        sv = s.view(np.uint8).reshape(s.shape[:3] + (-1,))
+        for t, slot in enumerate(kw["slot_mapping"]):
+            slot = int(slot) if slot_of is None else slot_of(int(slot))
+            if slot < 0 and not pad:
+                continue
+            b, o = slot // bs, slot % bs
+            for h in range(x.shape[1]):
+                codes, scb = [], []
+                for j in range(0, x.shape[2], G):
+                    cb, sb = group_fn(_bits(x[t, h, j:j + G]), gbits)
+                    codes.append(np.asarray(cb, np.uint8).view(np.uint8))
+                    scb.append(np.asarray(sb, np.uint8))
+                c[b, o, h] = np.concatenate(codes)
+                sv[b, o, h] = np.concatenate(scb)
+
+
+def _u8(v):
+    return np.array([v], np.uint8)
+
+
+def _f32b(u):
+    return np.array([u], np.uint32).astype("<u4").view(np.uint8)
+
+
+def _contract(rule, fmt, **kw):
+    def fn(bits, g):
+        row = C.group_row(rule, fmt, bits, "f32", len(bits), g=g, **kw)
+        return np.array(row.codes, np.uint8), np.array(row.scales, np.uint8)
+    return fn
+
+
+def writer(family_fn, **opts):
+    def w(**kw):
+        _write(kw, family_fn, **opts)
+    return w
+
+
+# ---- engine recipes ------------------------------------------------------------
+
+def _nv(model):
+    def fn(bits, g):
+        codes, sf = model(bits, "f32", g)
+        return codes, _u8(sf)
+    return fn
+
+
+def _mx_even(fmt):
+    elem = {"e4m3fn": X.E4M3FN, "e2m1": X.E2M1}[fmt]
+    mbits = {"e4m3fn": 3, "e2m1": 1}[fmt]
+    emax = {"e4m3fn": 8, "e2m1": 2}[fmt]
+
+    def fn(bits, g):
+        amax = RR.amax_finite(bits)
+        b = RR.e8m0_even_aiter_cpp(amax, emax, mbits)
+        s = X.e8m0_fp32_bits(b)
+        ys = [X.f32_div(u, s, nan=u | 0x00400000) for u in bits]
+        if fmt == "e2m1":
+            cs = [_e2m1_rne(y) for y in ys]
+            return X.pack_e2m1(cs), _u8(b)
+        return np.array([X.fp8_contract(y, elem) for y in ys], np.uint8), _u8(b)
+    return fn
+
+
+def _e2m1_rne(u, ties_away=False):
+    """e2m1 per fp8kv.h 5b (NaN 0x0), or with ties away from zero."""
+    if X.is_nan(u):
+        return 0
+    sign = 8 if u & X.F32_SIGN else 0
+    if X.is_inf(u):
+        return sign | 7
+    v = abs(X.value(u))
+    mags = [0, 0.5, 1, 1.5, 2, 3, 4, 6]
+    best = 0
+    for i, m in enumerate(mags):
+        d, bd = abs(v - X.value(X.f32_const(m))), abs(v - X.value(X.f32_const(mags[best])))
+        if d < bd or (d == bd and (ties_away or i % 2 == 0) and i > best):
+            best = i
+    return sign | best
+
+
+def _int8_vllm(bits, g):
+    q, s = RR.int8_vllm_trunc(bits, "f32")
+    return q.view(np.uint8), _f32b(s)
+
+
+# ---- planted faults on fp8kv's recipes ------------------------------------------
+
+def _swap_nibbles(fn):
+    def f(bits, g):
+        c, s = fn(bits, g)
+        c = np.asarray(c, np.uint8)
+        return ((c >> 4) | (c << 4)).astype(np.uint8), s
+    return f
+
+
+def _nan_0x7(fn):
+    def f(bits, g):
+        c, s = fn(bits, g)
+        c = np.asarray(c, np.uint8).copy()
+        for i, u in enumerate(bits):
+            if X.is_nan(u):
+                sh = 4 * (i % 2)
+                c[i // 2] = (c[i // 2] & ~(15 << sh)) | (7 << sh)
+        return c, s
+    return f
+
+
+def _mx_ties_away(fmt):
+    def f(bits, g):
+        row = C.group_row("e8m0_floor", fmt, bits, "f32", len(bits))
+        b = row.scales[0]
+        s = X.e8m0_fp32_bits(b)
+        cs = [_e2m1_rne(X.f32_div(u, s), ties_away=True) for u in bits]
+        return X.pack_e2m1(cs), _u8(b)
+    return f
+
+
+def _nvfp4_approx(bits, g):
+    """fp8kv's NVFP4 with an approximate reciprocal: x * rcp(s), rcp the
+    reciprocal truncated toward zero (within one ulp, as rcp.approx)."""
+    row = C.group_row("nvfp4", "e2m1", bits, "f32", len(bits), g=g)
+    sf = row.scales[0]
+    dec = X.E4M3FN.decode(sf)
+    sfv = X.bits_of(False, dec[1]) if dec else 0
+    s = X.f32_mul(sfv, g)
+    if not RR.f32_positive(s):
+        return np.array(row.codes, np.uint8), _u8(sf)
+    from fractions import Fraction
+    r = Fraction(1) / X.value(s)
+    rt = X.round_binary(r, 24, -126)        # nearest
+    if rt > r:                              # truncate: one ulp down where rounded up
+        rt = X.value(X.bits_of(False, rt) - 1)
+    rb = X.bits_of(False, rt)
+    cs = [_e2m1_rne(X.f32_mul(u, rb)) for u in bits]
+    return X.pack_e2m1(cs), _u8(sf)
+
+
+def _int8_ties_away(bits, g):
+    row = C.group_row("f32", "int8", bits, "f32", len(bits))
+    s = int.from_bytes(bytes(row.scales), "little")
+    out = []
+    for u in bits:
+        y = X.f32_div(u, s)
+        if X.is_nan(y):
+            out.append(0)
+            continue
+        v = X.value(y) if X.is_finite(y) else (1e9 if not y & X.F32_SIGN else -1e9)
+        q = int(abs(v) + 0.5) * (1 if v >= 0 else -1) if abs(v) < 1e8 else int(v)
+        out.append(max(-127, min(127, q)))
+    return np.array(out, np.int8).view(np.uint8), np.array(row.scales, np.uint8)
+
+
+ZOO = {
+    # exact writers: fp8kv's recipe of the family (CLEAN)
+    "exact_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn")), "CLEAN"),
+    "exact_mxfp4": ("mxfp4", writer(_contract("e8m0_rceil", "e2m1")), "CLEAN"),
+    "exact_nvfp4": ("nvfp4", writer(_contract("nvfp4", "e2m1")), "CLEAN"),
+    "exact_int8": ("int8", writer(_contract("f32", "int8")), "CLEAN"),
+    # other recipes
+    "floor_mxfp8": ("mxfp8", writer(_contract("e8m0_floor", "e4m3fn")), "e8m0_floor"),
+    "floor_mxfp4": ("mxfp4", writer(_contract("e8m0_floor", "e2m1")), "e8m0_floor"),
+    "even_mxfp4": ("mxfp4", writer(_mx_even("e2m1")), "e8m0_even"),
+    "even_mxfp8": ("mxfp8", writer(_mx_even("e4m3fn")), "e8m0_even"),
+    "flashinfer_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_flashinfer)), "nvfp4_flashinfer"),
+    "trtllm_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_trtllm)), "nvfp4_trtllm"),
+    "vllm_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_vllm)), "nvfp4_vllm"),
+    "trunc_int8": ("int8", writer(_contract("f32", "int8", rounding="trunc")), "int8_trunc"),
+    "vllm_int8": ("int8", writer(_int8_vllm), "int8_vllm"),
+    # planted faults
+    "swapped_nibbles_mxfp4": ("mxfp4", writer(_swap_nibbles(_contract("e8m0_rceil", "e2m1"))),
+                              "e8m0_rceil + nibbles_swapped"),
+    "ties_away_mxfp4": ("mxfp4", writer(_mx_ties_away("e2m1")), "e8m0_floor + ties_away"),
+    "nan7_nvfp4": ("nvfp4", writer(_nan_0x7(_contract("nvfp4", "e2m1"))),
+                   "nvfp4_fp8kv + nan_code"),
+    "approx_rcp_nvfp4": ("nvfp4", writer(_nvfp4_approx),
+                         "nvfp4_fp8kv + approximate_reciprocal"),
+    "ties_away_int8": ("int8", writer(_int8_ties_away), "int8_rne + ties_away"),
+    "stray_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn"),
+                                    slot_of=lambda s: s if s < 0 else s + 1),
+                    "stray_writes"),
+    "padding_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn"), pad=True),
+                      "padding_written"),
+}
