@@ -185,6 +185,16 @@ def _int8_ties_away(bits, g):
     return np.array(out, np.int8).view(np.uint8), np.array(row.scales, np.uint8)
 
 
+def _off_by_one_scale(bits, g):
+    """fp8kv's floor recipe with every E8M0 byte one too high and the
+    elements as that scale gives them: no recipe's bytes."""
+    row = C.group_row("e8m0_floor", "e4m3fn", bits, "f32", len(bits))
+    b = min(row.scales[0] + 3, 254)
+    s = X.e8m0_fp32_bits(b)
+    return np.array([X.fp8_contract(X.f32_div(u, s), X.E4M3FN) for u in bits],
+                    np.uint8), _u8(b)
+
+
 ZOO = {
     # exact writers: fp8kv's recipe of the family (CLEAN)
     "exact_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn")), "CLEAN"),
@@ -210,6 +220,7 @@ ZOO = {
     "approx_rcp_nvfp4": ("nvfp4", writer(_nvfp4_approx),
                          "nvfp4_fp8kv + approximate_reciprocal"),
     "ties_away_int8": ("int8", writer(_int8_ties_away), "int8_rne + ties_away"),
+    "scale_plus3_mxfp8": ("mxfp8", writer(_off_by_one_scale), "none"),
     "stray_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn"),
                                     slot_of=lambda s: s if s < 0 else s + 1),
                     "stray_writes"),

@@ -284,9 +284,7 @@ def _matches(call, cand, x, got):
         idx = np.flatnonzero(todo)[hit]
         ok[idx] = True
         todo[idx] = False
-    # a variation is named only where it explains some group the exact
-    # recipe does not
-    return ok if (~exact).any() else np.zeros_like(ok)
+    return ok
 
 
 # ---- the run ---------------------------------------------------------------------
@@ -456,7 +454,10 @@ def _referee(rep, family, got_all):
             ok += int(m.sum())
             n += len(m)
         scores.append((ok, n, cand))
-    full = [c[0] for ok, n, c in scores if ok == n and n]
+    # a variation is named only where its recipe alone does not match
+    exact = {c[1].name for ok, n, c in scores if ok == n and n and c[2] is None}
+    full = [c[0] for ok, n, c in scores if ok == n and n and
+            (c[2] is None or c[1].name not in exact)]
     if full:
         rep.recipe, rep.also = full[0], full[1:]
         if not rep.placement.get("not_written") and not set(rep.placement) - {"input_modified"}:
