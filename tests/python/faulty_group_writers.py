@@ -227,3 +227,125 @@ ZOO = {
     "padding_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn"), pad=True),
                       "padding_written"),
 }
+
+
+# ---- MLA writers: vLLM's signature (kv_c, k_pe, kv_cache, slot_mapping,
+# kv_cache_dtype, scale), bf16 inputs as uint16 bits ---------------------------
+
+def _bf16_f32(b16):
+    return (np.asarray(b16, np.uint32) << 16).view(F32)
+
+
+def _q(y, fmt="e4m3fn"):
+    import fp8kv
+    out = np.empty(np.shape(y), np.uint8)
+    fp8kv.quantize(np.ascontiguousarray(y, F32).reshape(-1), out.reshape(-1), format=fmt)
+    return out
+
+
+def _ds_numpy(kv16, pe16, divisor=448.0, tile=128, mul=False):
+    """A DS record by its definition, in numpy (fp8kv's bulk conversion for
+    the codes), with a planted variation: divisor, tile size, x * s."""
+    x = _bf16_f32(kv16).reshape(-1, tile)
+    fin = np.where(np.isfinite(x), np.abs(x), F32(0))
+    with np.errstate(all="ignore"):
+        s = np.maximum((fin.max(axis=1) / F32(divisor)).astype(F32), F32(2.0 ** -126))
+        y = (x * s[:, None]) if mul else (x / s[:, None])
+    codes = _q(y.astype(F32)).reshape(-1)
+    s4 = s[(np.arange(4) * 128) // tile] if tile > 128 else s[:4]
+    return np.concatenate([codes, s4.astype("<f4").view(np.uint8),
+                           np.asarray(pe16, "<u2").view(np.uint8)])
+
+
+def _ds_exact(kv16, pe16):
+    return RR.mla_ds_fp8kv(kv16, pe16, "bf16")
+
+
+def _ds_vllm(kv16, pe16):
+    return RR.mla_ds_vllm(kv16, pe16, "bf16")
+
+
+def _ds_be(kv16, pe16):
+    r = _ds_exact(kv16, pe16).copy()
+    r[512:528] = r[512:528].reshape(4, 4)[:, ::-1].reshape(-1)
+    return r
+
+
+def _ds_place(kv16, pe16):
+    r = _ds_exact(kv16, pe16)
+    return np.concatenate([r[:512], r[528:], r[512:528]])
+
+
+def _ds_rope_q(kv16, pe16, old):
+    r = _ds_exact(kv16, pe16).copy()
+    r[528:592] = _q(_bf16_f32(pe16))
+    r[592:] = old[592:]
+    return r
+
+
+def _plain(how="div", rope_raw=False):
+    def rec(kv16, pe16, fmt, s):
+        x = np.concatenate([_bf16_f32(kv16), _bf16_f32(pe16)])
+        with np.errstate(all="ignore"):
+            y = x * s if how == "mul" else x / s
+        out = _q(y.astype(F32), fmt)
+        if rope_raw:
+            out[512:] = np.asarray(pe16, "<u2").view(np.uint8)[:64]
+        return out
+    return rec
+
+
+def mla_writer(record, pad=False, contiguous=False, skip_odd=False, neighbour=False):
+    def w(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, scale):
+        fmt = "e5m2" if kv_cache_dtype == "fp8_e5m2" else "e4m3fn"
+        E = kv_cache.shape[2]
+        cache = kv_cache
+        if contiguous:
+            cache = np.lib.stride_tricks.as_strided(kv_cache, shape=kv_cache.shape,
+                                                    strides=(kv_cache.shape[1] * E, E, 1))
+        block = kv_cache.shape[1]
+        for t, slot in enumerate(slot_mapping):
+            slot = int(slot)
+            if (slot < 0 and not pad) or (skip_odd and t % 2):
+                continue
+            if neighbour and slot >= 0:
+                slot ^= 1
+            b, o = slot // block, slot % block
+            if kv_cache_dtype == "fp8_ds_mla":
+                try:
+                    r = record(kv_c[t], k_pe[t])
+                except TypeError:
+                    r = record(kv_c[t], k_pe[t], cache[b, o])
+            else:
+                r = record(kv_c[t], k_pe[t], fmt, np.float32(scale[0]))
+            cache[b, o] = r
+    return w
+
+
+MLA_ZOO = {
+    "exact_ds": ("ds_mla", mla_writer(_ds_exact), "CLEAN"),
+    "exact_plain": ("fp8", mla_writer(_plain()), "CLEAN"),
+    "exact_plain_e5m2": ("fp8_e5m2", mla_writer(_plain()), "CLEAN"),
+    "vllm_ds": ("ds_mla", mla_writer(_ds_vllm), "vllm_nan_inf"),
+    "vllm_plain": ("fp8", mla_writer(lambda k, p, f, s: RR.mla_plain_vllm(
+        k, p, "bf16", "fp8", int(np.float32(s).view(np.uint32)))), "nan_sign"),
+    "inverted_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, mul=True)),
+                    "inverted_scale"),
+    "divisor240_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, 240.0)),
+                      "tile_divisor"),
+    "divisor224_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, 224.0)),
+                      "tile_divisor"),
+    "tiles64_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, tile=64)),
+                   "tile_boundaries"),
+    "tiles512_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, tile=512)),
+                    "tile_boundaries"),
+    "rope_quantized_ds": ("ds_mla", mla_writer(_ds_rope_q), "rope_quantized"),
+    "scale_big_endian_ds": ("ds_mla", mla_writer(_ds_be), "scale_byte_order"),
+    "scale_after_rope_ds": ("ds_mla", mla_writer(_ds_place), "scale_place"),
+    "inverted_plain": ("fp8", mla_writer(_plain("mul")), "inverted_scale"),
+    "rope_raw_plain": ("fp8", mla_writer(_plain(rope_raw=True)), "rope_raw"),
+    "padding_ds": ("ds_mla", mla_writer(_ds_exact, pad=True), "padding_written"),
+    "neighbour_slot_ds": ("ds_mla", mla_writer(_ds_exact, neighbour=True), "wrong_slot"),
+    "strides_ds": ("ds_mla", mla_writer(_ds_exact, contiguous=True), "cache_strides"),
+    "skips_ds": ("ds_mla", mla_writer(_ds_exact, skip_odd=True), "not_written"),
+}

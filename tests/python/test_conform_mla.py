@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: MIT
+"""fp8kv.conform for MLA writers (vLLM's concat_and_cache_mla signature,
+plain and fp8_ds_mla), held to the MLA zoo of faulty_group_writers.py:
+exact writers are CLEAN, every planted fault is named as its class (the
+largest class of its bytes, nothing unexplained), none is ever CLEAN."""
+
+import numpy as np
+import pytest
+
+from fp8kv.conform import mla
+from fp8kv.conform.report import CLEAN, DIFFERENCES, FAILED
+
+import faulty_group_writers as Z
+
+_RUNS = {}
+
+
+def _run(name):
+    if name not in _RUNS:
+        kind, w, _ = Z.MLA_ZOO[name]
+        _RUNS[name] = mla.run(w, kind, target=name, calls=4)
+    return _RUNS[name]
+
+
+@pytest.mark.parametrize("name", sorted(Z.MLA_ZOO))
+def test_mla_zoo_named(name):
+    _, _, want = Z.MLA_ZOO[name]
+    rep = _run(name)
+    if want == "CLEAN":
+        assert rep.verdict == CLEAN, rep.verdict_line()
+        assert rep.bytes_differing == 0 and not rep.classes and rep.bytes_compared > 70000
+        return
+    assert rep.verdict == DIFFERENCES, rep.verdict_line()
+    assert rep.bytes_differing > 0
+    assert want in rep.classes, rep.table()
+    assert max(rep.classes, key=rep.classes.get) == want, rep.classes
+    assert "unexplained" not in rep.classes, rep.classes
+
+
+def test_no_planted_mla_fault_is_clean():
+    for name, (_, _, want) in Z.MLA_ZOO.items():
+        if want != "CLEAN":
+            assert _run(name).verdict != CLEAN, name
+
+
+def test_every_mla_class_planted():
+    planted = {want for _, _, want in Z.MLA_ZOO.values()}
+    for cls in mla.CLASSES:
+        if cls in ("unexplained", "stray_writes", "out_of_bounds", "input_modified",
+                   "scale_ignored", "reciprocal", "format_confusion"):
+            continue
+        assert cls in planted, cls
+
+
+def test_ds_record_decoded():
+    rep = _run("scale_big_endian_ds")
+    assert rep.first and "writer scales [" in rep.first and "fp8kv scales [" in rep.first
+    text = "\n".join([rep.verdict_line()] + rep.table())
+    assert "big-endian" in text
+    assert rep.as_dict()["classes"] == {"scale_byte_order": rep.classes["scale_byte_order"]}
+
+
+def test_stray_out_of_bounds_inputs_and_failures():
+    exact = Z.MLA_ZOO["exact_ds"][1]
+
+    def strays(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, scale):
+        exact(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, scale)
+        base = kv_cache.base
+        while base.base is not None:
+            base = base.base
+        base[3] ^= 0xFF                # a canary before the cache
+        kv_c[0, 0] ^= 1                # an input
+    rep = mla.run(strays, "ds_mla", calls=1)
+    assert rep.verdict == DIFFERENCES
+    assert rep.classes.get("out_of_bounds") == 1 and rep.classes.get("input_modified") == 1
+
+    def raises(**kw):
+        raise ValueError("nope")
+    rep = mla.run(raises, "fp8", calls=1)
+    assert rep.verdict == FAILED and "ValueError: nope" in rep.error
+    with pytest.raises(ValueError):
+        mla.run(raises, "fp8_ds")
+
+
+def test_ds_record_model_layout():
+    """The model's record by hand: one tile of 448s and three of zeros."""
+    kv = np.zeros(512, np.float32)
+    kv[:128] = 448.0 * 3
+    pe = np.arange(64, dtype=np.uint16)
+    rec = mla.ds_record(kv, pe)
+    assert rec.size == 656
+    assert np.all(rec[:128] == 0x7E) and np.all(rec[128:512] == 0)
+    assert rec[512:528].view("<f4").tolist() == [3.0, 2.0 ** -126, 2.0 ** -126, 2.0 ** -126]
+    assert rec[528:].view("<u2").tolist() == list(range(64))
