@@ -35,10 +35,10 @@ from ._bulk import (SlotReport, amax, check_slots, dequantize, from_float, quant
 from ._errors import (BackendError, Error, InvalidArgument, NoDevice, NotSupported,
                       OutOfMemory, RangeError)
 from ._types import FormatInfo, formats, parse_format, scale_modes, typed
-from . import _torch_op, _write
+from . import _grouped, _mla, _torch_op, _write
 
 __all__ = [
-    "reshape_and_cache", "synchronize", "quantize", "dequantize", "amax",
+    "reshape_and_cache", "reshape_and_cache_grouped", "concat_and_cache_mla", "synchronize", "quantize", "dequantize", "amax",
     "suggest_scale", "check_slots", "from_float", "to_float", "version", "backends",
     "formats", "scale_modes", "typed", "register_torch_ops", "Error", "InvalidArgument",
     "NotSupported", "RangeError", "NoDevice", "BackendError", "OutOfMemory", "SlotReport",
@@ -157,3 +157,80 @@ reshape_and_cache = _write.hot("reshape_and_cache", _DOC, traced=_traced, module
 
 _torch.on_adopt(_register)
 _torch.adopt()
+
+_GROUPED_DOC = """Writes key and value rows into a paged KV cache with a scale per group
+of group_size elements of each row (include/fp8kv.h section 8), computed
+here, stored in k_scales/v_scales, and the elements converted to FP8,
+e2m1 (FP4, two values a byte, element 2i in the low nibble) or int8.
+
+Arguments as fp8kv.reshape_and_cache's where they share a name (key,
+value, caches, slot_mapping, swa_mapping, overflow, overflow_count,
+nan_count, k_amax, v_amax, format, layout), and:
+  key_cache, value_cache
+                 [blocks, block_size, heads, dim] (NHD) or [blocks, heads,
+                 block_size, dim] (HND); dim is the head dim, or half of it
+                 for e2m1.  dtype: a float8 dtype, torch.float4_e2m1fn_x2,
+                 int8 (torch or numpy), or uint8 with format= ("e4m3fn",
+                 "e4m3fnuz", "e5m2", "e5m2fnuz", "e2m1", "int8").
+  rule           "f32" (s = max(amax / divisor, scale_floor), fp32; any
+                 cache), "e8m0_floor" (OCP MX), "e8m0_rceil" (NVIDIA's
+                 cvt.rp; E8M0 bytes; FP8 or e2m1), "nvfp4" (an e4m3fn block
+                 scale under the global k_global/v_global; e2m1, group 16).
+  group_size     16, 32, 64 or 128 dividing both head dims, or the head dim
+                 when both are equal; None: 16 for nvfp4, 32 for the e8m0
+                 rules, the head dim for f32.
+  k_scales, v_scales
+                 where the scales go: float32 (f32) or uint8 (e8m0:
+                 also torch.float8_e8m0fnu; nvfp4: also float8_e4m3fn),
+                 [blocks, block_size, heads, groups] (NHD) or [blocks, heads,
+                 block_size, groups] (HND), in the cache's order, any
+                 strides; 5-D to interleave I tokens (vLLM's NVFP4 V
+                 scales): [blocks, block_size / I, heads, groups, I] (NHD)
+                 or [blocks, heads, block_size / I, groups, I] (HND), slot s
+                 at (s // I, ..., s % I).  The two may have different
+                 strides (vLLM's sm100 page: K linear, V interleaved).
+  k_global, v_global
+                 nvfp4 only: the decode-direction global scale g (a value
+                 is e2m1 * sf * g), a float32 of one value or a number.
+  divisor, scale_floor
+                 f32 only: D (at least 1; None: the format's max) and the
+                 floor (a normal number at most 1; None: 2**-126).
+  rounding       "nearest_even" or "toward_zero" (int8 caches only: vLLM's
+                 int8 KV cache truncates).
+
+Errors as fp8kv.reshape_and_cache's; the library refuses what section 8
+does not take (a rule the format does not take, a group size not allowed,
+NONSATURATING on e2m1 or int8...) with fp8kv.InvalidArgument or
+NotSupported, before anything is written."""
+
+_MLA_DOC = """Writes MLA latent rows (DeepSeek V2/V3/R1, Kimi K2) into a paged cache of
+one entry per token (include/fp8kv.h section 9).
+
+  kv_c, k_pe     [tokens, kv_lora_rank] and [tokens, pe_dim], float32,
+                 float16 or bfloat16 (one dtype), last dimension contiguous.
+  kv_cache       [blocks, block_size, entry], entry contiguous, any other
+                 strides.  kind="plain": entry = kv_lora_rank + pe_dim
+                 elements of a float8 dtype (or uint8 with format=), or of
+                 the input's dtype (a copy).  kind="ds_mla": vLLM's
+                 fp8_ds_mla record, 656 bytes (uint8 with format="e4m3fn"
+                 or "e4m3fnuz", or a float8 e4m3 dtype): kv_c (512) in four
+                 tiles of 128, each scaled by max(amax / D, 2**-126), the
+                 four fp32 scales, then k_pe (64, float16/bfloat16) as is.
+  slot_mapping, swa_mapping
+                 as fp8kv.reshape_and_cache's.
+  scale          None ("tensor" when k_scale is given, else "one"), "one"
+                 or "tensor" (plain FP8 caches: every element, RoPE part
+                 included, divided by k_scale, one float32 or a number).
+  divisor        ds_mla only: D, a number of at least 1 (None: the
+                 format's max; 224.0 is vLLM's and SGLang's gfx942 e4m3fnuz).
+  overflow, overflow_count, nan_count
+                 as fp8kv.reshape_and_cache's; nan_count counts every NaN
+                 input, the copied k_pe included.
+  format         the element format of a uint8 cache.
+
+For finite inputs "ds_mla" writes vLLM's bytes; on NaN and Inf vLLM
+differs (section 9)."""
+
+reshape_and_cache_grouped = _grouped.hot("reshape_and_cache_grouped", _GROUPED_DOC,
+                                         module=__name__)
+concat_and_cache_mla = _mla.hot("concat_and_cache_mla", _MLA_DOC, module=__name__)

@@ -19,15 +19,21 @@ SONAME = "libfp8kv.so.1"
 # ---- constants of include/fp8kv.h -------------------------------------------
 
 OK, EINVAL, ENOTSUP, ERANGE, ENODEV, EBACKEND, ENOMEM = range(7)
-F32, F16, BF16, E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ = range(7)
+F32, F16, BF16, E4M3FN, E4M3FNUZ, E5M2, E5M2FNUZ, E2M1, INT8 = range(9)
 SATURATE, NONSATURATING = 0, 1
-SCALE_ONE, SCALE_TENSOR, SCALE_HEAD, SCALE_TOKEN_HEAD = range(4)
+SCALE_ONE, SCALE_TENSOR, SCALE_HEAD, SCALE_TOKEN_HEAD, SCALE_GROUP = range(5)
+GROUP_F32, GROUP_E8M0_FLOOR, GROUP_E8M0_RCEIL, GROUP_NVFP4 = range(4)
+ROUND_NEAREST_EVEN, ROUND_TOWARD_ZERO = 0, 1
+MLA_PLAIN, MLA_DS = 0, 1
 INDEX_INT64, INDEX_INT32 = 0, 1
 LAYOUT_NHD, LAYOUT_HND = 0, 1
 
 _i64 = ctypes.c_int64
 _int = ctypes.c_int          # the C enums are int-sized
 _ptr = ctypes.c_void_p
+_u32 = ctypes.c_uint32
+_i32 = ctypes.c_int32
+_flt = ctypes.c_float
 
 
 # fp8kv_cache_write's fields in the header's order, pointers as None: the
@@ -80,9 +86,11 @@ class SlotReport(ctypes.Structure):
 
 
 def _struct_code(ctype):
-    """The struct module's code of an integer or pointer ctypes type, by its
-    size as ctypes has it on this platform (4-byte pointers on 32-bit ones);
-    None for any other type."""
+    """The struct module's code of an integer, float or pointer ctypes type,
+    by its size as ctypes has it on this platform (4-byte pointers on 32-bit
+    ones); None for any other type."""
+    if ctype is ctypes.c_float:
+        return "f"
     if issubclass(ctype, ctypes.c_void_p):
         signed = False
     elif isinstance(getattr(ctype, "_type_", None), str) and ctype._type_ in "bhilqBHILQ":
@@ -118,6 +126,78 @@ def packer(structure):
 
 CACHE_WRITE_PACKER = packer(CacheWrite)
 CACHE_WRITE_FIELDS = tuple(name for name, _ in CacheWrite._fields_)
+
+# fp8kv_group_scales (section 8), pointers as None.  size is the first field:
+# the library reads only the fields a caller's header had.
+_GROUP_SCALES_LAYOUT = [
+    ("size", _u32), ("rule", _int), ("group_size", _i64), ("rounding", _int),
+    ("divisor", _flt), ("scale_floor", _flt),
+    ("k_global", None), ("v_global", None), ("k_scales", None), ("v_scales", None),
+    ("stride_block", _i64), ("stride_slot", _i64), ("stride_head", _i64),
+    ("stride_group", _i64), ("interleave", _i64), ("stride_interleave", _i64),
+    ("v_own_layout", _i32),
+    ("v_stride_block", _i64), ("v_stride_slot", _i64), ("v_stride_head", _i64),
+    ("v_stride_group", _i64), ("v_interleave", _i64), ("v_stride_interleave", _i64),
+]
+
+# fp8kv_mla_write (section 9), pointers as None.
+_MLA_WRITE_LAYOUT = [
+    ("size", _u32), ("kind", _int), ("kv_c", None), ("k_pe", None), ("input_dtype", _int),
+    ("num_tokens", _i64), ("kv_lora_rank", _i64), ("pe_dim", _i64),
+    ("kv_c_stride_token", _i64), ("k_pe_stride_token", _i64),
+    ("cache", None), ("cache_dtype", _int), ("num_blocks", _i64), ("block_size", _i64),
+    ("stride_block", _i64), ("stride_slot", _i64),
+    ("slot_mapping", None), ("slot_type", _int), ("swa_mapping", None), ("swa_type", _int),
+    ("swa_mapping_len", _i64),
+    ("scale_mode", _int), ("scale", None), ("divisor", _flt), ("overflow", _int),
+    ("overflow_count", None), ("nan_count", None),
+]
+
+
+def _structure(name, layout, doc, pointer=_ptr, pack=None, constant=()):
+    """A ctypes structure of a layout, pointers of type `pointer`; the
+    pointer fields named in `constant` as unsigned integers of a pointer's
+    size (fields a call leaves NULL, constant in every descriptor)."""
+    unsigned = {4: ctypes.c_uint32, 8: ctypes.c_uint64}[ctypes.sizeof(pointer)]
+    namespace = {"_fields_": [(n, ctype or (unsigned if n in constant else pointer))
+                              for n, ctype in layout], "__doc__": doc}
+    if pack is not None:
+        namespace["_pack_"] = pack
+    return type(name, (ctypes.Structure,), namespace)
+
+
+def group_scales_structure(pointer=_ptr, pack=None):
+    """fp8kv_group_scales as a ctypes structure (see cache_write_structure)."""
+    return _structure("GroupScales", _GROUP_SCALES_LAYOUT,
+                      "fp8kv_group_scales, in the header's order.", pointer, pack)
+
+
+def mla_write_structure(pointer=_ptr, pack=None):
+    """fp8kv_mla_write as a ctypes structure (see cache_write_structure)."""
+    return _structure("MlaWrite", _MLA_WRITE_LAYOUT,
+                      "fp8kv_mla_write, in the header's order.", pointer, pack)
+
+
+GroupScales = group_scales_structure()
+MlaWrite = mla_write_structure()
+GROUP_SCALES_PACKER = packer(GroupScales)
+MLA_WRITE_PACKER = packer(MlaWrite)
+
+# The grouped write's two descriptors as one structure, fp8kv_cache_write
+# then fp8kv_group_scales, for one pack() call (P-PLAN-CACHE); the call
+# splits the bytes at CACHE_WRITE_SIZE.  The MHA scale pointers the grouped
+# write leaves NULL are constant fields.  Both structures end on their
+# alignment (8), so the second starts where the first ends, as its own.
+GroupedWrite = _structure(
+    "GroupedWrite", _CACHE_WRITE_LAYOUT + _GROUP_SCALES_LAYOUT,
+    "fp8kv_cache_write followed by fp8kv_group_scales.",
+    constant=("k_scale", "v_scale", "k_scale_cache", "v_scale_cache"))
+CACHE_WRITE_SIZE = ctypes.sizeof(CacheWrite)
+if (GroupedWrite.size.offset != CACHE_WRITE_SIZE or ctypes.sizeof(GroupedWrite) !=
+        CACHE_WRITE_SIZE + ctypes.sizeof(GroupScales)):
+    raise ImportError("fp8kv: fp8kv_group_scales does not follow fp8kv_cache_write "
+                      "as itself in one structure")
+GROUPED_WRITE_PACKER = packer(GroupedWrite)
 
 # ---- finding and loading the library ------------------------------------------
 
@@ -194,6 +274,12 @@ _PROTOTYPES = {
     # The descriptor goes in as the bytes CACHE_WRITE_PACKER made: ctypes
     # passes a bytes object's own buffer to a char pointer, without a copy.
     "fp8kv_reshape_and_cache": (_int, [_ptr, _c_char_p, _ptr]),
+    "fp8kv_group_scales_init": (None, [ctypes.POINTER(GroupScales), _int, _i64, _i64, _i64,
+                                       _i64, _int]),
+    "fp8kv_reshape_and_cache_grouped": (_int, [_ptr, _c_char_p, _c_char_p, _ptr]),
+    "fp8kv_mla_write_init": (None, [ctypes.POINTER(MlaWrite), _int, _i64, _i64, _i64,
+                                    _i64, _i64]),
+    "fp8kv_concat_and_cache_mla": (_int, [_ptr, _c_char_p, _ptr]),
     "fp8kv_amax": (_int, [_ptr, _ptr, _int, ctypes.c_size_t,
                           ctypes.POINTER(ctypes.c_float)]),
     "fp8kv_suggest_scale": (ctypes.c_float, [ctypes.c_float, _int]),

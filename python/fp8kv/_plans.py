@@ -53,9 +53,12 @@ class Descriptor:
     one for one: a pointer a plan kept from its first call would be stale
     on the next."""
 
-    def __init__(self, structure, params):
+    def __init__(self, structure, params, fields=None):
+        # fields: {field name: parameter name} where the header's name is
+        # not the parameter's (fp8kv_mla_write's cache is kv_cache)
+        fields = fields or {}
         tensors = {p.name for p in params if p.type == "Tensor"}
-        pointers = {name for name, ctype in structure._fields_
+        pointers = {fields.get(name, name) for name, ctype in structure._fields_
                     if issubclass(ctype, ctypes.c_void_p)}
         if pointers != tensors:
             raise ImportError("fp8kv: %s's pointer fields %s and the tensor parameters %s "
@@ -63,10 +66,11 @@ class Descriptor:
                                           sorted(tensors - pointers)))
         fmt, at, order = "=", 0, []
         self.spans, self.offsets = [], {}
-        for name, ctype in structure._fields_:
+        for field_name, ctype in structure._fields_:
+            name = fields.get(field_name, field_name)
             if name not in tensors:
                 continue
-            field = getattr(structure, name)
+            field = getattr(structure, field_name)
             if field.offset > at:
                 fmt += "%ds" % (field.offset - at)
                 order.append("s[%d]" % len(self.spans))
@@ -100,6 +104,14 @@ def _reads(p, numbers):
     n = p.name
     if p.type == "str":
         return ["if %s is not None and type(%s) is not str:" % (n, n), "    raise _Miss"]
+    if p.type == "int":
+        return ["if %s is not None and type(%s) is not int:" % (n, n), "    raise _Miss"]
+    if p.type == "float":
+        # keyed by its fp32 bits, as number scales (P-SCALE-BITS): -0.0 is
+        # not 0.0 to the library; beyond fp32, OverflowError goes to plan()
+        return ["if %s is None:" % n, "    m_%s = None" % n,
+                "elif type(%s) is float:" % n, "    m_%s = _f32_bits(%s)" % (n, n),
+                "else:", "    raise _Miss"]
     lines, tensor = [], "if type(%s) is _T and %s.layout is _S:" % (n, n)
     if p.default is not _signature.REQUIRED:
         lines += ["if %s is None:" % n, "    m_%s = None" % n, "    p_%s = 0" % n]
@@ -121,7 +133,7 @@ def _reads(p, numbers):
 
 
 def hot(name, doc, plan, descriptor, call, plans, *, positional=_signature.POSITIONAL,
-        traced=None, prepare=False, module=__name__):
+        traced=None, prepare=False, module=__name__, params=None):
     """The write `name` with the table's parameters (the first `positional`
     positional), on cached plans: plan(**args) -> (device key, descriptor
     bytes, temporaries) is the full check, call(handle, descriptor,
@@ -129,10 +141,11 @@ def hot(name, doc, plan, descriptor, call, plans, *, positional=_signature.POSIT
     shared by the functions of one write).  With traced, a call while
     torch.compile traces goes to traced(**args).  prepare=True makes the
     same function return (handle, descriptor, stream, what to keep) instead
-    of calling: the Python work alone, for dev/py_call_cost.py."""
-    params = _signature.PARAMS
+    of calling: the Python work alone, for dev/py_call_cost.py.  params: the
+    write's table, _signature.PARAMS by default."""
+    params = _signature.PARAMS if params is None else params
     numbers = _signature.numbers(params)
-    header, call_text = _signature.signature_text(name, positional)
+    header, call_text = _signature.signature_text(name, positional, params)
     body = []
     if traced is not None:
         body += ["if _torch.compiling():", "    return _traced(%s)" % call_text]
@@ -142,7 +155,8 @@ def hot(name, doc, plan, descriptor, call, plans, *, positional=_signature.POSIT
              "k = plan = None", "try:"]
     for p in params:
         body += ["    " + line for line in _reads(p, numbers)]
-    key = ", ".join("m_" + p.name if p.type == "Tensor" else p.name for p in params)
+    key = ", ".join("m_" + p.name if p.type in ("Tensor", "float") else p.name
+                    for p in params)
     body += ["    k = (%s)" % key, "    plan = _plans.get(k)",
              "except Exception:   # _Miss, or anything a read raised: plan() names it",
              "    pass",
@@ -169,7 +183,7 @@ def hot(name, doc, plan, descriptor, call, plans, *, positional=_signature.POSIT
         del keep
 
     source = header + "\n" + "".join("    %s\n" % line for line in body)
-    namespace = dict(_defaults=_signature.defaults(), _traced=traced, _torch=_torch, _Miss=_Miss,
+    namespace = dict(_defaults=_signature.defaults(params), _traced=traced, _torch=_torch, _Miss=_Miss,
                      _f32_bits=struct.Struct("=f").pack, _plans=plans, _slow=slow,
                      _pack=descriptor.pack, _call=call, _stream=_backends.stream,
                      _raise_for=_capi.raise_for, _T=_torch.Tensor, _S=None, _grad=None,

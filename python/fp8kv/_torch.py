@@ -62,11 +62,13 @@ def adopt():
     for kind, name in (("f32", "float32"), ("f16", "float16"), ("bf16", "bfloat16"),
                        ("u8", "uint8"), ("i32", "int32"), ("i64", "int64"), ("u64", "uint64"),
                        ("e4m3fn", "float8_e4m3fn"), ("e4m3fnuz", "float8_e4m3fnuz"),
-                       ("e5m2", "float8_e5m2"), ("e5m2fnuz", "float8_e5m2fnuz")):
+                       ("e5m2", "float8_e5m2"), ("e5m2fnuz", "float8_e5m2fnuz"),
+                       ("i8", "int8"), ("e2m1", "float4_e2m1fn_x2"),
+                       ("e8m0", "float8_e8m0fnu")):
         dtype = getattr(t, name, None)
         if isinstance(dtype, t.dtype):
             KINDS[dtype] = kind
-            if name.startswith("float8_"):
+            if name.startswith("float8_") and kind != "e8m0":
                 FP8[kind] = dtype
     check = getattr(getattr(t, "compiler", None), "is_compiling", None)
     if check is None:

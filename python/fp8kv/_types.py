@@ -27,9 +27,13 @@ LAYOUTS = ("NHD", "HND")
 
 CODES = {"f32": _capi.F32, "f16": _capi.F16, "bf16": _capi.BF16,
          "e4m3fn": _capi.E4M3FN, "e4m3fnuz": _capi.E4M3FNUZ,
-         "e5m2": _capi.E5M2, "e5m2fnuz": _capi.E5M2FNUZ}
+         "e5m2": _capi.E5M2, "e5m2fnuz": _capi.E5M2FNUZ,
+         "e2m1": _capi.E2M1, "int8": _capi.INT8}
+# "e2m1": a byte of two e2m1 values (torch.float4_e2m1fn_x2); "i8": int8
+# elements (torch.int8, numpy int8); "e8m0": torch.float8_e8m0fnu.
 ITEMSIZE = {"f32": 4, "f16": 2, "bf16": 2, "e4m3fn": 1, "e4m3fnuz": 1, "e5m2": 1,
-            "e5m2fnuz": 1, "u8": 1, "i32": 4, "i64": 8, "u64": 8}
+            "e5m2fnuz": 1, "u8": 1, "i32": 4, "i64": 8, "u64": 8, "i8": 1, "e2m1": 1,
+            "e8m0": 1}
 SCALE_CODES = {"one": _capi.SCALE_ONE, "tensor": _capi.SCALE_TENSOR,
                "head": _capi.SCALE_HEAD, "token_head": _capi.SCALE_TOKEN_HEAD}
 OVERFLOW_CODES = {"saturate": _capi.SATURATE, "nonsaturating": _capi.NONSATURATING}
@@ -37,11 +41,12 @@ INDEX_CODES = {"i64": _capi.INDEX_INT64, "i32": _capi.INDEX_INT32}
 
 # numpy dtypes by name ("bfloat16" and the float8 names are ml_dtypes').
 NUMPY_KINDS = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "uint8": "u8",
-               "int32": "i32", "int64": "i64", "uint64": "u64",
+               "int32": "i32", "int64": "i64", "uint64": "u64", "int8": "i8",
                "float8_e4m3fn": "e4m3fn", "float8_e4m3fnuz": "e4m3fnuz",
                "float8_e5m2": "e5m2", "float8_e5m2fnuz": "e5m2fnuz"}
 # How messages name a kind: as numpy and torch name the dtype.
 DTYPE_NAMES = {kind: name for name, kind in NUMPY_KINDS.items()}
+DTYPE_NAMES.update({"e2m1": "float4_e2m1fn_x2", "e8m0": "float8_e8m0fnu"})
 
 
 def dtype_name(kind):

@@ -20,7 +20,7 @@ _INDEX_DTYPES = BY_NAME["slot_mapping"].dtypes
 _SCALE_CACHE_DTYPES = BY_NAME["k_scale_cache"].dtypes
 
 
-def _index(x, name, dev, keep):
+def index_mapping(x, name, dev, keep):
     """A 1-D int64/int32 mapping as (pointer, length, index type); a strided
     one is copied first (keep holds the copy for the call)."""
     ptr, shape, strides, kind, d = describe(x, name)
@@ -36,7 +36,7 @@ def _index(x, name, dev, keep):
     return ptr, shape[0], INDEX_CODES[kind]
 
 
-def _cache_dims(shape, strides, heads, layout, name):
+def cache_dims(shape, strides, heads, layout, name):
     """(layout, blocks, block_size, stride block, slot, head) of a 4-D cache
     whose logical order is NHD [blocks, block_size, heads, dim] or HND
     [blocks, heads, block_size, dim]: stated, or read from where the heads
@@ -93,7 +93,7 @@ def _scale_cache_strides(k_sc, v_sc, dev, blocks, block_size, heads, layout):
     return kp, vp, kstr[0], kstr[2], kstr[1]
 
 
-def _check_inputs(kshape, kstr, kkind, vshape, vstr, vkind):
+def check_inputs(kshape, kstr, kkind, vshape, vstr, vkind):
     for name, shape, kind in (("key", kshape, kkind), ("value", vshape, vkind)):
         if len(shape) != 3:
             raise ValueError("%s: must be 3-D [tokens, heads, head_dim], got shape %s"
@@ -166,12 +166,12 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale
             not vshape[2] or
             (kstr[2] != 1 and kshape[2] > 1 or vstr[2] != 1 and vshape[2] > 1) and
             kshape[0] and vshape[0]):
-        _check_inputs(kshape, kstr, kkind, vshape, vstr, vkind)
+        check_inputs(kshape, kstr, kkind, vshape, vstr, vkind)
     heads = kshape[1]
 
     sp, sshape, sstr, skind, sd = describe(slot_mapping, "slot_mapping")
     if len(sshape) != 1 or skind not in INDEX_CODES or sd != dev or sstr[0] != 1:
-        sp, _, _ = _index(slot_mapping, "slot_mapping", dev, keep)
+        sp, _, _ = index_mapping(slot_mapping, "slot_mapping", dev, keep)
     n_slots, slot_type = sshape[0], INDEX_CODES[skind]
     if num_tokens is None:
         num_tokens = n_slots
@@ -192,9 +192,9 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale
     if cache != kkind and cache not in FP8_FORMATS:
         raise TypeError("key_cache: a %s cache for %s input; a cache is FP8 or of the "
                         "input's dtype" % (dtype_name(cache), dtype_name(kkind)))
-    layout, blocks, block_size, kcb, kcs, kch = _cache_dims(kcshape, kcstr, heads, layout,
+    layout, blocks, block_size, kcb, kcs, kch = cache_dims(kcshape, kcstr, heads, layout,
                                                            "key_cache")
-    _, vblocks, vblock_size, vcb, vcs, vch = _cache_dims(vcshape, vcstr, heads, layout,
+    _, vblocks, vblock_size, vcb, vcs, vch = cache_dims(vcshape, vcstr, heads, layout,
                                                          "value_cache")
     if (vblocks != blocks or vblock_size != block_size or kcshape[3] != kshape[2] or
             vcshape[3] != vshape[2] or kcstr[3] != 1 and kshape[2] > 1 or
@@ -204,7 +204,7 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale
 
     swa = swa_len = swa_type = 0
     if swa_mapping is not None:
-        swa, swa_len, swa_type = _index(swa_mapping, "swa_mapping", dev, keep)
+        swa, swa_len, swa_type = index_mapping(swa_mapping, "swa_mapping", dev, keep)
         if swa_len < 1:
             raise ValueError("swa_mapping: empty; a mapping must have at least 1 entry "
                              "(A-ZERO-SIZE)")

@@ -21,7 +21,7 @@ passed twice, or a misaligned key is refused here as in the real write.
 
 import collections
 
-from . import _signature, _torch, _write
+from . import _grouped, _mla, _signature, _torch, _write
 from ._arrays import describe, numel
 from ._errors import RangeError
 from ._types import ITEMSIZE, Typed, np
@@ -131,23 +131,57 @@ def _dressed(view, array, x):
     return Typed(t, x.dtype) if isinstance(x, Typed) else t
 
 
-def _golden(**args):
-    # the package's checks on the arguments as they are (devices, dtypes,
-    # writability...); then the library's, and the write, on the image
-    _write.plan(**args)
-    host = dict(args)
-    host.update(_image(args))
-    error = None
-    try:
-        _write.write(**host)
-    except RangeError as e:
-        error = e
-    return GoldenResult(*(host[name] if args[name] is not None else None
-                          for name in _signature.OUTPUTS), error)
+def _golden_of(write, outputs, result):
+    """The golden form of a write module's plan() and write(): outputs
+    are its written parameters, result the namedtuple of them and error."""
+
+    def golden(**args):
+        # the package's checks on the arguments as they are (devices,
+        # dtypes, writability...); then the library's, and the write, on
+        # the image
+        write.plan(**args)
+        host = dict(args)
+        host.update(_image(args))
+        error = None
+        try:
+            write.write(**host)
+        except RangeError as e:
+            error = e
+        return result(*(host[name] if args[name] is not None else None
+                        for name in outputs), error)
+    return golden
 
 
 reshape_and_cache = _signature.function(
     "reshape_and_cache",
     """fp8kv.reshape_and_cache on the CPU backend, on a host image of every
     argument; returns a GoldenResult.  Argument errors raise as they would.""",
-    _golden, module=__name__)
+    _golden_of(_write, _signature.OUTPUTS, GoldenResult), module=__name__)
+
+GroupedResult = collections.namedtuple(
+    "GroupedResult", _grouped.OUTPUTS + ("error",))
+GroupedResult.__doc__ = """The outputs of a golden grouped write (key_cache,
+value_cache, k_scales, v_scales, overflow_count, nan_count, k_amax,
+v_amax), as GoldenResult's: host arrays, None where not passed; error the
+RangeError of an out-of-range slot, or None."""
+
+reshape_and_cache_grouped = _signature.function(
+    "reshape_and_cache_grouped",
+    """fp8kv.reshape_and_cache_grouped on the CPU backend, on a host image of
+    every argument; returns a GroupedResult (nothing passed in is modified:
+    the written caches and scales are the result's).  Argument errors raise
+    as they would.""",
+    _golden_of(_grouped, _grouped.OUTPUTS, GroupedResult), module=__name__,
+    positional=_grouped.POSITIONAL, params=_grouped.PARAMS)
+
+MlaResult = collections.namedtuple("MlaResult", _mla.OUTPUTS + ("error",))
+MlaResult.__doc__ = """The outputs of a golden MLA write (kv_cache,
+overflow_count, nan_count), as GoldenResult's, and error."""
+
+concat_and_cache_mla = _signature.function(
+    "concat_and_cache_mla",
+    """fp8kv.concat_and_cache_mla on the CPU backend, on a host image of
+    every argument; returns an MlaResult (nothing passed in is modified).
+    Argument errors raise as they would.""",
+    _golden_of(_mla, _mla.OUTPUTS, MlaResult), module=__name__,
+    positional=_mla.POSITIONAL, params=_mla.PARAMS)

@@ -15,7 +15,8 @@ import pytest
 import fp8kv
 from fp8kv import _capi
 
-STRUCTS = {"fp8kv_cache_write": _capi.CacheWrite, "fp8kv_slot_report": _capi.SlotReport}
+STRUCTS = {"fp8kv_cache_write": _capi.CacheWrite, "fp8kv_slot_report": _capi.SlotReport,
+           "fp8kv_group_scales": _capi.GroupScales, "fp8kv_mla_write": _capi.MlaWrite}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_struct_sizes_and_every_offset(c_layout):
 
 def test_constants(c_layout):
     consts = {w[1]: int(w[2]) for w in c_layout if w[0] == "const"}
-    assert len(consts) == 24
+    assert len(consts) == 35
     for cname, value in consts.items():
         assert getattr(_capi, cname[len("FP8KV_"):]) == value, cname
     enum_size = [int(w[2]) for w in c_layout if w[:2] == ["sizeof", "enum"]]
@@ -159,3 +160,39 @@ def test_the_python_tests_run_under_address_sanitizer():
     out = subprocess.run([sys.executable, "-B", "-c", OVERRUN], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
     assert out.returncode != 0 and "heap-buffer-overflow" in out.stdout, out.stdout[-2000:]
+
+
+@pytest.mark.parametrize("structure, packer", [
+    (_capi.GroupScales, _capi.GROUP_SCALES_PACKER), (_capi.MlaWrite, _capi.MLA_WRITE_PACKER),
+    (_capi.GroupedWrite, _capi.GROUPED_WRITE_PACKER)], ids=["group_scales", "mla", "grouped"])
+def test_new_packers_match_their_structures(structure, packer):
+    """One pack() call reads back field by field (floats as fp32)."""
+    values = [float(1000 + i) if t is ctypes.c_float else 1000 + i
+              for i, (_, t) in enumerate(structure._fields_)]
+    got = structure.from_buffer_copy(packer.pack(*values))
+    assert [getattr(got, f) for f, _ in structure._fields_] == values
+
+
+def test_grouped_write_is_the_two_descriptors_end_to_end():
+    """The grouped write's one structure: fp8kv_cache_write's bytes, then
+    fp8kv_group_scales' at CACHE_WRITE_SIZE, each laid out as itself."""
+    assert _capi.CACHE_WRITE_SIZE == ctypes.sizeof(_capi.CacheWrite)
+    for name, _ in _capi.CacheWrite._fields_:
+        assert getattr(_capi.GroupedWrite, name).offset == getattr(_capi.CacheWrite, name).offset
+    for name, _ in _capi.GroupScales._fields_:
+        assert (getattr(_capi.GroupedWrite, name).offset ==
+                _capi.CACHE_WRITE_SIZE + getattr(_capi.GroupScales, name).offset), name
+
+
+def test_new_inits_set_size_through_the_c_api():
+    g = _capi.GroupScales()
+    _capi.fn.group_scales_init(ctypes.byref(g), _capi.GROUP_NVFP4, 16, 3, 64, 8,
+                               _capi.LAYOUT_NHD)
+    assert g.size == ctypes.sizeof(_capi.GroupScales)
+    assert (g.rule, g.group_size, g.rounding) == (_capi.GROUP_NVFP4, 16, 0)
+    assert (g.stride_block, g.stride_slot, g.stride_head, g.stride_group) == (8 * 3 * 4, 12, 4, 1)
+    m = _capi.MlaWrite()
+    _capi.fn.mla_write_init(ctypes.byref(m), _capi.MLA_DS, 5, 512, 64, 7, 16)
+    assert m.size == ctypes.sizeof(_capi.MlaWrite)
+    assert (m.kind, m.num_tokens, m.kv_lora_rank, m.pe_dim) == (_capi.MLA_DS, 5, 512, 64)
+    assert (m.stride_block, m.stride_slot) == (16 * 656, 656)
