@@ -26,6 +26,7 @@ def _run(name):
 def test_zoo_named(name):
     fam, _, want = Z.ZOO[name]
     rep = _run(name)
+    assert rep.golden == "fp8kv.golden"      # fp8kv's bytes from the golden path
     if want == "CLEAN":
         assert rep.verdict == CLEAN, rep.verdict_line()
         assert rep.bytes_differing == 0 and not rep.placement and rep.recipe is None
@@ -85,3 +86,10 @@ def test_report_forms():
 def test_nothing_written_is_not_clean():
     rep = groups.run(lambda **kw: None, "int8", calls=1)
     assert rep.verdict == DIFFERENCES and rep.placement.get("not_written", 0) > 0
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_fp8kv_itself_is_clean(family):
+    import fp8kv
+    rep = groups.run(fp8kv.reshape_and_cache_grouped, family, calls=2)
+    assert rep.verdict == CLEAN, rep.verdict_line()

@@ -26,6 +26,7 @@ def _run(name):
 def test_mla_zoo_named(name):
     _, _, want = Z.MLA_ZOO[name]
     rep = _run(name)
+    assert rep.golden == "fp8kv.golden"      # fp8kv's records from the golden path
     if want == "CLEAN":
         assert rep.verdict == CLEAN, rep.verdict_line()
         assert rep.bytes_differing == 0 and not rep.classes and rep.bytes_compared > 70000
@@ -92,3 +93,20 @@ def test_ds_record_model_layout():
     assert np.all(rec[:128] == 0x7E) and np.all(rec[128:512] == 0)
     assert rec[512:528].view("<f4").tolist() == [3.0, 2.0 ** -126, 2.0 ** -126, 2.0 ** -126]
     assert rec[528:].view("<u2").tolist() == list(range(64))
+
+
+@pytest.mark.parametrize("kind", sorted(mla.DTYPES))
+def test_fp8kv_itself_is_clean(kind):
+    import fp8kv
+
+    def writer(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, scale):
+        kw = dict(kv_c=fp8kv.typed(kv_c, "bf16"), k_pe=fp8kv.typed(k_pe, "bf16"),
+                  kv_cache=kv_cache, slot_mapping=slot_mapping)
+        if kv_cache_dtype == "fp8_ds_mla":
+            kw.update(kind="ds_mla", format="e4m3fn")
+        else:
+            kw.update(kind="plain", scale="tensor", k_scale=scale,
+                      format="e5m2" if kv_cache_dtype == "fp8_e5m2" else "e4m3fn")
+        fp8kv.concat_and_cache_mla(**kw)
+    rep = mla.run(writer, kind, calls=2)
+    assert rep.verdict == CLEAN, rep.verdict_line()

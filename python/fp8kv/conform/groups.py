@@ -18,7 +18,7 @@ the family's rule) and no input changed.  Otherwise the referee says which
 recipe of the family (fp8kv.conform.catalogue) every written group matches,
 exactly or with one variation (nibble order, ties away, the other NaN code,
 an unsaturated block scale, approximate reciprocals), or that none does,
-with the first differing group decoded on both sides (V-CONFORM-RECIPES).
+with the first differing group decoded on both sides (python/README.md, conform).
 fp8kv's own recipes are taken from the golden path; the engines' from
 conform's models (fp8kv.conform.recipes).
 """

@@ -14,7 +14,7 @@ Approximate reciprocals (rcp.approx, fast-math division) cannot be
 reproduced on a CPU: every reciprocal and division a model performs goes
 through _rcp/_div with a nudge of d ulp (d = 0: IEEE), and the referee names
 "approximate reciprocal" when some nudges of at most one ulp give the bytes
-and none of 0 does (V-CONFORM-RECIPES in docs/decisions.md).
+and none of 0 does (python/README.md, conform).
 """
 
 import numpy as np
