@@ -25,6 +25,7 @@ FP8KV_PY_CONFORM = python/fp8kv/conform/__init__.py python/fp8kv/conform/__main_
 	python/fp8kv/conform/guard.py python/fp8kv/conform/layout.py \
 	python/fp8kv/conform/mla.py \
 	python/fp8kv/conform/models.py python/fp8kv/conform/recipes.py \
+	python/fp8kv/conform/records.py \
 	python/fp8kv/conform/report.py \
 	python/fp8kv/conform/runner.py python/fp8kv/conform/sparse.py \
 	python/fp8kv/conform/streams.py python/fp8kv/conform/targets.py

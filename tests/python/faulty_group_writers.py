@@ -170,6 +170,18 @@ def _nvfp4_approx(bits, g):
     return X.pack_e2m1(cs), _u8(sf)
 
 
+def _nvfp4_scale_nonsat(bits, g):
+    """fp8kv's NVFP4 with a block scale past e4m3's range stored as its NaN
+    (0x7F, the non-saturating conversion): s = NaN * g, every x / s a NaN,
+    which e2m1 stores as 0x0."""
+    c, s = _contract("nvfp4", "e2m1")(bits, g)
+    amax = RR.amax_finite(bits)
+    sfv = X.f32_div(amax, X.f32_mul(RR.SIX, g))
+    if RR.f32_positive(g) and X.is_finite(g) and X.fp8_contract(sfv, X.E4M3FN, saturate=False) == 0x7F:
+        return np.zeros_like(c), _u8(0x7F)
+    return c, s
+
+
 def _int8_ties_away(bits, g):
     row = C.group_row("f32", "int8", bits, "f32", len(bits))
     s = int.from_bytes(bytes(row.scales), "little")
@@ -219,6 +231,8 @@ ZOO = {
                    "nvfp4_fp8kv + nan_code"),
     "approx_rcp_nvfp4": ("nvfp4", writer(_nvfp4_approx),
                          "nvfp4_fp8kv + approximate_reciprocal"),
+    "scale_nonsat_nvfp4": ("nvfp4", writer(_nvfp4_scale_nonsat),
+                           "nvfp4_fp8kv + scale_nonsaturating"),
     "ties_away_int8": ("int8", writer(_int8_ties_away), "int8_rne + ties_away"),
     "scale_plus3_mxfp8": ("mxfp8", writer(_off_by_one_scale), "none"),
     "stray_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn"),
@@ -349,3 +363,6 @@ MLA_ZOO = {
     "strides_ds": ("ds_mla", mla_writer(_ds_exact, contiguous=True), "cache_strides"),
     "skips_ds": ("ds_mla", mla_writer(_ds_exact, skip_odd=True), "not_written"),
 }
+
+# every writer by name, for "faulty_group_writers:NAME" targets
+globals().update({n: w for n, (_, w, _) in list(ZOO.items()) + list(MLA_ZOO.items())})

@@ -110,3 +110,45 @@ def test_fp8kv_itself_is_clean(kind):
         fp8kv.concat_and_cache_mla(**kw)
     rep = mla.run(writer, kind, calls=2)
     assert rep.verdict == CLEAN, rep.verdict_line()
+
+
+def test_torch_arrays():
+    torch = pytest.importorskip("torch")
+    vllm_ds = Z.MLA_ZOO["vllm_ds"][1]
+
+    def tensors(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, scale):
+        assert kv_c.dtype == torch.bfloat16 and kv_cache.dtype == torch.uint8
+        assert kv_cache.stride(2) == 1 and scale.dtype == torch.float32
+        host = kv_cache.numpy()         # a CPU tensor's view: written in place
+        vllm_ds(kv_c.view(torch.int16).numpy().view(np.uint16),
+                k_pe.view(torch.int16).numpy().view(np.uint16), host,
+                slot_mapping.numpy(), kv_cache_dtype, scale.numpy())
+    rep = mla.run(tensors, "ds_mla", calls=2, arrays="torch")
+    assert rep.verdict == DIFFERENCES and "vllm_nan_inf" in rep.classes, rep.verdict_line()
+    rep = mla.run(fp8kv_writer(), "ds_mla", calls=2, arrays="torch")
+    assert rep.verdict == CLEAN, rep.verdict_line()
+
+
+def fp8kv_writer():
+    from fp8kv.conform.records import fp8kv_mla
+    return fp8kv_mla
+
+
+def test_cli(capsys):
+    from fp8kv.conform import cli
+    import json
+    rc = cli.main(["--mla", "ds_mla", "fp8kv", "faulty_group_writers:scale_big_endian_ds",
+                   "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 1 and out["mode"] == "mla"
+    assert [w["verdict"] for w in out["writers"]] == [CLEAN, DIFFERENCES]
+    assert list(out["writers"][1]["classes"]) == ["scale_byte_order"]
+    rc = cli.main(["--groups", "int8", "faulty_group_writers:vllm_int8"])
+    text = capsys.readouterr().out
+    assert rc == 1 and "recipe: int8_vllm" in text
+    rc = cli.main(["--groups", "int8", "fp8kv"])
+    assert rc == 0 and "CLEAN" in capsys.readouterr().out
+    rc = cli.main(["--groups", "int8", "nosuchmodule_xyz:f"])
+    assert rc == 2 and "cannot import" in capsys.readouterr().err
+    rc = cli.main(["--groups", "int8", "--mla", "fp8", "fp8kv"])
+    assert rc == 2

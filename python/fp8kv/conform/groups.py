@@ -28,6 +28,7 @@ import itertools
 import numpy as np
 
 from . import recipes as R
+from . import records
 from .catalogue import FAMILIES, PLACEMENT, VARIATIONS, recipe_titles
 from .errors import HarnessError, UsageError
 from .report import CLEAN, DIFFERENCES, FAILED
@@ -360,7 +361,7 @@ def _decode(call, gbytes, label):
         label, s, " ".join("%g" % v for v in vals))
 
 
-def run(writer, family, seed=0, calls=6, target=None):
+def run(writer, family, seed=0, calls=6, target=None, arrays="numpy", device="cpu"):
     """Referees a grouped writer (a callable with
     fp8kv.reshape_and_cache_grouped's keywords) for one family."""
     if family not in FAMILIES:
@@ -388,7 +389,8 @@ def run(writer, family, seed=0, calls=6, target=None):
                                        "path in %s" % (fp8kv_recipe.name, s))
         call.fresh()
         try:
-            writer(**call.kwargs())
+            records.invoke(writer, call.kwargs(), [b for b, _ in call.bufs.values()],
+                           arrays, device)
         except Exception as e:  # the writer's failure is the report's
             rep.verdict, rep.error = FAILED, "call %d raised %s: %s" % (
                 i, type(e).__name__, e)

@@ -26,6 +26,7 @@ import collections
 import numpy as np
 
 from . import recipes as R
+from . import records
 from .errors import HarnessError, UsageError
 from .models import quotient
 from .report import CLEAN, DIFFERENCES, FAILED
@@ -308,7 +309,10 @@ def _plain_text(call, t, rec, d):
         i, x, call.scale[0], rec[i], R.fp8_value(rec[i:i + 1], call.fmt)[0])
 
 
-def run(writer, kind="ds_mla", seed=0, calls=4, target=None):
+def run(writer, kind="ds_mla", seed=0, calls=4, target=None, arrays="numpy", device="cpu"):
+    """Holds an MLA writer with vLLM's signature to the golden path over
+    `calls` calls of kind "ds_mla", "fp8" or "fp8_e5m2"; arrays "torch"
+    passes tensors on device.  Returns an MlaReport."""
     if kind not in DTYPES:
         raise UsageError("kind: %r is not one of %s" % (kind, ", ".join(DTYPES)))
     rep = MlaReport(target or getattr(writer, "__name__", str(writer)), kind)
@@ -327,7 +331,7 @@ def run(writer, kind="ds_mla", seed=0, calls=4, target=None):
             raise HarnessError("conform's model of the %s record differs from the golden "
                                "path" % kind)
         try:
-            writer(**call.kwargs())
+            records.invoke(writer, call.kwargs(), [call.buf], arrays, device)
         except Exception as e:
             rep.verdict, rep.error = FAILED, "call %d raised %s: %s" % (i, type(e).__name__, e)
             return rep
