@@ -53,6 +53,15 @@ def test_every_mla_class_planted():
         assert cls in planted, cls
 
 
+@pytest.mark.parametrize("name,detail", [("divisor240_ds", "240"), ("divisor224_ds", "224"),
+                                         ("tiles64_ds", "64"), ("tiles512_ds", "512")])
+def test_variant_named(name, detail):
+    rep = _run(name)
+    cls = Z.MLA_ZOO[name][2]
+    assert rep.details[cls] == {detail}
+    assert ": " + detail in "\n".join(rep.table())
+
+
 def test_ds_record_decoded():
     rep = _run("scale_big_endian_ds")
     assert rep.first and "writer scales [" in rep.first and "fp8kv scales [" in rep.first

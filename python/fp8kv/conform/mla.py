@@ -258,6 +258,7 @@ class MlaReport:
         self.verdict, self.error = CLEAN, None
         self.calls = self.bytes_compared = self.bytes_differing = 0
         self.classes = collections.OrderedDict()
+        self.details = {}   # class: the variants seen (a divisor, a tile size)
         self.first = None
         self.golden = "fp8kv.golden"
 
@@ -276,7 +277,9 @@ class MlaReport:
             self.bytes_differing, self.bytes_compared, ", ".join(self.classes))
 
     def table(self):
-        lines = ["  %-17s %7d bytes  %s" % (c, n, CLASSES[c]) for c, n in self.classes.items()]
+        lines = ["  %-17s %7d bytes  %s%s" % (
+            c, n, CLASSES[c], (": " + ", ".join(sorted(self.details[c], key=float)))
+            if c in self.details else "") for c, n in self.classes.items()]
         if self.first:
             lines.append("  first differing record: " + self.first)
         if self.golden != "fp8kv.golden":
@@ -287,6 +290,7 @@ class MlaReport:
         return dict(target=self.target, kind=self.kind, verdict=self.verdict,
                     error=self.error, calls=self.calls, bytes_compared=self.bytes_compared,
                     bytes_differing=self.bytes_differing, classes=dict(self.classes),
+                    details={c: sorted(v) for c, v in self.details.items()},
                     first_difference=self.first, golden=self.golden)
 
 
@@ -414,7 +418,10 @@ def _classify(call, expected, diff, rep):
                 best, n = m, k
         if best is None:
             break
-        rep.add(best.split("@")[0], n)
+        cls, _, variant = best.partition("@")
+        rep.add(cls, n)
+        if variant:
+            rep.details.setdefault(cls, set()).add(variant)
         for off, _, fits in per_token:
             left[off] &= ~fits[best]
             explained[off:off + E] |= fits[best]
