@@ -53,7 +53,7 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_grouped_mla.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
 	python/pythondir.py python/METADATA.in \
-	dev/gpu_check.py dev/conform_gpu.py dev/conform_torch_demo.py \
+	dev/gpu_check.py dev/conform_gpu.py dev/conform_records_gpu.py dev/conform_torch_demo.py \
 	dev/conform_triton_demo.py dev/py_call_cost.py tests/python/run_pytest.sh \
 	$(FP8KV_PY_TESTS) tests/python/struct_layout.c
 
