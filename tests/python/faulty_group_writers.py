@@ -113,6 +113,13 @@ def _e2m1_rne(u, ties_away=False):
     return sign | best
 
 
+def _mx8(model):
+    def fn(bits, g):
+        codes, b = model(bits, "f32", "e4m3fn")
+        return codes, _u8(b)
+    return fn
+
+
 def _int8_vllm(bits, g):
     q, s = RR.int8_vllm_trunc(bits, "f32")
     return q.view(np.uint8), _f32b(s)
@@ -218,6 +225,8 @@ ZOO = {
     "floor_mxfp4": ("mxfp4", writer(_contract("e8m0_floor", "e2m1")), "e8m0_floor"),
     "even_mxfp4": ("mxfp4", writer(_mx_even("e2m1")), "e8m0_even"),
     "even_mxfp8": ("mxfp8", writer(_mx_even("e4m3fn")), "e8m0_even"),
+    "torchao_mxfp8": ("mxfp8", writer(_mx8(RR.mx_floor_ocp)), "e8m0_floor_torchao"),
+    "trtllm_mxfp8": ("mxfp8", writer(_mx8(RR.mx_rceil_nvidia)), "e8m0_rceil_nvidia"),
     "flashinfer_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_flashinfer)), "nvfp4_flashinfer"),
     "trtllm_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_trtllm)), "nvfp4_trtllm"),
     "vllm_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_vllm)), "nvfp4_vllm"),

@@ -23,7 +23,13 @@ FAMILIES = collections.OrderedDict([
                               "TRT-LLM; aiter's default; torchao RCEIL)",
                               dict(rule="e8m0_rceil"), 0),
                        Recipe("e8m0_even", "E8M0 even (aiter Even and Triton quantizer, "
-                              "Quark)", None, 0)))),
+                              "Quark)", None, 0),
+                       Recipe("e8m0_floor_torchao", "E8M0 floor as torchao to_mx: a NaN or "
+                              "Inf in the group makes the scale byte 255, NaN codes 0x7F",
+                              None, 0),
+                       Recipe("e8m0_rceil_nvidia", "E8M0 rceil as TensorRT-LLM's MXFP8 "
+                              "(cvt.rp.satfinite: an Inf group's byte 254 and its finite "
+                              "codes +-0; rcp.approx.ftz, NaN 0x7F)", None, 2)))),
     ("mxfp4", dict(format="e2m1", group_size=32, scale="e8m0", rule="e8m0_rceil",
                    recipes=(
                        Recipe("e8m0_floor", "E8M0 floor (OCP MX v1.0, torchao FLOOR, aiter "

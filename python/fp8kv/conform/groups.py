@@ -164,6 +164,10 @@ def _model(call, recipe, variation=None, delta=()):
     if variation == "scale_nonsaturating":
         kw["sat"] = False
     name = recipe.name
+    if name in ("e8m0_floor_torchao", "e8m0_rceil_nvidia"):
+        base = getattr(R, {"e8m0_floor_torchao": "mx_floor_torchao",
+                           "e8m0_rceil_nvidia": "mx_rceil_nvidia"}[name])
+        return lambda x: base(x, fmt, **kw)
     if name.startswith("e8m0_"):
         base = R.mx_recipe(name[5:])
         if variation == "nan_code" and fmt == "e2m1":

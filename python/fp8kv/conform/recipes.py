@@ -298,3 +298,61 @@ def int8_vllm_amax(x):
     """tl.max(|x|) in vLLM's Triton per-token-head writer: Inf counts (NaN
     modelled as ignored, docs/recipes.md 5)."""
     return amax_fmaxf(x)
+
+
+# ---- engine MX variants (MXFP8) --------------------------------------------
+
+def _fp8_gpu(y, fmt, overflow):
+    """FP8 codes where a NaN is the GPU's positive NaN (code 0x7F)."""
+    return fp8(y, fmt, overflow, nan=0x7F)
+
+
+def mx_floor_torchao(x, fmt, **_):
+    """torchao to_mx(FLOOR) (mx_tensor.py): amax = torch.amax(|x|), NaN
+    propagating and Inf counting, byte 255 for either; elements x times the
+    E8M0 value's reciprocal (NaN for 255), clamped to +-max, then torch's
+    cast; a NaN product is the GPU's positive NaN."""
+    a = np.abs(x)
+    amax = np.where(np.isnan(x).any(axis=1), F32(np.nan), a.max(axis=1)).astype(F32)
+    b = np.where(np.isfinite(amax), e8m0_floor(np.where(np.isfinite(amax), amax, F32(0)), fmt),
+                 255).astype(np.int64)
+    rb = (254 - b) & 0xFF
+    inv = np.where(rb == 255, F32(np.nan), e8m0_value(np.where(rb == 255, 0, rb)))
+    y = _mul(x, inv.astype(F32)[:, None])
+    mx = F32(MAXV[fmt])
+    y = np.where(np.isfinite(y) & (np.abs(y) > mx), np.copysign(mx, y), y).astype(F32)
+    return _fp8_gpu(y, fmt, "nonsaturating"), b.astype(np.uint8)
+
+
+def _e8m0_rp(u, satfinite=True):
+    a = bits(u) & np.uint32(0x7FFFFFFF)
+    field, mant = (a >> 23).astype(np.int64), (a & 0x7FFFFF).astype(np.int64)
+    up = np.where(field == 0, mant > 0x400000, (mant != 0) & (field < 255))
+    res = field + up
+    res = np.where(a > 0x7F800000, 255, res)
+    if satfinite:
+        res = np.where((res == 255) & (a <= 0x7F800000), 254, res)
+    return np.minimum(res, 255)
+
+
+def _ftz(v):
+    v = np.asarray(v, F32)
+    return np.where(np.abs(v) < F32(2.0 ** -126), np.copysign(F32(0), v), v).astype(F32)
+
+
+def mx_rceil_nvidia(x, fmt, delta=(), **_):
+    """TensorRT-LLM cvt_warp_fp16_to_mxfp8 (quantization.cuh): amax by
+    __hmax (NaN ignored unless all are, Inf counts), descale = RN(amax *
+    rcp(max)), byte by cvt.rp.satfinite.ue8m0x2 (Inf 254, NaN 255), os =
+    rcp.approx.ftz(2^(byte - 127)) (0 for byte 254, Inf for byte 0; 0 when
+    amax is 0), codes cvt.rn.satfinite (NaN 0x7F)."""
+    d = tuple(delta) + (0, 0)
+    allnan = np.isnan(x).all(axis=1)
+    amax = np.where(allnan, F32(np.nan), amax_fmaxf(x)).astype(F32)
+    descale = _mul(amax, _rcp(F32(MAXV[fmt]), d[0]))
+    b = _e8m0_rp(descale)
+    sv = np.where(b == 255, F32(np.nan), e8m0_value(np.minimum(b, 254)))
+    with np.errstate(all="ignore"):
+        os_ = _ftz(nudge((F32(1) / _ftz(sv)).astype(F32), d[1]))
+    os_ = np.where(amax == 0, F32(0), os_).astype(F32)
+    return _fp8_gpu(_mul(x, os_[:, None]), fmt, "saturate"), b.astype(np.uint8)
