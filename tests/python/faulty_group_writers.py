@@ -345,6 +345,19 @@ def mla_writer(record, pad=False, contiguous=False, skip_odd=False, neighbour=Fa
     return w
 
 
+def _overrun(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, scale):
+    """The exact records, and 16 zero bytes after each entry where the
+    cache's entries are padded (into the padding, never another entry)."""
+    mla_writer(_ds_exact)(kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype, scale)
+    E, stride = kv_cache.shape[2], kv_cache.strides[1]
+    if stride >= E + 16:
+        wide = np.lib.stride_tricks.as_strided(kv_cache, shape=kv_cache.shape[:2] + (E + 16,),
+                                               strides=kv_cache.strides)
+        for slot in slot_mapping:
+            if slot >= 0:
+                wide[slot // kv_cache.shape[1], slot % kv_cache.shape[1], E:] = 0
+
+
 MLA_ZOO = {
     "exact_ds": ("ds_mla", mla_writer(_ds_exact), "CLEAN"),
     "exact_plain": ("fp8", mla_writer(_plain()), "CLEAN"),
@@ -370,6 +383,7 @@ MLA_ZOO = {
     "padding_ds": ("ds_mla", mla_writer(_ds_exact, pad=True), "padding_written"),
     "neighbour_slot_ds": ("ds_mla", mla_writer(_ds_exact, neighbour=True), "wrong_slot"),
     "strides_ds": ("ds_mla", mla_writer(_ds_exact, contiguous=True), "cache_strides"),
+    "overrun_ds": ("ds_mla", _overrun, "stray_writes"),
     "skips_ds": ("ds_mla", mla_writer(_ds_exact, skip_odd=True), "not_written"),
 }
 
