@@ -103,11 +103,11 @@ def _e2m1_rne(u, ties_away=False):
     sign = 8 if u & X.F32_SIGN else 0
     if X.is_inf(u):
         return sign | 7
-    v = abs(X.value(u))
+    v = abs(float(np.array([u], np.uint32).view(F32)[0]))   # exact in a double
     mags = [0, 0.5, 1, 1.5, 2, 3, 4, 6]
     best = 0
     for i, m in enumerate(mags):
-        d, bd = abs(v - X.value(X.f32_const(m))), abs(v - X.value(X.f32_const(mags[best])))
+        d, bd = abs(v - m), abs(v - mags[best])
         if d < bd or (d == bd and (ties_away or i % 2 == 0) and i > best):
             best = i
     return sign | best

@@ -67,6 +67,12 @@ def test_input_modified_and_raising_writer():
     rep = groups.run(modifies, "mxfp8", calls=1)
     assert rep.verdict == DIFFERENCES and rep.placement.get("input_modified") == 4
 
+    def modifies_global(**kw):
+        Z.ZOO["exact_nvfp4"][1](**kw)
+        kw["v_global"][0] = 2.0
+    rep = groups.run(modifies_global, "nvfp4", calls=1)
+    assert rep.verdict == DIFFERENCES and list(rep.placement) == ["input_modified"]
+
     def raises(**kw):
         raise RuntimeError("no")
     rep = groups.run(raises, "nvfp4", calls=1)

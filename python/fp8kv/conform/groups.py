@@ -103,6 +103,8 @@ class Call:
         slots = rng.permutation(SLOTS - 1)[:tokens].astype(np.int64)
         slots[rng.integers(tokens)] = -1
         self.slots = slots
+        self.k_global = np.array([self.g], F32)
+        self.v_global = np.array([self.g], F32)
         self.poison = int(rng.integers(1, 255))
         self.bufs = {}
         for side in ("key_cache", "value_cache"):
@@ -125,7 +127,7 @@ class Call:
                   k_scales=self.bufs["k_scales"][1], v_scales=self.bufs["v_scales"][1],
                   format=self.fmt)
         if fam["rule"] == "nvfp4":
-            kw.update(k_global=np.array([self.g], F32), v_global=np.array([self.g], F32))
+            kw.update(k_global=self.k_global, v_global=self.v_global)
         return kw
 
     def fresh(self):
@@ -379,7 +381,8 @@ def run(writer, family, seed=0, calls=6, target=None, arrays="numpy", device="cp
     got_all, x_all, cands = [], [], None
     for i in range(calls):
         call = Call(family, rng, gs[i])
-        ins = [a.copy() for a in (call.key, call.value, call.slots)]
+        inputs = (call.key, call.value, call.slots, call.k_global, call.v_global)
+        ins = [a.copy() for a in inputs]
         expected = _golden(call, fp8kv_recipe)
         if expected is None:
             rep.golden = ("STOPGAP: this package has no fp8kv.golden."
@@ -401,7 +404,7 @@ def run(writer, family, seed=0, calls=6, target=None, arrays="numpy", device="cp
             return rep
         rep.calls += 1
         _placement(call, expected, rep)
-        for a, b in zip(ins, (call.key, call.value, call.slots)):
+        for a, b in zip(ins, inputs):
             if not np.array_equal(a.view(np.uint8), b.view(np.uint8)):
                 rep.placement["input_modified"] = rep.placement.get("input_modified", 0) + \
                     int(np.count_nonzero(a.view(np.uint8) != b.view(np.uint8)))
