@@ -40,6 +40,8 @@ def test_zoo_named(name):
     elif want == "none":
         assert rep.recipe is None
         assert rep.first and "writer: scale e8m0" in rep.first and "closest recipe" in rep.first
+        c = rep.closest
+        assert c["groups_matched"] < c["groups"] == rep.groups
     else:
         assert rep.recipe == want, (rep.recipe, rep.also)
         assert not set(rep.placement) - {"input_modified"}, rep.placement

@@ -307,6 +307,7 @@ class GroupReport:
         self.recipe, self.also = None, []
         self.placement = {}
         self.first = None
+        self.closest = None
         self.golden = "fp8kv.golden"
 
     def verdict_line(self):
@@ -344,7 +345,8 @@ class GroupReport:
                     bytes_compared=self.bytes_compared,
                     bytes_differing=self.bytes_differing, recipe=self.recipe,
                     also_fits=self.also, placement=self.placement,
-                    first_difference=self.first, golden=self.golden)
+                    first_difference=self.first, closest=self.closest,
+                    golden=self.golden)
 
 
 def _decode(call, gbytes, label):
@@ -483,7 +485,9 @@ def _referee(rep, family, got_all):
             fn = _model(call, cand[1], cand[2] if cand[2] != "approximate_reciprocal"
                         else None)
             want = _group_bytes(call, fn, x[j:j + 1], cand[2] == "nibbles_swapped")[0]
-            rep.first = "inputs [%s]; %s; %s" % (
+            rep.closest = dict(recipe=cand[0], groups_matched=best[0], groups=best[1])
+            rep.first = "(closest: %s, %d of %d groups) inputs [%s]; %s; %s" % (
+                cand[0], best[0], best[1],
                 " ".join("%.9g" % v for v in x[j]), _decode(call, got[j], "writer"),
                 _decode(call, want, "closest recipe " + cand[0]))
             break
