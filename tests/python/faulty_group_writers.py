@@ -310,8 +310,9 @@ def _plain(how="div", rope_raw=False):
     def rec(kv16, pe16, fmt, s):
         x = np.concatenate([_bf16_f32(kv16), _bf16_f32(pe16)])
         with np.errstate(all="ignore"):
-            y = x * s if how == "mul" else x / s
-        out = _q(y.astype(F32), fmt)
+            y = {"mul": lambda: x * s, "div": lambda: x / s, "one": lambda: x,
+                 "e4m3": lambda: x / s, "rcp": lambda: x * (F32(1) / s)}[how]()
+        out = _q(y.astype(F32), "e4m3fn" if how == "e4m3" else fmt)
         if rope_raw:
             out[512:] = np.asarray(pe16, "<u2").view(np.uint8)[:64]
         return out
@@ -379,6 +380,9 @@ MLA_ZOO = {
     "scale_big_endian_ds": ("ds_mla", mla_writer(_ds_be), "scale_byte_order"),
     "scale_after_rope_ds": ("ds_mla", mla_writer(_ds_place), "scale_place"),
     "inverted_plain": ("fp8", mla_writer(_plain("mul")), "inverted_scale"),
+    "reciprocal_plain": ("fp8", mla_writer(_plain("rcp")), "reciprocal"),
+    "scale_ignored_plain": ("fp8", mla_writer(_plain("one")), "scale_ignored"),
+    "e4m3_for_e5m2_plain": ("fp8_e5m2", mla_writer(_plain("e4m3")), "format_confusion"),
     "rope_raw_plain": ("fp8", mla_writer(_plain(rope_raw=True)), "rope_raw"),
     "padding_ds": ("ds_mla", mla_writer(_ds_exact, pad=True), "padding_written"),
     "neighbour_slot_ds": ("ds_mla", mla_writer(_ds_exact, neighbour=True), "wrong_slot"),

@@ -29,6 +29,7 @@ from . import recipes as R
 from . import records
 from .errors import HarnessError, UsageError
 from .models import quotient
+from .streams import fp8_values
 from .report import CLEAN, DIFFERENCES, FAILED
 
 RANK, PE = 512, 64
@@ -101,6 +102,23 @@ def _tile(rng, pattern):
     return x
 
 
+def midpoint_rows(rng, fmt, scale, rows):
+    """rows x 512 bf16 inputs whose quotients by scale lie at and around
+    the format's rounding midpoints: the bf16 values either side of m * s
+    for every midpoint m (and the overflow threshold), both signs; where a
+    division not correctly rounded, or a multiplication by 1/s, shows."""
+    v = fp8_values(fmt)
+    mids = np.concatenate([(v[1:] + v[:-1]) / 2, [v[-1] + (v[-1] - v[-2]) / 2]])
+    t = (mids * float(scale)).astype(F32)
+    u = t.view(np.uint32)
+    lo = (u >> 16).astype(np.uint16)
+    cand = np.concatenate([lo, lo + 1, lo - 1]).astype(np.uint16)
+    cand = np.concatenate([cand, cand | 0x8000])
+    cand = cand[np.isfinite(widen(cand))]
+    pick = rng.choice(cand, rows * RANK, replace=len(cand) < rows * RANK)
+    return pick.reshape(rows, RANK).astype(np.uint16)
+
+
 PATTERNS = ("normal", "normal", "normal", "zero", "nan", "all_nan", "inf", "tiny", "huge")
 
 
@@ -115,6 +133,8 @@ class Call:
         pe = (rng.standard_normal((tokens, PE)) * 3).astype(F32)
         pe[rng.integers(tokens), rng.integers(PE)] = np.nan
         self.kv_c, self.k_pe = _bf16(kv), _bf16(pe)
+        if kind != "ds_mla":    # rows at the rounding midpoints of x / scale
+            self.kv_c[:3] = midpoint_rows(rng, self.fmt, scale, 3)
         slots = rng.permutation(SLOTS - 1)[:tokens].astype(np.int64)
         slots[rng.integers(tokens)] = -1
         self.slots = slots
@@ -321,9 +341,9 @@ def run(writer, kind="ds_mla", seed=0, calls=4, target=None, arrays="numpy", dev
         raise UsageError("kind: %r is not one of %s" % (kind, ", ".join(DTYPES)))
     rep = MlaReport(target or getattr(writer, "__name__", str(writer)), kind)
     rng = np.random.default_rng(seed)
-    scales = [1.0, 0.37, 3.1e-3, 12.5]
+    scales = [1.0, 7.0, 0.37, 1.7, 3.1e-3, 12.5]
     for i in range(calls):
-        call = Call(kind, rng, scales[i % 4], padded=(i % 2 == 1))
+        call = Call(kind, rng, scales[i % len(scales)], padded=(i % 2 == 1))
         ins = [a.copy() for a in (call.kv_c, call.k_pe, call.slots, call.scale)]
         expected = _golden(call)
         model = _expected_model(call)
