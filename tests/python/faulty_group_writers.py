@@ -266,14 +266,15 @@ def _q(y, fmt="e4m3fn"):
     return out
 
 
-def _ds_numpy(kv16, pe16, divisor=448.0, tile=128, mul=False):
+def _ds_numpy(kv16, pe16, divisor=448.0, tile=128, mul=False, rcp=False):
     """A DS record by its definition, in numpy (fp8kv's bulk conversion for
     the codes), with a planted variation: divisor, tile size, x * s."""
     x = _bf16_f32(kv16).reshape(-1, tile)
     fin = np.where(np.isfinite(x), np.abs(x), F32(0))
     with np.errstate(all="ignore"):
         s = np.maximum((fin.max(axis=1) / F32(divisor)).astype(F32), F32(2.0 ** -126))
-        y = (x * s[:, None]) if mul else (x / s[:, None])
+        y = (x * s[:, None]) if mul else (x * (F32(1) / s)[:, None]) if rcp else \
+            (x / s[:, None])
     codes = _q(y.astype(F32)).reshape(-1)
     s4 = s[(np.arange(4) * 128) // tile] if tile > 128 else s[:4]
     return np.concatenate([codes, s4.astype("<f4").view(np.uint8),
@@ -368,6 +369,8 @@ MLA_ZOO = {
         k, p, "bf16", "fp8", int(np.float32(s).view(np.uint32)))), "nan_sign"),
     "inverted_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, mul=True)),
                     "inverted_scale"),
+    "reciprocal_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, rcp=True)),
+                      "reciprocal"),
     "divisor240_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, 240.0)),
                       "tile_divisor"),
     "divisor224_ds": ("ds_mla", mla_writer(lambda k, p: _ds_numpy(k, p, 224.0)),

@@ -97,6 +97,20 @@ def _tile(rng, pattern):
         x[rng.integers(TILE)] = F32(np.inf) * F32(rng.choice([-1.0, 1.0]))
     elif pattern == "tiny":
         x = (rng.standard_normal(TILE) * 1e-39).astype(F32)
+    elif pattern == "mid":      # quotients at e4m3's rounding midpoints
+        # amaxes (times 2^k) whose s = RN(amax / 448) puts the most bf16
+        # quotients within an ulp of a midpoint, where x * RN(1 / s) and
+        # x / s round apart (a search over every bf16 amax in [448, 896))
+        a = F32(rng.choice([784, 832, 664, 608, 552, 496]) * 2.0 ** rng.integers(-20, 20))
+        amax = widen(_bf16(np.array([a], F32)))[0]
+        s = F32(amax / F32(448))
+        v = fp8_values("e4m3fn")
+        mids = ((v[1:] + v[:-1]) / 2)[:-1]
+        t = (rng.choice(mids, TILE) * float(s)).astype(F32)
+        b = (t.view(np.uint32) >> 16).astype(np.int64) + rng.integers(-1, 2, TILE)
+        x = widen(b.astype(np.uint16)) * rng.choice(F32([-1, 1]), TILE)
+        x = np.where(np.abs(x) < amax, x, F32(0)).astype(F32)
+        x[0] = amax
     elif pattern == "huge":
         x[rng.integers(TILE)] = F32(3e38 * rng.choice([-1.0, 1.0]))
     return x
@@ -119,7 +133,7 @@ def midpoint_rows(rng, fmt, scale, rows):
     return pick.reshape(rows, RANK).astype(np.uint16)
 
 
-PATTERNS = ("normal", "normal", "normal", "zero", "nan", "all_nan", "inf", "tiny", "huge")
+PATTERNS = ("normal", "normal", "mid", "mid", "zero", "nan", "all_nan", "inf", "tiny", "huge")
 
 
 class Call:
@@ -162,7 +176,7 @@ def _codes(y, fmt, nan=None):
     return R.fp8(y, fmt, "saturate", nan)
 
 
-def ds_record(kv, pe16, fmt="e4m3fn", divisor=448.0, tile=TILE, mul=False,
+def ds_record(kv, pe16, fmt="e4m3fn", divisor=448.0, tile=TILE, mul=False, rcp=False,
               vllm=False, scale_order="<", scale_place="mid", rope="raw", old=None):
     """One DS record (656 bytes) from kv (512 fp32) and pe16 (64 bf16 bits):
     fp8kv's rule by default (fp8kv.h section 9), or a variation."""
@@ -177,9 +191,10 @@ def ds_record(kv, pe16, fmt="e4m3fn", divisor=448.0, tile=TILE, mul=False,
         amax = R.amax_finite(x)
         with np.errstate(all="ignore"):
             s = np.fmax((amax / F32(divisor)).astype(F32), FLT_MIN).astype(F32)
-    if mul:
+    if mul or rcp:
         with np.errstate(all="ignore"):
-            y = (x * s[:, None]).astype(F32)
+            f = s if mul else (F32(1) / s).astype(F32)
+            y = (x * f[:, None]).astype(F32)
     else:
         y = quotient(x, s[:, None])
     codes = _codes(y, fmt, 0x7F if vllm else None).reshape(-1)
@@ -220,6 +235,7 @@ def _models(call, t, old):
     if call.kind == "ds_mla":
         out = {"vllm_nan_inf": ds_record(kv, pe, vllm=True),
                "inverted_scale": ds_record(kv, pe, mul=True),
+               "reciprocal": ds_record(kv, pe, rcp=True),
                "rope_quantized": ds_record(kv, pe, rope="quantized", old=old),
                "scale_byte_order": ds_record(kv, pe, scale_order=">"),
                "scale_place": ds_record(kv, pe, scale_place="end")}
