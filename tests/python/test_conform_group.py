@@ -3,7 +3,6 @@
 tests/python/faulty_group_writers.py: an exact writer is CLEAN, every
 engine recipe and planted fault is named, and none is ever CLEAN."""
 
-import numpy as np
 import pytest
 
 from fp8kv.conform import groups
