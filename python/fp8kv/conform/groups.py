@@ -197,13 +197,9 @@ def _group_bytes(call, fn, x, swapped=False):
 
 def _golden(call, recipe):
     """The golden path's outputs for a recipe fp8kv writes: {side: bytes of
-    the whole canaried buffer}; None when the package has no grouped golden
-    path (then the referee falls back to its own model: a stopgap)."""
-    try:
-        from .. import golden
-        fn = golden.reshape_and_cache_grouped
-    except (ImportError, AttributeError):
-        return None
+    the whole canaried buffer}."""
+    from .. import golden
+    fn = golden.reshape_and_cache_grouped
     call.fresh()
     kw = call.kwargs(recipe.fp8kv["rule"])
     kw.update({k: v for k, v in recipe.fp8kv.items() if k != "rule"})
@@ -335,8 +331,6 @@ class GroupReport:
             lines.append("  %-16s %6d bytes  %s" % (cls, n, PLACEMENT[cls]))
         if self.first:
             lines.append("  first differing group: " + self.first)
-        if self.golden != "fp8kv.golden":
-            lines.append("  note: " + self.golden)
         return lines
 
     def as_dict(self):
@@ -386,16 +380,12 @@ def run(writer, family, seed=0, calls=6, target=None, arrays="numpy", device="cp
         inputs = (call.key, call.value, call.slots, call.k_global, call.v_global)
         ins = [a.copy() for a in inputs]
         expected = _golden(call, fp8kv_recipe)
-        if expected is None:
-            rep.golden = ("STOPGAP: this package has no fp8kv.golden."
-                          "reshape_and_cache_grouped; fp8kv's bytes from conform's model")
-            expected = _modelled_image(call, _model(call, fp8kv_recipe))
-        else:   # the model of fp8kv's recipe is held to the golden path
-            model = _modelled_image(call, _model(call, fp8kv_recipe))
-            for s in expected:
-                if not np.array_equal(model[s], expected[s]):
-                    raise HarnessError("conform's model of %s differs from the golden "
-                                       "path in %s" % (fp8kv_recipe.name, s))
+        # the model of fp8kv's recipe is held to the golden path
+        model = _modelled_image(call, _model(call, fp8kv_recipe))
+        for s in expected:
+            if not np.array_equal(model[s], expected[s]):
+                raise HarnessError("conform's model of %s differs from the golden "
+                                   "path in %s" % (fp8kv_recipe.name, s))
         call.fresh()
         try:
             records.invoke(writer, call.kwargs(), [b for b, _ in call.bufs.values()],
