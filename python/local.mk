@@ -17,11 +17,16 @@ FP8KV_PY_COMPAT = python/fp8kv/compat/__init__.py python/fp8kv/compat/sglang.py 
 	python/fp8kv/compat/vllm.py python/fp8kv/compat/flashinfer.py
 FP8KV_PY_CONFORM = python/fp8kv/conform/__init__.py python/fp8kv/conform/__main__.py \
 	python/fp8kv/conform/build.py python/fp8kv/conform/cases.py \
+	python/fp8kv/conform/catalogue.py \
 	python/fp8kv/conform/classes.py python/fp8kv/conform/classify.py \
 	python/fp8kv/conform/cli.py python/fp8kv/conform/conventions.py \
 	python/fp8kv/conform/errors.py python/fp8kv/conform/executor.py \
+	python/fp8kv/conform/groups.py \
 	python/fp8kv/conform/guard.py python/fp8kv/conform/layout.py \
-	python/fp8kv/conform/models.py python/fp8kv/conform/report.py \
+	python/fp8kv/conform/mla.py \
+	python/fp8kv/conform/models.py python/fp8kv/conform/recipes.py \
+	python/fp8kv/conform/records.py \
+	python/fp8kv/conform/report.py \
 	python/fp8kv/conform/runner.py python/fp8kv/conform/sparse.py \
 	python/fp8kv/conform/streams.py python/fp8kv/conform/targets.py
 FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/reference.py \
@@ -30,6 +35,8 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_bulk.py tests/python/test_compat.py tests/python/test_torch.py \
 	tests/python/test_loading.py tests/python/test_golden.py \
 	tests/python/faulty_writers.py tests/python/test_conform.py \
+	tests/python/faulty_group_writers.py tests/python/test_conform_group.py \
+	tests/python/test_conform_mla.py \
 	tests/python/test_conform_classify.py \
 	tests/python/test_conform_cli.py \
 	tests/python/test_install.py \
@@ -48,7 +55,8 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_compat_groups.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
 	python/pythondir.py python/METADATA.in \
-	dev/gpu_check.py dev/gpu_check_groups.py dev/conform_gpu.py dev/conform_torch_demo.py \
+	dev/gpu_check.py dev/gpu_check_groups.py dev/conform_gpu.py dev/conform_records_gpu.py \
+	dev/conform_torch_demo.py \
 	dev/conform_triton_demo.py dev/py_call_cost.py tests/python/run_pytest.sh \
 	$(FP8KV_PY_TESTS) tests/python/struct_layout.c
 

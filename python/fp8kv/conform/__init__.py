@@ -19,6 +19,12 @@ A TARGET is "fp8kv" (fp8kv's own writer, which must come out clean),
 "module:function" or "path/file.py:function", optionally "@convention";
 the conventions are in fp8kv.conform.targets.
 
+MLA writers (vLLM's concat_and_cache_mla signature) and block-scaled
+writers (fp8kv.reshape_and_cache_grouped's keywords) are refereed by
+fp8kv.conform.mla.run(writer, kind) and fp8kv.conform.groups.run(writer,
+family), or --mla KIND / --groups FAMILY on the command line: the latter
+says which engine recipe a writer's bytes match (fp8kv.conform.catalogue).
+
 Importing this package needs nothing but Python: numpy (which running
 needs) is imported when a run starts, so that `--help` always works.
 """

@@ -41,6 +41,16 @@ Each writer runs in a child process of its own (--no-isolate: in this
 one), so that a writer that exits, crashes or hangs is seen; a call that
 takes longer than --timeout seconds fails the writer, naming the call.
 
+MLA and block-scaled writers (--mla KIND, --groups FAMILY; in this process):
+  --mla ds_mla|fp8|fp8_e5m2   TARGET has vLLM's concat_and_cache_mla signature
+                              (kv_c, k_pe, kv_cache, slot_mapping, kv_cache_dtype,
+                              scale); its classes are listed in python/README.md
+  --groups mxfp8|mxfp4|nvfp4|int8
+                              TARGET takes fp8kv.reshape_and_cache_grouped's
+                              keywords; conform names the recipe its bytes match
+  numpy arrays by default (bf16 as uint16 bits); --arrays torch --device cuda
+  passes tensors.
+
 Exit status: 0 every byte of every writer matches the CPU backend and no
 input was modified; 1 some differ; 2 usage error (an option, a target, a
 claim, a device, or numpy missing); 3 a writer failed to run (raised on a
@@ -63,6 +73,10 @@ def _parser():
         description="Holds KV-cache writers (reshape_and_cache) to fp8kv's CPU golden path, "
         "byte for byte, and names the cause of every difference.", epilog=EPILOG)
     p.add_argument("targets", nargs="+", metavar="TARGET")
+    p.add_argument("--mla", choices=("ds_mla", "fp8", "fp8_e5m2"),
+                   help="referee MLA writers (vLLM's concat_and_cache_mla signature)")
+    p.add_argument("--groups", choices=("mxfp8", "mxfp4", "nvfp4", "int8"),
+                   help="referee block-scaled writers: which recipe their bytes match")
     p.add_argument("--convention", choices=sorted(CONVENTIONS),
                    help="calling convention of every TARGET without an @suffix (default: "
                    "by function name: launch_reshape_and_cache_flash is sglang, "
@@ -197,6 +211,8 @@ def main(argv=None, stdout=None, stderr=None):
         stderr.write("fp8kv.conform: needs numpy, which this interpreter cannot import "
                      "(%s); install it (Debian: python3-numpy)\n" % e)
         return EXIT_USAGE
+    if args.mla or args.groups:
+        return _records_main(args, stdout, stderr)
     from . import runner
     json_out = None
     try:   # every option, target and claim checked before any runs
@@ -234,5 +250,57 @@ def main(argv=None, stdout=None, stderr=None):
                      % (where, e.strerror or e))
         if where == "stdout":
             _silence_stdout(stdout)
+        return EXIT_FAILED
+    return status
+
+
+def _records_main(args, stdout, stderr):
+    """--mla and --groups: each TARGET in this process, one report each."""
+    from . import groups, mla, records
+    if args.mla and args.groups:
+        stderr.write("fp8kv.conform: --mla and --groups: give one\n")
+        return EXIT_USAGE
+    reports = []
+    try:
+        _options(args)
+        if args.json_out:
+            _check_json_out(args.json_out)
+        loaded = [records.load(t, "mla" if args.mla else "groups") for t in args.targets]
+        for fn, label in loaded:
+            if args.mla:
+                reports.append(mla.run(fn, args.mla, seed=args.seed, target=label,
+                                       arrays=args.arrays or "numpy", device=args.device))
+            else:
+                reports.append(groups.run(fn, args.groups, seed=args.seed, target=label,
+                                          arrays=args.arrays or "numpy", device=args.device))
+    except UsageError as e:
+        stderr.write("fp8kv.conform: %s\n" % e)
+        return EXIT_USAGE
+    except HarnessError as e:
+        stderr.write("fp8kv.conform: internal error: %s\n" % e)
+        return EXIT_HARNESS
+    status = (EXIT_FAILED if any(r.verdict == FAILED for r in reports) else
+              EXIT_CLEAN if all(r.verdict == CLEAN for r in reports) else EXIT_DIFFERENCES)
+    doc = {"tool": "fp8kv.conform", "mode": "mla" if args.mla else "groups",
+           "kind": args.mla or args.groups, "seed": args.seed, "device": args.device,
+           "exit_status": status, "writers": [r.as_dict() for r in reports]}
+    try:
+        if args.json_out:
+            with open(args.json_out, "w") as f:
+                json.dump(doc, f, indent=2)
+                f.write("\n")
+        if args.json:
+            json.dump(doc, stdout, indent=2)
+            stdout.write("\n")
+        else:
+            for r in reports:
+                stdout.write(r.verdict_line() + "\n")
+            for r in reports:
+                lines = r.table()
+                if lines:
+                    stdout.write("\n" + "\n".join(lines) + "\n")
+        stdout.flush()
+    except OSError as e:
+        stderr.write("fp8kv.conform: cannot write the report: %s\n" % (e.strerror or e))
         return EXIT_FAILED
     return status
