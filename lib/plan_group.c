@@ -119,9 +119,12 @@ static void scale_layout(const fp8kv_cache_write *d, const fp8kv_group_scales *g
 	const int64_t groups = head_dim / g->group_size;
 	memset(l, 0, sizeof *l);
 	if (st->interleave > 0) {
+		/* runs of I slots, rounded up without block_size + I - 1, which
+		 * overflows for an I near INT64_MAX (and then shrank the extent
+		 * that the shared-memory check sees) */
 		const int64_t I = st->interleave;
 		*l = (fp8kv_layout){5,
-				    {d->num_blocks, (d->block_size + I - 1) / I,
+				    {d->num_blocks, (d->block_size - 1) / I + 1,
 				     I < d->block_size ? I : d->block_size, d->num_heads, groups},
 				    {st->block, st->slot, st->stride_interleave, st->head, st->group},
 				    {"block", "slot", "interleave", "head", "group"}};

@@ -424,6 +424,41 @@ END_TEST
 
 /* ---- layouts whose extent the checks must not misjudge ---- */
 
+/*
+ * An interleave past any block (INT64_MAX) leaves one run of slots, so
+ * stride_slot is never used; the key scales reach block * 16 + offset * 4
+ * + h * 2 + j, up to byte 47.  v_scales placed at byte 40 meet the key
+ * scales of block 2, offsets 2 and 3: the call must be refused, not
+ * written with K and V scales on one byte (a rounding up of block_size +
+ * interleave - 1 that overflows would make the key scales' extent 40).
+ */
+START_TEST(interleave_past_any_block)
+{
+	fx_init();
+	F.g.interleave = INT64_MAX, F.g.stride_interleave = H * GR;
+	F.g.stride_slot = 8, F.g.stride_head = GR, F.g.stride_group = 1;
+	F.g.stride_block = BS * H * GR;
+	F.g.v_own_layout = 1;
+	F.g.v_stride_block = BS * H * GR, F.g.v_stride_slot = H * GR;
+	F.g.v_stride_head = GR, F.g.v_stride_group = 1;
+	F.g.v_scales = F.ks + 40;
+	expect_refused("v_scales in the reach of interleaved k_scales", FP8KV_EINVAL,
+		       "groups->k_scales", "groups->v_scales");
+	/* apart, the same interleave is valid: every slot at offset * 4 */
+	F.g.v_scales = F.vs;
+	int64_t *s64 = guarded_alloc(T * 8);
+	s64[0] = -1, s64[1] = -1, s64[2] = 2 * BS + 3, s64[3] = -1;
+	guarded_protect(s64, 1);
+	F.d.slot_mapping = s64;
+	ck_assert_int_eq(fp8kv_reshape_and_cache_grouped(cpu, &F.d, &F.g, NULL), FP8KV_OK);
+	for (int i = 0; i < SCALE_COUNT * 4; i++)
+		if (i < 44 || i >= 48)
+			ck_assert_msg(F.ks[i] == GUARD_POISON, "k_scales byte %d written", i);
+	ck_assert_uint_eq(F.ks[44], 0x77);
+	guarded_free_all();
+}
+END_TEST
+
 /* ---- NVFP4 under subnormal global scales, worked by hand ---- */
 
 /* One f32 row of 16 per side into one slot; returns the call's status. */
@@ -612,6 +647,7 @@ static void add_edge_tests(TCase *tc)
 	tcase_add_test(tc, int32_slots);
 	tcase_add_test(tc, int64_slot_extremes);
 	tcase_add_test(tc, swa_mapping_edges);
+	tcase_add_test(tc, interleave_past_any_block);
 	tcase_add_test(tc, nvfp4_scale_underflows_to_zero);
 	tcase_add_test(tc, nvfp4_subnormal_scale_overflows);
 	tcase_add_test(tc, every_size);
