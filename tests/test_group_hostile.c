@@ -459,6 +459,35 @@ START_TEST(interleave_past_any_block)
 }
 END_TEST
 
+/*
+ * A whole row of 2^32 elements as one group (G = the head dim, allowed by
+ * section 8): the library cannot see the buffers' sizes, so it must either
+ * write such rows or refuse them, never crash or touch memory.  The
+ * buffers here are reservations no access may enter: a refusal, naming
+ * groups->group_size, is the only outcome that passes.
+ */
+START_TEST(group_of_2_to_the_32)
+{
+	fx_init();
+	const int64_t big = INT64_C(1) << 32;
+	uint8_t *in = guarded_reserve((size_t)big * 2), *caches = guarded_reserve((size_t)big * 2);
+	int64_t *s64 = guarded_alloc(8);
+	s64[0] = 0;
+	guarded_protect(s64, 1);
+	fp8kv_cache_write_init(&F.d, 1, 1, big, big, 1, 1, FP8KV_LAYOUT_NHD);
+	F.d.key = F.d.value = in, F.d.slot_mapping = s64;
+	F.d.key_cache = caches, F.d.value_cache = caches + big;
+	F.d.cache_dtype = FP8KV_E4M3FN, F.d.scale_mode = FP8KV_SCALE_GROUP;
+	fp8kv_group_scales_init(&F.g, FP8KV_GROUP_E8M0_RCEIL, big, 1, big, 1, FP8KV_LAYOUT_NHD);
+	F.g.k_scales = F.ks, F.g.v_scales = F.vs;
+	const fp8kv_status st = fp8kv_reshape_and_cache_grouped(cpu, &F.d, &F.g, NULL);
+	ck_assert_msg(st == FP8KV_ENOTSUP, "status %d ('%s')", st, fp8kv_last_error());
+	ck_assert_ptr_nonnull(strstr(fp8kv_last_error(), "groups->group_size"));
+	ck_assert(guarded_untouched(F.ks) && guarded_untouched(F.vs));
+	guarded_free_all();
+}
+END_TEST
+
 /* ---- NVFP4 under subnormal global scales, worked by hand ---- */
 
 /* One f32 row of 16 per side into one slot; returns the call's status. */
@@ -648,6 +677,7 @@ static void add_edge_tests(TCase *tc)
 	tcase_add_test(tc, int64_slot_extremes);
 	tcase_add_test(tc, swa_mapping_edges);
 	tcase_add_test(tc, interleave_past_any_block);
+	tcase_add_test(tc, group_of_2_to_the_32);
 	tcase_add_test(tc, nvfp4_scale_underflows_to_zero);
 	tcase_add_test(tc, nvfp4_subnormal_scale_overflows);
 	tcase_add_test(tc, every_size);
