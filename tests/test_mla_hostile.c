@@ -144,6 +144,8 @@ MUT(p_f32_cache, m->cache_dtype = FP8KV_F32)
 MUT(p_divisor, m->divisor = FP8KV_DIVISOR_GFX942)
 MUT(p_divisor_nan, m->divisor = __builtin_nanf(""))
 MUT(p_entries_overlap, m->stride_slot = RANK + PE - 1)
+/* rank + pe past INT64_MAX: refused before an entry's length is computed
+ * (it overflowed, undefined behaviour, before any layout check) */
 MUT(p_rank_max, m->kv_lora_rank = INT64_MAX; m->kv_c_stride_token = 0)
 MUT(p_no_kv_c, m->kv_c = NULL)
 MUT(p_no_slots, m->slot_mapping = NULL)
@@ -214,7 +216,7 @@ static const hostile table[] = {
 	{"PLAIN divisor 224", P, p_divisor, FP8KV_EINVAL, "divisor", NULL},
 	{"PLAIN divisor NaN", P, p_divisor_nan, FP8KV_EINVAL, "divisor", NULL},
 	{"PLAIN entries overlap", P, p_entries_overlap, FP8KV_EINVAL, "cache", NULL},
-	{"PLAIN rank INT64_MAX", P, p_rank_max, FP8KV_EINVAL, "kv_c", NULL},
+	{"PLAIN rank INT64_MAX", P, p_rank_max, FP8KV_EINVAL, "kv_lora_rank", "pe_dim"},
 	{"PLAIN no kv_c", P, p_no_kv_c, FP8KV_EINVAL, "kv_c", NULL},
 	{"PLAIN no slot_mapping", P, p_no_slots, FP8KV_EINVAL, "slot_mapping", NULL},
 	{"PLAIN bf16 copy cache off by 1", P, p_copy_misaligned, FP8KV_EINVAL, "cache", NULL},
