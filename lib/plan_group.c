@@ -64,6 +64,13 @@ static fp8kv_status check_recipe(const fp8kv_cache_write *d, const fp8kv_group_s
 		FAIL(FP8KV_EINVAL, "groups->group_size %" PRId64 " does not divide %s (%" PRId64 ")", G,
 		     d->head_dim_k % G ? "head_dim_k" : "head_dim_v",
 		     d->head_dim_k % G ? d->head_dim_k : d->head_dim_v);
+	/* the plan carries G in 32 bits (write_plan.h, the module ABI): a
+	 * whole row past that would reach the backends as another size */
+	if (G > INT32_MAX)
+		FAIL(FP8KV_ENOTSUP,
+		     "groups->group_size %" PRId64 ": groups (whole rows) of more than %" PRId32
+		     " elements are not supported",
+		     G, INT32_MAX);
 	if (g->rule == FP8KV_GROUP_NVFP4 && G != 16)
 		FAIL(FP8KV_ENOTSUP, "groups->group_size %" PRId64 ": FP8KV_GROUP_NVFP4 groups are 16",
 		     G);
@@ -119,9 +126,12 @@ static void scale_layout(const fp8kv_cache_write *d, const fp8kv_group_scales *g
 	const int64_t groups = head_dim / g->group_size;
 	memset(l, 0, sizeof *l);
 	if (st->interleave > 0) {
+		/* runs of I slots, rounded up without block_size + I - 1, which
+		 * overflows for an I near INT64_MAX (and then shrank the extent
+		 * that the shared-memory check sees) */
 		const int64_t I = st->interleave;
 		*l = (fp8kv_layout){5,
-				    {d->num_blocks, (d->block_size + I - 1) / I,
+				    {d->num_blocks, (d->block_size - 1) / I + 1,
 				     I < d->block_size ? I : d->block_size, d->num_heads, groups},
 				    {st->block, st->slot, st->stride_interleave, st->head, st->group},
 				    {"block", "slot", "interleave", "head", "group"}};

@@ -127,6 +127,12 @@ static fp8kv_status check_sizes(const fp8kv_mla_write *d)
 	REQUIRE_POSITIVE(block_size);
 	if (__builtin_mul_overflow(d->num_blocks, d->block_size, &num_slots))
 		FAIL(FP8KV_EINVAL, "num_blocks * block_size overflows 64 bits");
+	/* an entry's length (entry_elements) must be a number before any
+	 * layout is checked */
+	if (d->kv_lora_rank > INT64_MAX - d->pe_dim)
+		FAIL(FP8KV_EINVAL,
+		     "kv_lora_rank (%" PRId64 ") + pe_dim (%" PRId64 ") overflows 64 bits",
+		     d->kv_lora_rank, d->pe_dim);
 	if (d->swa_mapping && d->swa_mapping_len < 1)
 		FAIL(FP8KV_EINVAL, "swa_mapping_len must be >= 1 with a swa_mapping (got %" PRId64 ")",
 		     d->swa_mapping_len);

@@ -142,3 +142,22 @@ tests_test_cpu_threads_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_cpu_threads_CFLAGS = $(TEST_CFLAGS) $(OPENMP_CFLAGS)
 tests_test_cpu_threads_LDADD = $(TEST_LIBS)
 tests_test_cpu_threads_LDFLAGS = $(OPENMP_CFLAGS)
+
+# Hostile descriptors for the grouped and MLA writes, every output ending
+# at a PROT_NONE page (tests/guarded.c), every input read-only.
+if HAVE_CHECK
+check_PROGRAMS += tests/test_group_hostile tests/test_mla_hostile tests/test_hostile_sizes
+TESTS += tests/test_group_hostile tests/test_mla_hostile tests/test_hostile_sizes
+endif
+tests_test_group_hostile_SOURCES = tests/test_group_hostile.c tests/guarded.c tests/guarded.h
+tests_test_group_hostile_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_group_hostile_CFLAGS = $(TEST_CFLAGS)
+tests_test_group_hostile_LDADD = tests/libtest_support.la $(TEST_LIBS)
+tests_test_mla_hostile_SOURCES = tests/test_mla_hostile.c tests/guarded.c tests/guarded.h
+tests_test_mla_hostile_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_mla_hostile_CFLAGS = $(TEST_CFLAGS)
+tests_test_mla_hostile_LDADD = tests/libtest_support.la $(TEST_LIBS)
+tests_test_hostile_sizes_SOURCES = tests/test_hostile_sizes.c tests/guarded.c tests/guarded.h
+tests_test_hostile_sizes_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_hostile_sizes_CFLAGS = $(TEST_CFLAGS)
+tests_test_hostile_sizes_LDADD = tests/libtest_support.la $(TEST_LIBS)
