@@ -459,8 +459,8 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *backend,
  * written through strides, and used to convert the group's elements as
  * section 5 says (y = x / s, one correctly rounded fp32 division; 5b for an
  * e2m1 cache, 5c for int8).  G is 16, 32, 64 or 128 and divides both head
- * dims, or G is the head dim when both are equal.  The rules, named after the engines they
- * reproduce; max is the element format's largest finite value (448, 240,
+ * dims, or G is the head dim when both are equal (at most 2^31 - 1, else
+ * FP8KV_ENOTSUP).  The rules, named after the engines they reproduce; max is the element format's largest finite value (448, 240,
  * 57344, 57344, 6 for e2m1, 127 for int8), emax the exponent of its largest
  * power of two (8, 7, 15, 15, 2):
  *
@@ -619,7 +619,8 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache_grouped(fp8kv_backend *backend,
  * number of at least 1; FP8KV_MLA_DS needs 512 + 64, 16-bit inputs, an
  * e4m3 cache aligned to 4 bytes, and stride_slot >= 656, it and
  * stride_block multiples of 4 (the record's fp32 scales stay aligned;
- * 656 is one).  Fill the descriptor with
+ * 656 is one); with block_size 1, stride_slot is never used and not
+ * checked, as section 7's strides of a dimension of 1.  Fill the descriptor with
  * fp8kv_mla_write_init() first: it sets size, as in section 8.
  */
 typedef enum fp8kv_mla_kind {
