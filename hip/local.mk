@@ -79,7 +79,8 @@ endif
 # the lists to what the preprocessor finds, and compiles each header alone).
 HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h \
 	hip/error_ring.h hip/write_params.h hip/write_kernels.h hip/write_specialized.h \
-	hip/flat_kernels.h hip/context.h hip/launch_policy.h
+	hip/flat_kernels.h hip/context.h hip/launch_policy.h hip/group_policy.h \
+	hip/group_rows.h hip/side_kernels.h hip/group_fast.h hip/group_launch.h
 HIP_LIB_DEPS = include/fp8kv.h lib/backend.h lib/fp8_convert.h lib/group_convert.h \
 	lib/host_device.h lib/write_plan.h
 EXTRA_DIST += $(HIP_ROOMS)
