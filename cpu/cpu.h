@@ -83,6 +83,31 @@ static ALWAYS_INLINE float scaled_value(float x, enum scaling scaling, float s)
 			      (fp8kv_f32_bits(x) & 0x80000000u));
 }
 
+/*
+ * One element: the FP8 code of x / s (of x when not scaled), with, when
+ * counting, ELEMENT_OVERFLOW for a finite x that is clipped (its quotient
+ * overflows, or is already infinite) and ELEMENT_NAN for a NaN x.  The one
+ * definition used by the arithmetic loops, the lookup tables and the
+ * grouped rows, so that they cannot disagree.
+ */
+#define ELEMENT_OVERFLOW 0x100u
+#define ELEMENT_NAN 0x200u
+
+static ALWAYS_INLINE uint32_t quantize_element(float x, enum scaling scaling, int counting,
+					       float s, fp8kv_fp8_format f, int saturate)
+{
+	const float y = scaled_value(x, scaling, s);
+	const uint32_t q = fp8kv_encode(y, f, saturate);
+	if (!counting)
+		return q & 0xFFu;
+	const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
+	const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
+	const uint32_t ovf = (q >> 8) | ((xmag < 0x7F800000u ? 1u : 0u) &
+					 (ymag == 0x7F800000u ? 1u : 0u));
+	const uint32_t nan = xmag > 0x7F800000u ? 1u : 0u;
+	return (q & 0xFFu) | (ovf << 8) | (nan << 9);
+}
+
 typedef struct row_stats {
 	uint64_t overflows;
 	uint64_t nans;

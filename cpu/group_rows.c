@@ -4,20 +4,28 @@
  * scales (fp8kv.h section 8): each group's amax, its scale by the side's
  * rule (lib/group_convert.h, the one definition the GPU kernels call too),
  * the scale stored through the side's map, and the elements converted as
- * FP8 (rows.c's loops, a group being a row with its own scale), e2m1
- * (packed two per byte, element 2i in the low nibble) or int8.
+ * FP8 (rows.c's quantize_element), e2m1 (packed two per byte, element 2i in
+ * the low nibble) or int8.
  *
- * A group's scale is always positive (FP8KV_GROUP_F32: at least its floor;
- * E8M0: a power of two; NVFP4: sf * g with g > 0, or a zero group whose
- * codes do not read it), so the division takes rows.c's SCALE_SIGN_CLEAR
- * form.
+ * The scales of a piece of the row are spread to one per element first,
+ * so that the conversion is one loop over the piece, which vectorises as
+ * rows.c's do, whatever the group size (C-GROUP-ROWS).  A group's scale is
+ * always positive (FP8KV_GROUP_F32: at least its floor; E8M0: a power of
+ * two; NVFP4: sf * g with g > 0, or a zero group whose codes do not read
+ * it), so the division takes the SCALE_SIGN_CLEAR form.
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "cpu.h"
 
-/* Groups at a time, their amax and scales on the stack. */
+/* Groups whose scales are computed at a time, and elements converted at a
+ * time: their scales, zero flags and e2m1 codes live on the stack. */
 #define GROUP_CHUNK 64
+#define PIECE 2048
+
+enum element_kind { KIND_FP8, KIND_E2M1, KIND_INT8_NEAREST, KIND_INT8_TOWARD_ZERO };
 
 /*
  * One e2m1 or int8 element: its code, with ELEMENT_OVERFLOW for a finite x
@@ -25,10 +33,7 @@
  * ELEMENT_NAN for a NaN x, when counting.  An element of a zero NVFP4
  * group is +-0 by sign and never an overflow.
  */
-#define ELEMENT_OVERFLOW 0x100u
-#define ELEMENT_NAN 0x200u
-
-static ALWAYS_INLINE uint32_t group_element(float x, float s, uint32_t zero, int e2m1,
+static ALWAYS_INLINE uint32_t small_element(float x, float s, uint32_t zero, int e2m1,
 					    int toward_zero, int counting)
 {
 	const float y = scaled_value(x, SCALE_SIGN_CLEAR, s);
@@ -44,44 +49,27 @@ static ALWAYS_INLINE uint32_t group_element(float x, float s, uint32_t zero, int
 	return code | (ovf << 8) | (nan << 9);
 }
 
-/* groups groups of G elements of src (dtype), group j divided by s[j]:
- * e2m1 (two codes per byte of dst) or int8 (one per byte).  Inlined with
- * its flags constant, so that each combination is its own loop. */
-static ALWAYS_INLINE void small_groups_generic(uint8_t *restrict dst, const void *restrict src,
-					       int64_t groups, int64_t G, int dtype,
-					       const float *s, const uint32_t *zero, int e2m1,
-					       int toward_zero, int counting, row_stats *stats)
+/* n elements of src (dtype), element i divided by se[i] (ze[i]: of a zero
+ * NVFP4 group), one code per byte of out.  Inlined with its flags
+ * constant, so that each combination is its own branch-free loop. */
+static ALWAYS_INLINE void codes_generic(uint8_t *restrict out, const void *restrict src,
+					int64_t n, int dtype, enum element_kind kind,
+					const float *restrict se, const uint32_t *restrict ze,
+					fp8kv_fp8_format f, int saturate, int counting,
+					row_stats *stats)
 {
-	uint32_t overflows = 0, nans = 0; /* a call's row: far below 2^32 elements */
-	for (int64_t j = 0; j < groups; j++) {
-		const float sj = s[j];
-		const uint32_t zj = zero[j];
-		const int64_t base = j * G;
-		if (e2m1) {
-			uint8_t *out = dst + base / 2;
-			for (int64_t i = 0; i < G / 2; i++) {
-				const uint32_t lo = group_element(fp8kv_load_f32(src, base + 2 * i, dtype),
-								  sj, zj, 1, 0, counting);
-				const uint32_t hi = group_element(
-					fp8kv_load_f32(src, base + 2 * i + 1, dtype), sj, zj, 1, 0,
-					counting);
-				out[i] = (uint8_t)((lo & 0xFu) | (hi & 0xFu) << 4);
-				if (counting) {
-					overflows += ((lo >> 8) & 1u) + ((hi >> 8) & 1u);
-					nans += (lo >> 9) + (hi >> 9);
-				}
-			}
-		} else {
-			uint8_t *out = dst + base;
-			for (int64_t i = 0; i < G; i++) {
-				const uint32_t e = group_element(fp8kv_load_f32(src, base + i, dtype), sj,
-								 zj, 0, toward_zero, counting);
-				out[i] = (uint8_t)e;
-				if (counting) {
-					overflows += (e >> 8) & 1u;
-					nans += e >> 9;
-				}
-			}
+	uint32_t overflows = 0, nans = 0; /* n <= PIECE */
+	for (int64_t i = 0; i < n; i++) {
+		const float x = fp8kv_load_f32(src, i, dtype);
+		const uint32_t e =
+			kind == KIND_FP8
+				? quantize_element(x, SCALE_SIGN_CLEAR, counting, se[i], f, saturate)
+				: small_element(x, se[i], ze[i], kind == KIND_E2M1,
+						kind == KIND_INT8_TOWARD_ZERO, counting);
+		out[i] = (uint8_t)e;
+		if (counting) {
+			overflows += (e >> 8) & 1u;
+			nans += e >> 9;
 		}
 	}
 	if (counting) {
@@ -91,32 +79,45 @@ static ALWAYS_INLINE void small_groups_generic(uint8_t *restrict dst, const void
 }
 
 VECTOR_CLONES
-static void small_groups(uint8_t *dst, const uint8_t *src, int64_t groups, int64_t G, int dtype,
-			 const float *s, const uint32_t *zero, int e2m1, int toward_zero,
-			 row_stats *stats)
+static void group_codes(uint8_t *out, const uint8_t *src, int64_t n, int dtype,
+			enum element_kind kind, const float *se, const uint32_t *ze,
+			fp8kv_fp8_format f, int saturate, row_stats *stats)
 {
-#define GROUPS(DT, E2, TZ, CT) \
-	small_groups_generic(dst, src, groups, G, DT, s, zero, E2, TZ, CT, stats)
-#define BY_DTYPE(E2, TZ, CT)                                                    \
-	do {                                                                    \
-		if (dtype == FP8KV_CV_BF16)                                     \
-			GROUPS(FP8KV_CV_BF16, E2, TZ, CT);                      \
-		else if (dtype == FP8KV_CV_F16)                                 \
-			GROUPS(FP8KV_CV_F16, E2, TZ, CT);                       \
-		else                                                            \
-			GROUPS(FP8KV_CV_F32, E2, TZ, CT);                       \
+#define CODES(DT, K, CT) codes_generic(out, src, n, DT, K, se, ze, f, saturate, CT, stats)
+#define BY_KIND(DT, CT)                                                                 \
+	do {                                                                            \
+		switch (kind) {                                                         \
+		case KIND_FP8: CODES(DT, KIND_FP8, CT); break;                          \
+		case KIND_E2M1: CODES(DT, KIND_E2M1, CT); break;                        \
+		case KIND_INT8_NEAREST: CODES(DT, KIND_INT8_NEAREST, CT); break;        \
+		default: CODES(DT, KIND_INT8_TOWARD_ZERO, CT); break;                   \
+		}                                                                       \
 	} while (0)
-	const int counting = stats != NULL;
-	switch (e2m1 * 4 + toward_zero * 2 + counting) {
-	case 0: BY_DTYPE(0, 0, 0); break;
-	case 1: BY_DTYPE(0, 0, 1); break;
-	case 2: BY_DTYPE(0, 1, 0); break;
-	case 3: BY_DTYPE(0, 1, 1); break;
-	case 4: BY_DTYPE(1, 0, 0); break;
-	default: BY_DTYPE(1, 0, 1); break;
+#define BY_COUNTING(DT)                                                                 \
+	do {                                                                            \
+		if (stats)                                                              \
+			BY_KIND(DT, 1);                                                 \
+		else                                                                    \
+			BY_KIND(DT, 0);                                                 \
+	} while (0)
+	switch (dtype) {
+	case FP8KV_CV_BF16: BY_COUNTING(FP8KV_CV_BF16); break;
+	case FP8KV_CV_F16: BY_COUNTING(FP8KV_CV_F16); break;
+	default: BY_COUNTING(FP8KV_CV_F32); break;
 	}
-#undef BY_DTYPE
-#undef GROUPS
+#undef BY_COUNTING
+#undef BY_KIND
+#undef CODES
+}
+
+/* Two e2m1 codes per byte, element 2i in the low nibble: n / 2 bytes. */
+static void pack_e2m1(uint8_t *restrict dst, const uint8_t *restrict codes, int64_t n)
+{
+	for (int64_t i = 0; i < n / 2; i++) {
+		uint16_t pair; /* codes 2i (low byte) and 2i + 1, little-endian */
+		memcpy(&pair, codes + 2 * i, sizeof pair);
+		dst[i] = (uint8_t)((pair & 0x0Fu) | ((pair >> 4) & 0xF0u));
+	}
 }
 
 /* The scales of n groups from their amax, by one rule at a time, so that
@@ -134,6 +135,7 @@ static ALWAYS_INLINE void scales_generic(int rule, int format, float divisor, fl
 	}
 }
 
+VECTOR_CLONES
 static void group_scales(const fp8kv_plan_side *sd, const float *amax, int64_t n, float *s,
 			 uint32_t *stored, uint32_t *zero)
 {
@@ -151,6 +153,17 @@ static void group_scales(const fp8kv_plan_side *sd, const float *amax, int64_t n
 #undef SCALES
 }
 
+static enum element_kind kind_of(const fp8kv_row_recipe *r)
+{
+	if (r->cache_dtype == FP8KV_CV_E2M1)
+		return KIND_E2M1;
+	if (r->cache_dtype == FP8KV_CV_INT8)
+		return r->group.rounding == FP8KV_CV_ROUND_TOWARD_ZERO ? KIND_INT8_TOWARD_ZERO
+								       : KIND_INT8_NEAREST;
+	return KIND_FP8;
+}
+
+VECTOR_CLONES
 void cpu_group_row(const fp8kv_plan_side *sd, int dtype, const uint8_t *src, uint8_t *dst,
 		   int64_t block, int64_t offset, int64_t h, int saturate, row_stats *stats,
 		   float *row_amax)
@@ -158,16 +171,20 @@ void cpu_group_row(const fp8kv_plan_side *sd, int dtype, const uint8_t *src, uin
 	const fp8kv_row_recipe *r = &sd->recipe;
 	const int64_t G = r->group.size, groups = sd->head_dim / G;
 	const int64_t in_size = dtype == FP8KV_CV_F32 ? 4 : 2;
-	const int format = r->cache_dtype;
-	const int e2m1 = format == FP8KV_CV_E2M1, int8 = format == FP8KV_CV_INT8;
-	float amax[GROUP_CHUNK], s[GROUP_CHUNK];
-	uint32_t stored[GROUP_CHUNK], zero[GROUP_CHUNK];
+	const enum element_kind kind = kind_of(r);
+	const fp8kv_fp8_format f = fp8kv_format_of(kind == KIND_FP8 ? r->cache_dtype : FP8KV_CV_E4M3FN);
+	const int64_t per = kind == KIND_E2M1 ? 2 : 1;
+	/* whole groups, a piece's worth when they are small */
+	const int64_t chunk = G < PIECE ? (PIECE / G < GROUP_CHUNK ? PIECE / G : GROUP_CHUNK) : 1;
+	float amax[GROUP_CHUNK], s[GROUP_CHUNK], se[PIECE];
+	uint32_t stored[GROUP_CHUNK], zero[GROUP_CHUNK], ze[PIECE];
+	uint8_t codes[PIECE];
 	float top = 0.0f;
 
-	for (int64_t j0 = 0; j0 < groups; j0 += GROUP_CHUNK) {
-		const int64_t n = groups - j0 < GROUP_CHUNK ? groups - j0 : GROUP_CHUNK;
-		const uint8_t *in = src + j0 * G * in_size;
-		cpu_rows_amax(amax, in, G * in_size, n, G, dtype);
+	for (int64_t j0 = 0; j0 < groups; j0 += chunk) {
+		const int64_t n = groups - j0 < chunk ? groups - j0 : chunk;
+		const int64_t first = j0 * G, count = n * G;
+		cpu_rows_amax(amax, src + first * in_size, G * in_size, n, G, dtype);
 		group_scales(sd, amax, n, s, stored, zero);
 		for (int64_t j = 0; j < n; j++) {
 			fp8kv_store_group_scale(sd, fp8kv_group_scale_index(sd, block, offset, h, j0 + j),
@@ -175,12 +192,25 @@ void cpu_group_row(const fp8kv_plan_side *sd, int dtype, const uint8_t *src, uin
 			if (fp8kv_amax_raises(top, amax[j]))
 				top = amax[j];
 		}
-		if (e2m1 || int8)
-			small_groups(dst + j0 * G / (e2m1 ? 2 : 1), in, n, G, dtype, s, zero, e2m1,
-				     r->group.rounding == FP8KV_CV_ROUND_TOWARD_ZERO, stats);
-		else /* FP8: a group is a row of rows.c with its own scale */
-			cpu_quantize_rows(dst + j0 * G, G, in, G * in_size, n, G, dtype, s, 1,
-					  fp8kv_format_of(format), saturate, stats);
+		/* the elements, a piece at a time (a group longer than a piece,
+		 * a whole row, spans several): every element's scale spread */
+		for (int64_t e0 = 0; e0 < count; e0 += PIECE) {
+			const int64_t len = count - e0 < PIECE ? count - e0 : PIECE;
+			for (int64_t i = 0; i < len;) {
+				const int64_t j = (e0 + i) / G;
+				const int64_t end = (j + 1) * G - e0 < len ? (j + 1) * G - e0 : len;
+				for (; i < end; i++) {
+					se[i] = s[j];
+					ze[i] = zero[j];
+				}
+			}
+			const uint8_t *in = src + (first + e0) * in_size;
+			uint8_t *out = dst + (first + e0) / per;
+			group_codes(kind == KIND_E2M1 ? codes : out, in, len, dtype, kind, se, ze, f,
+				    saturate, stats);
+			if (kind == KIND_E2M1)
+				pack_e2m1(out, codes, len);
+		}
 	}
 	*row_amax = top;
 }

@@ -11,31 +11,6 @@
 
 
 /*
- * One element: the code of x / s (of x when not scaled), with, when counting,
- * ELEMENT_OVERFLOW for a finite x that is clipped (its quotient overflows,
- * or is already infinite) and ELEMENT_NAN for a NaN x.  The one definition
- * used by the arithmetic loops and by the lookup tables, so the two cannot
- * disagree.
- */
-#define ELEMENT_OVERFLOW 0x100u
-#define ELEMENT_NAN 0x200u
-
-static ALWAYS_INLINE uint32_t quantize_element(float x, enum scaling scaling, int counting,
-					       float s, fp8kv_fp8_format f, int saturate)
-{
-	const float y = scaled_value(x, scaling, s);
-	const uint32_t q = fp8kv_encode(y, f, saturate);
-	if (!counting)
-		return q & 0xFFu;
-	const uint32_t xmag = fp8kv_f32_bits(x) & 0x7FFFFFFFu;
-	const uint32_t ymag = fp8kv_f32_bits(y) & 0x7FFFFFFFu;
-	const uint32_t ovf = (q >> 8) | ((xmag < 0x7F800000u ? 1u : 0u) &
-					 (ymag == 0x7F800000u ? 1u : 0u));
-	const uint32_t nan = xmag > 0x7F800000u ? 1u : 0u;
-	return (q & 0xFFu) | (ovf << 8) | (nan << 9);
-}
-
-/*
  * One row: dst[i] = fp8(src[i] / s).  Inlined with dtype, scaling and
  * counting as constants, so each combination becomes its own branch-free
  * loop.  The overflow count includes finite x whose quotient is already

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import fp8kv  # noqa: E402
-from fp8kv import _backends, _capi, _write, golden  # noqa: E402
+from fp8kv import _capi, _write, golden  # noqa: E402
 from fp8kv.compat import sglang, vllm  # noqa: E402
 
 # FP8KV_GPU_CHECK_DEVICE=cpu runs the checks that need no GPU on CPU tensors:
@@ -160,9 +160,9 @@ def write_case(gen, fmt, dtype, scale, layout, *, T=37, H=4, D=64, Dv=32, B=16, 
         kw.update(scale=scale,
                   k_scale=(torch.rand(n, generator=gen) * 3 + 0.01).to(DEV),
                   v_scale=torch.tensor([1 / 3] * n).to(DEV))
-    elif scale == "dynamic":
+    elif scale == "token_head":
         sshape = (B, S, H) if layout == "NHD" else (B, H, S)
-        kw.update(scale="dynamic", k_scale_cache=poisoned(sshape, torch.float32),
+        kw.update(scale="token_head", k_scale_cache=poisoned(sshape, torch.float32),
                   v_scale_cache=poisoned(sshape, torch.float32))
     kw.update(overflow_count=torch.zeros(1, dtype=torch.int64, device=DEV),
               nan_count=torch.full((1,), 3, dtype=torch.int64, device=DEV),
@@ -223,7 +223,7 @@ def check_cuda_tensors():
     n = 0
     for fmt in FORMATS:
         for dtype in DTYPES:
-            for scale in ("one", "tensor", "head", "dynamic"):
+            for scale in ("one", "tensor", "head", "token_head"):
                 for layout in ("NHD", "HND"):
                     try:
                         write_case(gen, fmt, dtype, scale, layout)
@@ -240,7 +240,7 @@ def check_float8_dtypes():
         raise AssertionError("this torch has no float8 dtypes")
     gen = torch.Generator().manual_seed(2)
     for fmt in FLOAT8:
-        for scale in ("one", "tensor", "dynamic"):
+        for scale in ("one", "tensor", "token_head"):
             write_case(gen, fmt, "bf16", scale, "NHD", float8=True)
             write_case(gen, fmt, "f16", scale, "HND", float8=True)
     return "caches of %s" % ", ".join(str(d) for d in FLOAT8.values())
@@ -251,7 +251,7 @@ def check_strided_and_swa():
     for fmt in FORMATS:
         for layout in ("NHD", "HND"):
             write_case(gen, fmt, "bf16", "head", layout, strided=True)
-            write_case(gen, fmt, "f16", "dynamic", layout, swa=True)
+            write_case(gen, fmt, "f16", "token_head", layout, swa=True)
             write_case(gen, fmt, "f32", "tensor", layout, strided=True, swa=True)
 
 
@@ -330,7 +330,7 @@ def check_cuda_graph_capture_and_replay():
     kc2, vc2 = poisoned((B, S, H, D)), poisoned((B, S, H, D))
 
     def step():
-        fp8kv.reshape_and_cache(key, value, kc, vc, slots, scale="dynamic", k_scale_cache=ksc,
+        fp8kv.reshape_and_cache(key, value, kc, vc, slots, scale="token_head", k_scale_cache=ksc,
                                 v_scale_cache=vsc, format="e4m3fnuz")
         vllm.reshape_and_cache_flash(key, value, kc2, vc2, slots, "fp8", ks, vs)
 
@@ -348,7 +348,7 @@ def check_cuda_graph_capture_and_replay():
         slots.copy_(torch.randperm(B * S, generator=gen)[:T].to(DEV))
         for c in (kc, vc, ksc, vsc, kc2, vc2):
             c.view(torch.uint8).fill_(0xA5)
-        ref = golden.reshape_and_cache(key, value, kc, vc, slots, scale="dynamic",
+        ref = golden.reshape_and_cache(key, value, kc, vc, slots, scale="token_head",
                                        k_scale_cache=ksc, v_scale_cache=vsc, format="e4m3fnuz")
         ref2 = golden.reshape_and_cache(key, value, kc2, vc2, slots, k_scale=ks, v_scale=vs,
                                         format="e4m3fn", layout="NHD")
@@ -461,7 +461,8 @@ def timed(fn, n):
 
 def check_timing():
     """Per-call times at decode shapes: the eager call, the wrapper's own
-    share (the Python work before the library call), the bare library call,
+    share (the Python work before the library call, on a cached plan:
+    _write.prepare), the bare library call,
     the torch operator, and graph replay (one call per replay, and 100 calls
     captured in one graph)."""
     gen = torch.Generator().manual_seed(9)
@@ -477,26 +478,26 @@ def check_timing():
         cache_dtype = FLOAT8.get("e4m3fn", torch.uint8)
         kc, vc = poisoned((B, S, H, D), cache_dtype), poisoned((B, S, H, D), cache_dtype)
         fmt = "e4m3fn" if kc.dtype == torch.uint8 else None
-        args = (key, value, kc, vc, slots, None, "tensor", ks, ks, None, None, "saturate",
-                None, None, None, None, fmt, None)
+        args = dict(key=key, value=value, key_cache=kc, value_cache=vc, slot_mapping=slots,
+                    swa_mapping=None, scale="tensor", k_scale=ks, v_scale=ks,
+                    k_scale_cache=None, v_scale_cache=None, overflow="saturate",
+                    overflow_count=None, nan_count=None, k_amax=None, v_amax=None,
+                    format=fmt, layout=None)
 
         def eager():
             fp8kv.reshape_and_cache(key, value, kc, vc, slots, scale="tensor", k_scale=ks,
                                     v_scale=ks, format=fmt)
 
         def wrapper():
-            _write.plan(*args)
-            _backends.handle(0)
-            _backends.stream(0)
+            _write.prepare(**args)      # the eager call's own path, without its call
 
-        _, desc, _ = _write.plan(*args)
-        h, stream = _backends.handle(0), _backends.stream(0)
+        h, desc, stream, _keep = _write.prepare(**args)   # _keep: for the calls
 
         def c_call():
             _capi.fn.reshape_and_cache(h, desc, stream)
 
         def op():
-            torch.ops.fp8kv.reshape_and_cache(*args)
+            torch.ops.fp8kv.reshape_and_cache(**args)
 
         n = 2000
         for f in (eager, wrapper, c_call, op):

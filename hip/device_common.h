@@ -67,14 +67,9 @@ static __device__ __forceinline__ float team_max(float v, int team)
 // a NaN or -0 already there stays, a negative value is raised
 static __device__ __forceinline__ void raise_float(float *p, float a)
 {
-	unsigned int *u = (unsigned int *)p;
-	unsigned int old = *(volatile unsigned int *)u;
-	while (a > fp8kv_bits_f32(old)) {
-		const unsigned int prev = atomicCAS(u, old, fp8kv_f32_bits(a));
-		if (prev == old)
-			break;
-		old = prev;
-	}
+	// fp8kv_amax_raises' order, in one atomic whose answer nobody waits
+	// for: no load of the old value, no compare-and-swap loop (K-AMAX-ATOMIC)
+	atomicMax((int *)p, (int)fp8kv_f32_bits(a));
 }
 
 static __device__ __forceinline__ uint4 load16(const unsigned char *p)

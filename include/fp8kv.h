@@ -336,7 +336,11 @@ FP8KV_API fp8kv_status fp8kv_dequantize(fp8kv_backend *backend,
  *   overflow_count  uint64: the number of overflows (section 5) is ADDED;
  *   nan_count       uint64: the number of NaN inputs is ADDED;
  *   k_amax, v_amax  fp32[num_heads]: raised to max |x| over the finite
- *                   inputs of each head written by this call (calibration).
+ *                   inputs of each head written by this call (calibration;
+ *                   +0 for a head with none, in a call with tokens), where
+ *                   "raised" compares the fp32 bits as signed integers: a
+ *                   +NaN or +Inf there stays, anything with the sign bit
+ *                   set (-0, -NaN) gives way.
  * These count only the tokens actually written.
  *
  * Validation happens before anything is written: NULL pointers, sizes < 1
@@ -503,7 +507,10 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *backend,
  *     (offset / I) * stride_slot + (offset % I) * stride_interleave
  * (vLLM's and TensorRT-LLM's NVFP4 V scales, 4 tokens interleaved: I = 4,
  * stride_slot = 4 * G', stride_interleave = 1, stride_group = 4, with G'
- * groups per row).  A scale cache may lie in the caches' own buffer (vLLM's
+ * groups per row).  v_scales is addressed by the same strides, unless
+ * v_own_layout is nonzero: then by the v_ fields, in the same formula
+ * (vLLM's NVFP4 page on sm_100, whose K scales are linear and V scales
+ * interleaved).  A scale cache may lie in the caches' own buffer (vLLM's
  * NVFP4 page: K codes, K scales, V codes, V scales), provided no address is
  * written twice (section 7's rule on shared memory).  Not expressible: a
  * cache reached through a table of block pointers (TensorRT-LLM's pool).
@@ -543,6 +550,11 @@ typedef struct fp8kv_group_scales {
 	void *v_scales;
 	int64_t stride_block, stride_slot, stride_head, stride_group;
 	int64_t interleave, stride_interleave;   /* 0, 0: none */
+	/* 0: v_scales as k_scales; 1: v_scales by the v_ strides below (all 0
+	 * unless it is 1) */
+	int32_t v_own_layout;
+	int64_t v_stride_block, v_stride_slot, v_stride_head, v_stride_group;
+	int64_t v_interleave, v_stride_interleave;
 } fp8kv_group_scales;
 
 /*
@@ -605,7 +617,9 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache_grouped(fp8kv_backend *backend,
  * (an entry must fit in stride_slot, entries in stride_block), alignment,
  * shared memory, dtype pairs, a divisor that is neither 0 nor a finite
  * number of at least 1; FP8KV_MLA_DS needs 512 + 64, 16-bit inputs, an
- * e4m3 cache and stride_slot >= 656.  Fill the descriptor with
+ * e4m3 cache aligned to 4 bytes, and stride_slot >= 656, it and
+ * stride_block multiples of 4 (the record's fp32 scales stay aligned;
+ * 656 is one).  Fill the descriptor with
  * fp8kv_mla_write_init() first: it sets size, as in section 8.
  */
 typedef enum fp8kv_mla_kind {

@@ -94,29 +94,57 @@ static fp8kv_status check_recipe(const fp8kv_cache_write *d, const fp8kv_group_s
 	return FP8KV_OK;
 }
 
+/* The strides of one side's scale array. */
+typedef struct side_strides {
+	int64_t block, slot, head, group, interleave, stride_interleave;
+} side_strides;
+
+/* The key side's strides, or the value side's (v_own_layout: its own). */
+static side_strides strides_of(const fp8kv_group_scales *g, int value)
+{
+	if (value && g->v_own_layout)
+		return (side_strides){g->v_stride_block, g->v_stride_slot, g->v_stride_head,
+				      g->v_stride_group, g->v_interleave, g->v_stride_interleave};
+	return (side_strides){g->stride_block, g->stride_slot, g->stride_head, g->stride_group,
+			      g->interleave, g->stride_interleave};
+}
+
 /* The layout of one side's scale array (head_dim / G groups per row):
  * [block][slot][head][group], or with the interleave I [block][slot / I]
  * [slot % I][head][group] (a superset of the addresses when I does not
  * divide block_size). */
 static void scale_layout(const fp8kv_cache_write *d, const fp8kv_group_scales *g,
-			 int64_t head_dim, fp8kv_layout *l)
+			 const side_strides *st, int64_t head_dim, fp8kv_layout *l)
 {
 	const int64_t groups = head_dim / g->group_size;
 	memset(l, 0, sizeof *l);
-	if (g->interleave > 0) {
-		const int64_t I = g->interleave;
+	if (st->interleave > 0) {
+		const int64_t I = st->interleave;
 		*l = (fp8kv_layout){5,
 				    {d->num_blocks, (d->block_size + I - 1) / I,
 				     I < d->block_size ? I : d->block_size, d->num_heads, groups},
-				    {g->stride_block, g->stride_slot, g->stride_interleave,
-				     g->stride_head, g->stride_group},
+				    {st->block, st->slot, st->stride_interleave, st->head, st->group},
 				    {"block", "slot", "interleave", "head", "group"}};
 	} else {
 		*l = (fp8kv_layout){4,
 				    {d->num_blocks, d->block_size, d->num_heads, groups},
-				    {g->stride_block, g->stride_slot, g->stride_head, g->stride_group},
+				    {st->block, st->slot, st->head, st->group},
 				    {"block", "slot", "head", "group"}};
 	}
+}
+
+/* The interleave of one side's strides; prefix names its fields. */
+static fp8kv_status check_interleave(const side_strides *st, const char *prefix)
+{
+	if (st->interleave < 0)
+		FAIL(FP8KV_EINVAL, "groups->%sinterleave must be >= 0 (got %" PRId64 ")", prefix,
+		     st->interleave);
+	if (st->interleave == 0 && st->stride_interleave != 0)
+		FAIL(FP8KV_EINVAL,
+		     "groups->%sstride_interleave (%" PRId64 ") without an interleave "
+		     "(%sinterleave 0)",
+		     prefix, st->stride_interleave, prefix);
+	return FP8KV_OK;
 }
 
 fp8kv_status fp8kv_check_groups(const fp8kv_cache_write *d, const fp8kv_group_scales *g,
@@ -141,16 +169,21 @@ fp8kv_status fp8kv_check_groups(const fp8kv_cache_write *d, const fp8kv_group_sc
 		FAIL(FP8KV_EINVAL, "groups->%s (%p) is not aligned to 4 bytes",
 		     plan_misaligned(g->k_global, 4) ? "k_global" : "v_global",
 		     (const void *)(plan_misaligned(g->k_global, 4) ? g->k_global : g->v_global));
-	if (g->interleave < 0)
-		FAIL(FP8KV_EINVAL, "groups->interleave must be >= 0 (got %" PRId64 ")", g->interleave);
-	if (g->interleave == 0 && g->stride_interleave != 0)
-		FAIL(FP8KV_EINVAL,
-		     "groups->stride_interleave (%" PRId64 ") without an interleave (interleave 0)",
-		     g->stride_interleave);
+	if (g->v_own_layout != 0 && g->v_own_layout != 1)
+		FAIL(FP8KV_EINVAL, "groups->v_own_layout must be 0 or 1 (got %" PRId32 ")",
+		     g->v_own_layout);
+	if (!g->v_own_layout && (g->v_stride_block || g->v_stride_slot || g->v_stride_head ||
+				 g->v_stride_group || g->v_interleave || g->v_stride_interleave))
+		FAIL(FP8KV_EINVAL, "groups->v_stride_*/v_interleave are set, but v_own_layout is 0 "
+				   "(the value scales take the key scales' strides)");
+	const side_strides ks = strides_of(g, 0), vs = strides_of(g, 1);
+	if ((st = check_interleave(&ks, "")) != FP8KV_OK ||
+	    (st = check_interleave(&vs, g->v_own_layout ? "v_" : "")) != FP8KV_OK)
+		return st;
 
 	fp8kv_layout kl, vl;
-	scale_layout(d, g, d->head_dim_k, &kl);
-	scale_layout(d, g, d->head_dim_v, &vl);
+	scale_layout(d, g, &ks, d->head_dim_k, &kl);
+	scale_layout(d, g, &vs, d->head_dim_v, &vl);
 	if ((st = fp8kv_layout_check(&kl, scale_bytes, "groups->k_scales", 1)) != FP8KV_OK ||
 	    (st = fp8kv_layout_check(&vl, scale_bytes, "groups->v_scales", 1)) != FP8KV_OK)
 		return st;
@@ -164,10 +197,11 @@ fp8kv_status fp8kv_check_groups(const fp8kv_cache_write *d, const fp8kv_group_sc
 }
 
 static void plan_side_groups(fp8kv_plan_side *sd, const fp8kv_cache_write *d,
-			     const fp8kv_group_scales *g, void *scales, const float *global)
+			     const fp8kv_group_scales *g, int value)
 {
 	fp8kv_group_recipe *gr = &sd->recipe.group;
 	const float floor_normal = 0x1p-126f;
+	const side_strides st = strides_of(g, value);
 	gr->rule = (int32_t)g->rule;
 	gr->size = (int32_t)g->group_size; /* at most the head dim, validated */
 	gr->rounding = (int32_t)g->rounding;
@@ -176,14 +210,15 @@ static void plan_side_groups(fp8kv_plan_side *sd, const fp8kv_cache_write *d,
 		gr->divisor = g->divisor != 0.0f ? g->divisor : fp8kv_element_max(d->cache_dtype);
 		gr->scale_floor = g->scale_floor != 0.0f ? g->scale_floor : floor_normal;
 	}
-	sd->groups.scales = (unsigned char *)scales;
-	sd->groups.global = g->rule == FP8KV_GROUP_NVFP4 ? global : NULL;
-	sd->groups.stride_block = g->stride_block;
-	sd->groups.stride_slot = g->stride_slot;
-	sd->groups.stride_head = g->stride_head;
-	sd->groups.stride_group = g->stride_group;
-	sd->groups.interleave = g->interleave;
-	sd->groups.stride_interleave = g->stride_interleave;
+	sd->groups.scales = (unsigned char *)(value ? g->v_scales : g->k_scales);
+	sd->groups.global = g->rule == FP8KV_GROUP_NVFP4 ? (value ? g->v_global : g->k_global)
+							: NULL;
+	sd->groups.stride_block = st.block;
+	sd->groups.stride_slot = st.slot;
+	sd->groups.stride_head = st.head;
+	sd->groups.stride_group = st.group;
+	sd->groups.interleave = st.interleave;
+	sd->groups.stride_interleave = st.stride_interleave;
 }
 
 static const plan_field group_fields[] = {
@@ -203,6 +238,13 @@ static const plan_field group_fields[] = {
 	PLAN_FIELD(fp8kv_group_scales, stride_group),
 	PLAN_FIELD(fp8kv_group_scales, interleave),
 	PLAN_FIELD(fp8kv_group_scales, stride_interleave),
+	PLAN_FIELD(fp8kv_group_scales, v_own_layout),
+	PLAN_FIELD(fp8kv_group_scales, v_stride_block),
+	PLAN_FIELD(fp8kv_group_scales, v_stride_slot),
+	PLAN_FIELD(fp8kv_group_scales, v_stride_head),
+	PLAN_FIELD(fp8kv_group_scales, v_stride_group),
+	PLAN_FIELD(fp8kv_group_scales, v_interleave),
+	PLAN_FIELD(fp8kv_group_scales, v_stride_interleave),
 };
 
 fp8kv_status fp8kv_read_groups(const fp8kv_group_scales *groups, fp8kv_group_scales *out)
@@ -216,6 +258,6 @@ fp8kv_status fp8kv_read_groups(const fp8kv_group_scales *groups, fp8kv_group_sca
 void fp8kv_plan_groups(const fp8kv_cache_write *d, const fp8kv_group_scales *g,
 		       fp8kv_write_plan *p)
 {
-	plan_side_groups(&p->side[FP8KV_SIDE_KEY], d, g, g->k_scales, g->k_global);
-	plan_side_groups(&p->side[FP8KV_SIDE_VALUE], d, g, g->v_scales, g->v_global);
+	plan_side_groups(&p->side[FP8KV_SIDE_KEY], d, g, 0);
+	plan_side_groups(&p->side[FP8KV_SIDE_VALUE], d, g, 1);
 }

@@ -261,12 +261,13 @@ FP8KV_HD float fp8kv_row_scale(const fp8kv_plan_side *sd, int mode, int64_t h, f
 	return fp8kv_mode_given(mode) ? sd->scale[fp8kv_given_index(mode, h)] : 1.0f;
 }
 
-/* Does a row's amax a raise the running amax cur of its head?  The CPU
- * merges every row (and a per-thread amax starting at 0) this way, the GPU
- * with a compare-and-swap loop on the same test. */
+/* Does a row's amax a (>= +0) raise the running amax cur of its head?  The
+ * fp32 bits compare as signed integers (fp8kv.h section 7), which is what
+ * one fire-and-forget atomic max does on a GPU (K-AMAX-ATOMIC); the CPU
+ * merges every row, and a per-thread amax starting at +0, by this test. */
 FP8KV_HD int fp8kv_amax_raises(float cur, float a)
 {
-	return a > cur;
+	return (int32_t)fp8kv_f32_bits(a) > (int32_t)fp8kv_f32_bits(cur);
 }
 
 /* ---- group scales (fp8kv.h section 8, A-GROUP-SCALES) ---- */

@@ -9,6 +9,7 @@
 
 FP8KV_PY_PACKAGE = python/fp8kv/__init__.py python/fp8kv/_backends.py \
 	python/fp8kv/_arrays.py python/fp8kv/_bulk.py python/fp8kv/_capi.py python/fp8kv/_errors.py \
+	python/fp8kv/_plans.py \
 	python/fp8kv/_signature.py python/fp8kv/_torch.py python/fp8kv/_torch_op.py \
 	python/fp8kv/_types.py python/fp8kv/_write.py \
 	python/fp8kv/golden.py
@@ -40,11 +41,12 @@ FP8KV_PY_TESTS = tests/python/conftest.py tests/python/helpers.py tests/python/r
 	tests/python/test_oracle_cross.py \
 	tests/python/test_write_hostile.py \
 	tests/python/test_import.py \
-	tests/python/test_signature.py
+	tests/python/test_signature.py \
+	tests/python/test_plans.py
 EXTRA_DIST += $(FP8KV_PY_PACKAGE) $(FP8KV_PY_COMPAT) $(FP8KV_PY_CONFORM) python/_paths.py.in \
 	python/pythondir.py python/METADATA.in \
 	dev/gpu_check.py dev/conform_gpu.py dev/conform_torch_demo.py \
-	dev/conform_triton_demo.py tests/python/run_pytest.sh \
+	dev/conform_triton_demo.py dev/py_call_cost.py tests/python/run_pytest.sh \
 	$(FP8KV_PY_TESTS) tests/python/struct_layout.c
 
 # Fills python/_paths.py.in (I-SONAME): LIBRARY and FALLBACK from the shell

@@ -100,6 +100,14 @@ validate --shard 1
 validate --shard 1/
 validate --shard /3
 validate --shard 1/3x
+validate --format bf16
+validate --format fp4
+validate --write grouped,
+validate --write nvfp4
+validate --write ''
+validate --rule floor
+validate --rule f32,,nvfp4
+validate --rule e8m0
 bench --samples 0
 bench --samples 257
 bench --samples 1x
@@ -118,9 +126,21 @@ check 0 "" "validate --format e5m2 --format all" "$tmp/out" \
 [ "$(grep -c '^cpu  *quantize bf16 ' "$tmp/out")" = 4 ] ||
 	{ echo "FAIL: --format all after --format e5m2 did not check the four formats"; status=1; }
 
+# --format e2m1: the grouped writes of e2m1 only (no FP8 group), named in
+# the JSON with the writes and rules chosen
+check 0 "" "validate --format e2m1 --write grouped,mla" "$tmp/out" \
+	"$validate" --backend cpu --format e2m1 --write grouped,mla --rule nvfp4,e8m0_rceil \
+	--json "$tmp/e2m1.json"
+[ "$(grep -c '^cpu  *grouped .* e2m1 ' "$tmp/out")" = 2 ] &&
+	! grep -q '^cpu  *\(quantize\|reshape\)' "$tmp/out" &&
+	grep -q '"writes": \["grouped", "mla"\]' "$tmp/e2m1.json" &&
+	grep -q '"rules": \["e8m0_rceil", "nvfp4"\]' "$tmp/e2m1.json" &&
+	grep -q '"formats": \["e2m1"\]' "$tmp/e2m1.json" ||
+	{ echo "FAIL: --format e2m1 --write grouped,mla --rule nvfp4,e8m0_rceil"; status=1; }
+
 # ---- --shard K/N: the parts of a run add up to the whole -------------------
 # every group of the whole run in exactly one part, with the same result
-shard_run="--backend cpu --format e5m2 --overflow saturate --scale one,head"
+shard_run="--backend cpu --format e5m2 --overflow saturate --scale one,head --write mha,grouped,mla"
 # shellcheck disable=SC2086
 check 0 "" "validate (the whole of the sharded run)" "$tmp/whole" "$validate" $shard_run
 for k in 1 2 3; do

@@ -40,7 +40,8 @@ if HAVE_CHECK
 check_PROGRAMS += tests/test_hardening
 TESTS += tests/test_hardening
 endif
-tests_test_hardening_SOURCES = tests/test_hardening.c
+tests_test_hardening_SOURCES = tests/test_hardening.c tests/test_hardening.h \
+	tests/test_hardening_group.c
 tests_test_hardening_CFLAGS = $(TEST_CFLAGS)
 tests_test_hardening_LDADD = $(TEST_LIBS)
 

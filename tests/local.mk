@@ -22,7 +22,7 @@ if HAVE_CHECK
 check_LTLIBRARIES += tests/libtest_support.la
 endif
 tests_libtest_support_la_SOURCES = tests/check_support.c tests/check_support.h \
-	tests/case_fixtures.c tests/case_fixtures.h
+	tests/case_fixtures.c tests/case_fixtures.h tests/write_fixtures.c tests/write_fixtures.h
 tests_libtest_support_la_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_libtest_support_la_CFLAGS = $(TEST_CFLAGS)
 
@@ -50,6 +50,21 @@ tests_oracle_group_driver_LDADD = $(VALIDATE_LIBS)
 TESTS += tests/validate_detects_faults.sh
 EXTRA_DIST += tests/validate_detects_faults.sh
 
+# Grouped and MLA writes (fp8kv.h sections 8 and 9) on the CPU, held to
+# the oracle of sections 5b-9 through validate/write_case.h.
+if HAVE_CHECK
+check_PROGRAMS += tests/test_group_write tests/test_mla_write
+TESTS += tests/test_group_write tests/test_mla_write
+endif
+tests_test_group_write_SOURCES = tests/test_group_write.c
+tests_test_group_write_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_group_write_CFLAGS = $(TEST_CFLAGS)
+tests_test_group_write_LDADD = $(TEST_VALIDATE_LIBS)
+tests_test_mla_write_SOURCES = tests/test_mla_write.c
+tests_test_mla_write_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_test_mla_write_CFLAGS = $(TEST_CFLAGS)
+tests_test_mla_write_LDADD = $(TEST_VALIDATE_LIBS)
+
 tests_test_backends_SOURCES = tests/test_backends.c tests/test_backends.h \
 	tests/test_backends_cache.c tests/test_backends_flat.c tests/test_backends_io.c \
 	tests/test_backends_group.c tests/test_backends_mla.c
@@ -74,7 +89,7 @@ tests_test_check_slots_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_check_slots_CFLAGS = $(TEST_CFLAGS)
 tests_test_check_slots_LDADD = tests/libtest_support.la $(TEST_LIBS)
 
-tests_test_errors_SOURCES = tests/test_errors.c
+tests_test_errors_SOURCES = tests/test_errors.c tests/test_errors.h tests/test_errors_group.c
 tests_test_errors_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_errors_CFLAGS = $(TEST_CFLAGS)
 tests_test_errors_LDADD = $(TEST_LIBS)

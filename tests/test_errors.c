@@ -2,7 +2,7 @@
 /*
  * test_errors.c - the README's bad-input table: every rejected input returns
  * its code and a message that names the culprit, and leaves every cache
- * byte as it was.
+ * byte as it was.  The grouped and MLA writes' are test_errors_group.c's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fp8kv.h"
+#include "test_errors.h"
 
 #define T 4     /* tokens */
 #define H 2     /* heads */
@@ -437,6 +438,7 @@ static Suite *errors_suite(void)
 	tcase_add_test(tc, scale_mode_names);
 	tcase_add_test(tc, slot_checker_arguments);
 	suite_add_tcase(s, tc);
+	add_group_error_tests(s);
 	return s;
 }
 

@@ -12,6 +12,7 @@
  *   - malformed device numbers; outputs of amax and check_slots untouched
  *     by a rejected call; modules that refuse or fail without a word, and
  *     relative directories in FP8KV_MODULE_PATH.
+ * The grouped and MLA writes' are test_hardening_group.c's.
  * Expected bytes come from copies (cache dtype = input dtype) and from
  * powers of two, whose FP8 codes are written out here, never from the
  * library.
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "fp8kv.h"
+#include "test_hardening.h"
 
 #define POISON 0xA5
 
@@ -468,6 +470,7 @@ static Suite *hardening_suite(void)
 	tcase_add_test(misc, module_that_fails_silently);
 	tcase_add_test(misc, relative_module_directories_ignored);
 	suite_add_tcase(s, misc);
+	add_group_hardening_tests(s);
 	return s;
 }
 

@@ -14,6 +14,7 @@ TOOL_CLI = tools/tool_cli.c tools/tool_cli.h
 # it needs nothing but the library where it is installed.
 tools_fp8kv_validate_SOURCES = tools/fp8kv-validate.c tools/validate_tool.h \
 	tools/validate_report.c tools/validate_quantize.c tools/validate_cache_write.c \
+	tools/validate_group_write.c \
 	$(TOOL_CLI)
 tools_fp8kv_validate_CPPFLAGS = $(VALIDATE_CPPFLAGS) -I$(top_builddir)
 tools_fp8kv_validate_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)

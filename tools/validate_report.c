@@ -14,6 +14,7 @@
 #include "oracle.h"
 #include "tool_cli.h"
 #include "validate_tool.h"
+#include "write_case.h"
 
 group **groups; /* pointers: a group stays put while others are added */
 size_t num_groups;
@@ -47,12 +48,15 @@ group *group_begin(const char *backend, const char *operation, const char *forma
 
 void group_end(group *g)
 {
-	const char *verdict = g->failed_to_run ? "ERROR" : g->differing ? "DIFFER" : "equal";
+	const char *verdict = g->failed_to_run ? "ERROR"
+			      : g->differing  ? "DIFFER"
+			      : g->unsupported ? "not supported"
+					       : "equal";
 	printf("%-8s %-*s %-9s %-*s %-8s %12llu %14llu %10llu  %s\n", g->backend, COL_OPERATION,
 	       g->operation, g->format, COL_SCALE, g->scale, g->policy, (unsigned long long)g->cases,
 	       (unsigned long long)g->bytes, (unsigned long long)g->differing, verdict);
-	if (g->failed_to_run)
-		printf("    error: %s\n", g->error);
+	if (g->failed_to_run || g->unsupported)
+		printf("    %s: %s\n", g->failed_to_run ? "error" : "FP8KV_ENOTSUP", g->error);
 	fflush(stdout);
 	any_difference |= g->differing != 0;
 	any_failure |= g->failed_to_run;
@@ -120,9 +124,27 @@ int write_json(const char *path, double seconds)
 	if (!f)
 		return -1;
 	fprintf(f, "{\"version\": \"%s\", \"level\": \"%s\", \"seed\": %llu, \"seconds\": %.3f,\n"
-		   " \"shard\": %d, \"shards\": %d,\n \"groups\": [",
+		   " \"shard\": %d, \"shards\": %d,\n \"writes\": [",
 		fp8kv_version(), level_names[opt.level], (unsigned long long)opt.seed, seconds,
 		opt.shard + 1, opt.num_shards);
+	const char *sep = "";
+	for (int w = 0; w < NUM_WRITES; w++)
+		if (opt.write[w])
+			fprintf(f, "%s\"%s\"", sep, write_names[w]), sep = ", ";
+	fprintf(f, "],\n \"rules\": [");
+	sep = "";
+	for (int r = 0; r < NUM_RULES; r++)
+		if (opt.rule[r])
+			fprintf(f, "%s\"%s\"", sep, write_case_rule_name((fp8kv_group_rule)r)), sep = ", ";
+	fprintf(f, "],\n \"formats\": [");
+	sep = "";
+	for (int i = 0; i < opt.num_formats; i++)
+		fprintf(f, "%s\"%s\"", sep, fp8kv_dtype_name(opt.formats[i])), sep = ", ";
+	if (opt.e2m1)
+		fprintf(f, "%s\"e2m1\"", sep), sep = ", ";
+	if (opt.int8)
+		fprintf(f, "%s\"int8\"", sep);
+	fprintf(f, "],\n \"groups\": [");
 	for (size_t i = 0; i < num_groups; i++) {
 		const group *g = groups[i];
 		fprintf(f, "%s\n  {\"backend\": \"%s\", \"operation\": \"%s\", \"format\": \"%s\", "
@@ -131,7 +153,10 @@ int write_json(const char *path, double seconds)
 			i ? "," : "", g->backend, g->operation, g->format, g->scale, g->policy,
 			(unsigned long long)g->cases, (unsigned long long)g->bytes,
 			(unsigned long long)g->differing,
-			g->failed_to_run ? "error" : g->differing ? "differ" : "equal");
+			g->failed_to_run ? "error"
+			: g->differing	 ? "differ"
+			: g->unsupported ? "unsupported"
+					 : "equal");
 	}
 	fprintf(f, "\n ],\n \"result\": \"%s\"}\n",
 		any_failure ? "error" : any_difference ? "differ" : "equal");

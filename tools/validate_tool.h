@@ -6,6 +6,8 @@
  *   validate_report.c        groups, their lines, progress and JSON
  *   validate_quantize.c      fp8kv_quantize and fp8kv_dequantize groups
  *   validate_cache_write.c   fp8kv_reshape_and_cache groups
+ *   validate_group_write.c   fp8kv_reshape_and_cache_grouped and
+ *                            fp8kv_concat_and_cache_mla groups
  *
  * In every check_* function, cpu is the CPU backend when b is another
  * backend (the reference), or NULL when b is the CPU backend itself (the
@@ -25,14 +27,23 @@ enum level { LEVEL_QUICK, LEVEL_FULL, LEVEL_EXHAUSTIVE };
 /* Capacities, not counts: the formats are those fp8kv_dtype_is_fp8 says
  * (all_formats), the scale modes those fp8kv_scale_mode_name names. */
 enum { MAX_BACKENDS = 8, MAX_FORMATS = 16, MAX_SCALE_MODES = 8 };
+/* The writes --write chooses: flat conversions, the cache write of
+ * section 7, grouped writes (8), MLA writes (9). */
+enum { WRITE_FLAT, WRITE_MHA, WRITE_GROUPED, WRITE_MLA, NUM_WRITES };
+extern const char *const write_names[NUM_WRITES];
+/* The group rules, by fp8kv_group_rule (write_case_rule_name's names). */
+enum { NUM_RULES = 4 };
 extern const char *const level_names[3]; /* indexed by enum level */
 
 extern struct options {
 	const char *backends[MAX_BACKENDS];
 	int num_backends;
 	enum level level;
-	fp8kv_dtype formats[MAX_FORMATS];
+	fp8kv_dtype formats[MAX_FORMATS]; /* the FP8 formats chosen */
 	int num_formats;
+	int e2m1, int8;             /* the other element formats (grouped writes) */
+	int write[NUM_WRITES];      /* indexed by WRITE_*: checked */
+	int rule[NUM_RULES];        /* indexed by fp8kv_group_rule: checked */
 	int scale[MAX_SCALE_MODES]; /* indexed by fp8kv_scale_mode: checked */
 	int policy[2];              /* saturate, nonsat */
 	uint64_t seed;
@@ -57,6 +68,7 @@ typedef struct group {
 	char backend[32], operation[24], format[12], scale[24], policy[10];
 	uint64_t cases, bytes, differing;
 	int failed_to_run;
+	int unsupported;  /* the backend returned FP8KV_ENOTSUP: not yet written there */
 	char error[256];
 } group;
 
@@ -102,5 +114,7 @@ size_t boundary_inputs(uint32_t **out);
 void check_dequantize(fp8kv_backend *b, fp8kv_backend *cpu, const float *scales, int num_scales);
 void check_exhaustive(fp8kv_backend *b, fp8kv_backend *cpu);
 void check_cache_write(fp8kv_backend *b, fp8kv_backend *cpu);
+void check_grouped_write(fp8kv_backend *b, fp8kv_backend *cpu);
+void check_mla_write(fp8kv_backend *b, fp8kv_backend *cpu);
 
 #endif /* FP8KV_TOOLS_VALIDATE_TOOL_H */

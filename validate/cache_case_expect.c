@@ -123,6 +123,16 @@ int case_next_row(const cache_case *c, case_row *r)
 	return 1;
 }
 
+/* cur raised by a: the larger of the two as signed integers of their fp32
+ * bits (fp8kv.h section 7: a +NaN or +Inf stays, a sign bit gives way) */
+static float raised(float cur, float a)
+{
+	const uint32_t x = bits_of_float(cur), y = bits_of_float(a);
+	const int64_t sx = x >> 31 ? (int64_t)x - 0x100000000ll : (int64_t)x;
+	const int64_t sy = y >> 31 ? (int64_t)y - 0x100000000ll : (int64_t)y;
+	return sy > sx ? a : cur;
+}
+
 int cache_case_expect(const cache_case *c, cache_result *e)
 {
 	const size_t csz = fp8kv_dtype_size(c->cache_dtype);
@@ -135,10 +145,12 @@ int cache_case_expect(const cache_case *c, cache_result *e)
 		memcpy(e->ksc, c->ksc_init, c->sc_elems * sizeof(float));
 		memcpy(e->vsc, c->vsc_init, c->sc_elems * sizeof(float));
 	}
-	if (c->want_amax) {
-		memcpy(e->k_amax, c->k_amax_init, (size_t)c->num_heads * sizeof(float));
-		memcpy(e->v_amax, c->v_amax_init, (size_t)c->num_heads * sizeof(float));
-	}
+	/* the call's amax per side and head, from +0 (section 7), raised into
+	 * the initial values at the end */
+	float *call_amax = c->want_amax ? case_calloc(2 * (size_t)c->num_heads, sizeof(float))
+					: NULL;
+	if (c->want_amax && !call_amax)
+		return -1;
 	uint64_t overflows = 0, nans = 0;
 	const int64_t Dmax = c->head_dim_k > c->head_dim_v ? c->head_dim_k : c->head_dim_v;
 	uint32_t *row = case_calloc((size_t)Dmax, sizeof *row);
@@ -148,7 +160,7 @@ int cache_case_expect(const cache_case *c, cache_result *e)
 	}
 	for (case_row r = CASE_ROWS_START; case_next_row(c, &r);) {
 		uint8_t *img = r.kv ? e->vc : e->kc;
-		float *amax = r.kv ? e->v_amax : e->k_amax;
+		float *amax = call_amax ? call_amax + (r.kv ? c->num_heads : 0) : NULL;
 		int scaled;
 		case_load_row(c, r.kv, r.token, r.head, row);
 		const float s = case_row_scale(c, r.kv, r.head, row, &scaled);
@@ -172,6 +184,16 @@ int cache_case_expect(const cache_case *c, cache_result *e)
 		}
 	}
 	free(row);
+	/* a call without tokens writes nothing (A-ZERO-SIZE) */
+	for (int64_t h = 0; call_amax && c->num_tokens > 0 && h < c->num_heads; h++) {
+		e->k_amax[h] = raised(c->k_amax_init[h], call_amax[h]);
+		e->v_amax[h] = raised(c->v_amax_init[h], call_amax[c->num_heads + h]);
+	}
+	for (int64_t h = 0; call_amax && c->num_tokens == 0 && h < c->num_heads; h++) {
+		e->k_amax[h] = c->k_amax_init[h];
+		e->v_amax[h] = c->v_amax_init[h];
+	}
+	free(call_amax);
 	e->overflow_count = c->want_overflow_count ? c->overflow_init + overflows : 0;
 	e->nan_count = c->want_nan_count ? c->nan_init + nans : 0;
 	e->status = e->call_status = FP8KV_OK;

@@ -405,12 +405,19 @@ int cache_case_generate(cache_case *c)
 		c->vsc_init[i] = float_of_bits((uint32_t)rng_next(&r));
 	}
 	rng_seed(&r, c->seed, STREAM_INIT);
-	static const float amax0[] = {0.25f, 1e-6f, 3.5f, 1e20f, 0x1p-140f, 100.0f};
+	/* running amax a caller passed in: calibrated ones, and values only the
+	 * signed-integer order of section 7 settles (+-0, negatives, +-NaN, Inf) */
+	static const uint32_t amax0[] = {0x3E800000u /* 0.25 */, 0x358637BDu /* 1e-6 */,
+					 0x40600000u /* 3.5 */,  0x60AD78ECu /* 1e20 */,
+					 0x00000200u /* 2^-140 */, 0x42C80000u /* 100 */,
+					 0x80000000u /* -0 */,   0xC0400000u /* -3 */,
+					 0x7FC00000u /* NaN */,  0xFFC00001u /* -NaN */,
+					 0x7F800000u /* Inf */,  0x00000000u /* +0 */};
 	c->overflow_init = 0x100000000ull + rng_below(&r, 1000000) + 1;
 	c->nan_init = 0x300000000ull + rng_below(&r, 1000000) + 1;
 	for (int64_t h = 0; h < H; h++) {
-		c->k_amax_init[h] = amax0[rng_below(&r, sizeof amax0 / sizeof amax0[0])];
-		c->v_amax_init[h] = amax0[rng_below(&r, sizeof amax0 / sizeof amax0[0])];
+		c->k_amax_init[h] = float_of_bits(amax0[rng_below(&r, sizeof amax0 / sizeof amax0[0])]);
+		c->v_amax_init[h] = float_of_bits(amax0[rng_below(&r, sizeof amax0 / sizeof amax0[0])]);
 	}
 	return 0;
 }

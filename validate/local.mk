@@ -9,6 +9,10 @@
 #   cache_case.h       one fp8kv_reshape_and_cache case, end to end:
 #                      generate, expect (from the oracle), run, compare;
 #                      cache_case_internal.h maps its files
+#   write_case.h       one fp8kv_reshape_and_cache_grouped or
+#                      fp8kv_concat_and_cache_mla case, end to end, the same
+#                      way (outputs in one arena: every byte compared);
+#                      write_case_internal.h maps its files
 #   float_bits.h       floats to and from their bits, for all of them
 #
 # The tester stays apart from the implementation under test: the engine
@@ -26,7 +30,10 @@ validate_libfp8kv_validate_la_SOURCES = \
 	validate/cache_case.h validate/cache_case_internal.h \
 	validate/cache_case.c validate/cache_case_slots.c validate/cache_case_generate.c \
 	validate/cache_case_expect.c validate/cache_case_run.c validate/cache_case_compare.c \
-	validate/cache_case_report.c
+	validate/cache_case_report.c \
+	validate/write_case.h validate/write_case_internal.h validate/write_case.c \
+	validate/write_case_values.c validate/write_case_expect.c validate/write_case_run.c \
+	validate/write_case_compare.c
 validate_libfp8kv_validate_la_CPPFLAGS = $(VALIDATE_CPPFLAGS)
 validate_libfp8kv_validate_la_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
 validate_libfp8kv_validate_la_LIBADD = $(PTHREAD_LIBS)

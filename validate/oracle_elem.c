@@ -273,7 +273,11 @@ uint8_t oracle_group_element(uint32_t bits, fp8kv_dtype dtype, float s, fp8kv_dt
 	int o = 0;
 	uint8_t code;
 	if (format != FP8KV_E2M1 && format != FP8KV_INT8) /* section 5 */
-		return oracle_quantize(bits, dtype, 1, s, format, overflow, overflowed);
+		/* the search's answers, tabulated and held to it by
+		 * oracle_tabulate() when a tool built the table (oracle.h) */
+		return oracle_table ? oracle_quantize_tabulated(bits, dtype, 1, s, format, overflow,
+								overflowed)
+				    : oracle_quantize(bits, dtype, 1, s, format, overflow, overflowed);
 	const float x = oracle_widen(bits, dtype);
 	const float y = oracle_divide(x, s);
 	code = format == FP8KV_E2M1 ? oracle_e2m1_encode(y, &o)

@@ -255,7 +255,11 @@ int64_t oracle_mla_plain_entry(const uint32_t *kv_c, int64_t rank, const uint32_
 				entry[i * in + k] = (uint8_t)(x >> (8 * k));
 		} else {
 			int o = 0;
-			entry[i] = oracle_quantize(x, dtype, scaled, s, cache_dtype, overflow, &o);
+			entry[i] = oracle_table /* tabulated by a tool, held to the search */
+					   ? oracle_quantize_tabulated(x, dtype, scaled, s, cache_dtype,
+								       overflow, &o)
+					   : oracle_quantize(x, dtype, scaled, s, cache_dtype, overflow,
+							     &o);
 			c.overflows += (uint64_t)o;
 		}
 	}

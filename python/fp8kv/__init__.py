@@ -62,7 +62,8 @@ _op = None   # torch.ops.fp8kv.reshape_and_cache, once torch is adopted
 
 def _register(torch):
     global _op
-    _op = _torch_op.register(_write.write)
+    _op = _torch_op.register(_write.hot("reshape_and_cache", "The CPU and CUDA kernel.",
+                                        positional=len(_signature.PARAMS)))
 
 
 def register_torch_ops():
@@ -151,9 +152,8 @@ In a torch.compile'd function this call becomes the operator
 torch.ops.fp8kv.reshape_and_cache (same arguments), which declares the
 caches, scale caches, counters and amax outputs as mutated."""
 
-# plan() and run() directly, not write(): one keyword call on the hot path
-reshape_and_cache = _signature.function("reshape_and_cache", _DOC, _write.plan,
-                                        then=_write.run, traced=_traced, module=__name__)
+# on cached plans (P-PLAN-CACHE): no call between this one and the library's
+reshape_and_cache = _write.hot("reshape_and_cache", _DOC, traced=_traced, module=__name__)
 
 _torch.on_adopt(_register)
 _torch.adopt()

@@ -187,8 +187,9 @@ _scalar_scales = {}
 def scalar_scale(value, name, dev, keep):
     """A number as one fp32 element on the device.  Cached by device and by
     the value's fp32 bits (P-SCALE-BITS: -0.0 and 0.0, or two NaNs, are
-    different scales), except while a CUDA graph is being captured, when it
-    is made on the capturing stream and kept for the call."""
+    different scales), never dropped (cached plans point at it), except
+    while a CUDA graph is being captured, when it is made on the capturing
+    stream, and past 256 values; those go to keep, for the call alone."""
     bits = float32_bits(value, name)
     key = (dev, bits)
     x = _scalar_scales.get(key)
@@ -207,7 +208,9 @@ def scalar_scale(value, name, dev, keep):
             keep.append(x)
             return x
     if len(_scalar_scales) < 256:
-        _scalar_scales[key] = x
+        _scalar_scales[key] = x      # kept for the process's life: plans point at it
+    else:
+        keep.append(x)               # the call's alone: freed after it
     return x
 
 

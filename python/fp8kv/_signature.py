@@ -68,6 +68,34 @@ SCHEMA = schema()
 POSITIONAL = sum(p.default is REQUIRED for p in PARAMS)   # the first five
 
 
+def numbers(params):
+    """The parameters a Python number may stand for: the float32 arrays the
+    write only reads (k_scale, v_scale), where a number is one value."""
+    return tuple(p.name for p in params
+                 if p.type == "Tensor" and not p.written and p.dtypes == ("f32",))
+
+
+def defaults():
+    """The optional parameters' defaults, by name."""
+    return {p.name: p.default for p in PARAMS if p.default is not REQUIRED}
+
+
+def signature_text(name, positional=POSITIONAL):
+    """("def name(key, ..., *, swa_mapping=_defaults['swa_mapping'], ...):",
+    "key=key, value=value, ..."): the source text of a function with the
+    table's parameters, the first `positional` of them positional, and of
+    the call that hands them all on by keyword.  The function's namespace
+    holds the defaults as _defaults."""
+    params, call = [], []
+    for i, p in enumerate(PARAMS):
+        if i == positional:
+            params.append("*")
+        params.append("%s=_defaults[%r]" % (p.name, p.name) if p.default is not REQUIRED
+                      else p.name)
+        call.append("%s=%s" % (p.name, p.name))
+    return "def %s(%s):" % (name, ", ".join(params)), ", ".join(call)
+
+
 def function(name, doc, target, positional=POSITIONAL, then=None, traced=None,
              module=__name__):
     """A function `name` with the table's parameters, the first `positional`
@@ -77,20 +105,13 @@ def function(name, doc, target, positional=POSITIONAL, then=None, traced=None,
     instead while torch.compile traces it.  Built from source text, so that
     it costs one call with keywords, shows its real signature, and lists
     the parameters nowhere but in PARAMS."""
-    params, call = [], []
-    for i, p in enumerate(PARAMS):
-        if i == positional:
-            params.append("*")
-        params.append("%s=_defaults[%r]" % (p.name, p.name) if p.default is not REQUIRED
-                      else p.name)
-        call.append("%s=%s" % (p.name, p.name))
-    call = ", ".join(call)
+    header, call = signature_text(name, positional)
     body = "    return %s\n" % ("_then(_target(%s))" if then else "_target(%s)") % call
     if traced is not None:
         body = "    if _torch.compiling():\n        return _traced(%s)\n" % call + body
-    source = "def %s(%s):\n%s" % (name, ", ".join(params), body)
+    source = header + "\n" + body
     namespace = {"_target": target, "_then": then, "_traced": traced, "_torch": _torch,
-                 "_defaults": {p.name: p.default for p in PARAMS if p.default is not REQUIRED}}
+                 "_defaults": defaults()}
     exec(compile(source, "<fp8kv %s>" % name, "exec"), namespace)
     fn = namespace[name]
     fn.__doc__, fn.__module__ = doc, module

@@ -38,10 +38,11 @@ _FAKE_DOC = """Writes nothing and returns nothing: all the operator's effect is 
 mutation of its (a!)..(h!) arguments.  Refuses tensors on different devices."""
 
 
-def register(write):
-    """Registers fp8kv::reshape_and_cache with `write` (the eager cache write,
-    taking the table's arguments by keyword) as its CPU and CUDA kernel and
-    returns the operator, or None where torch cannot take it."""
+def register(kernel):
+    """Registers fp8kv::reshape_and_cache with `kernel` (the cache write,
+    taking the table's arguments in its order, as torch passes them) as its
+    CPU and CUDA kernel and returns the operator, or None where torch cannot
+    take it."""
     torch = _torch.torch
     if torch is None or not hasattr(torch, "library"):
         return None
@@ -50,8 +51,6 @@ def register(write):
     except (AttributeError, RuntimeError):
         pass
     every = len(_signature.PARAMS)      # torch passes them all by position
-    kernel = _signature.function("reshape_and_cache", "The CPU and CUDA kernel.", write,
-                                 positional=every)
     fake = _signature.function("reshape_and_cache", _FAKE_DOC, _check_devices,
                                positional=every)
     lib = torch.library.Library("fp8kv", "DEF")

@@ -1,15 +1,17 @@
 # SPDX-License-Identifier: MIT
 """The cache write: arguments checked and turned into one fp8kv_cache_write
-descriptor, then one call.  This is the hot path of an engine's decode step,
-so it reads each array once and packs the descriptor in one struct call.
+descriptor, then one call.  plan() is the full check, which reads each
+array once; hot() makes the hot path of an engine's decode step, which
+reuses plan()'s results for arguments like those it checked before
+(_plans, P-PLAN-CACHE).
 
 plan() and write() take the parameters of _signature.PARAMS by keyword only
-(P-ONE-SIGNATURE); write() is built from the table."""
+(P-ONE-SIGNATURE); write() and hot()'s functions are built from the table."""
 
-from . import _backends, _capi, _torch
+from . import _backends, _capi, _plans, _torch
 from ._arrays import (counter, describe, f32, is_number, made_contiguous, numel, same_device,
                       wrong_dtype)
-from ._signature import BY_NAME, function
+from ._signature import BY_NAME, PARAMS, POSITIONAL, function
 from ._types import (CACHE_DTYPES, CODES, FP8_FORMATS, INDEX_CODES, INPUT_DTYPES,
                      OVERFLOW_CODES, SCALE_CODES, SCALE_MODES, cache_format, dtype_name)
 
@@ -264,3 +266,20 @@ def run(planned):
 
 write = function("write", """plan(), then run(): the whole write, every argument by keyword.""",
                  plan, positional=0, then=run, module=__name__)
+
+
+
+_DESCRIPTOR = _plans.Descriptor(_capi.CacheWrite, PARAMS)
+_cache = {}     # the plans of this write, shared by every hot() function
+
+
+def hot(name, doc, positional=POSITIONAL, traced=None, prepare=False, module=__name__):
+    """The write on cached plans (see _plans.hot): fp8kv.reshape_and_cache,
+    the operator's kernel, and prepare()."""
+    return _plans.hot(name, doc, plan, _DESCRIPTOR, _capi.fn.reshape_and_cache, _cache,
+                      positional=positional, traced=traced, prepare=prepare, module=module)
+
+
+prepare = hot("prepare", """The eager write's Python work without its library call: returns
+(handle, descriptor, stream, what to keep until the call), for
+dev/py_call_cost.py and dev/gpu_check.py.""", positional=0, prepare=True)
