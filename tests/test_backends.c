@@ -91,12 +91,16 @@ double calm_value(uint64_t r, double top, float s)
 static Suite *suite(void)
 {
 	Suite *s = suite_create("backends");
-	TCase *tc = tcase_create("vs_cpu");
-	add_cache_write_groups(tc, nbackends);
-	add_flat_groups(tc, nbackends);
-	add_group_groups(tc, nbackends);
-	add_mla_groups(tc, nbackends);
-	suite_add_tcase(s, tc);
+	/* one test case per file, so that CK_RUN_CASE=group (cache, flat,
+	 * group, mla) runs one file's groups */
+	static const char *const names[] = {"cache", "flat", "group", "mla"};
+	void (*const adders[])(TCase *, int) = {add_cache_write_groups, add_flat_groups,
+						 add_group_groups, add_mla_groups};
+	for (int i = 0; i < 4; i++) {
+		TCase *tc = tcase_create(names[i]);
+		adders[i](tc, nbackends);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }
 
