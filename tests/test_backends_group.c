@@ -11,7 +11,9 @@
  *                  from 16 to 1024 (rows of 2 to 128 vectors: both GPU
  *                  kernels, one and two vectors per lane), layouts NHD, HND
  *                  and with gaps, scales contiguous, gapped or in vLLM's
- *                  4-token interleave, inputs off their 16-byte boundary,
+ *                  4-token interleave, V's scales by a layout of their own
+ *                  (v_own_layout: vLLM's sm_100 NVFP4 page, K linear and V
+ *                  interleaved), inputs off their 16-byte boundary,
  *                  int32 slots, padding, a swa_mapping, out-of-range
  *                  tokens, both overflow policies where the format has two,
  *                  counters and k_amax/v_amax; a quarter of the groups
@@ -142,7 +144,7 @@ typedef struct gcase {
 	float divisor, scale_floor;
 	fp8kv_overflow overflow;
 	int64_t T, H, Dk, Dv, BS;
-	int layout, interleave, misalign, swa, slots32, outputs, out_of_range;
+	int layout, interleave, own_v, misalign, swa, slots32, outputs, out_of_range;
 	double padding;
 	float kg, vg;
 	uint64_t seed;
@@ -163,16 +165,31 @@ static const char *rule_name(fp8kv_group_rule r)
 static void gcase_describe(const gcase *c, char *buf, size_t n)
 {
 	snprintf(buf, n,
-		 "%s->%s %s G=%lld%s %s T=%lld H=%lld D=%lld/%lld BS=%lld layout=%d interleave=%d "
+		 "%s->%s %s G=%lld%s %s T=%lld H=%lld D=%lld/%lld BS=%lld layout=%d interleave=%d own_v=%d "
 		 "misalign=%d swa=%d slots32=%d outputs=%d oor=%d pad=%.2f div=%g floor=%g "
 		 "g=%g/%g seed=%llu\n",
 		 fp8kv_dtype_name(c->in), fp8kv_dtype_name(c->cache), rule_name(c->rule),
 		 (long long)c->G, c->rounding ? " toward-zero" : "",
 		 c->overflow ? "nonsat" : "sat", (long long)c->T, (long long)c->H, (long long)c->Dk,
-		 (long long)c->Dv, (long long)c->BS, c->layout, c->interleave, c->misalign, c->swa,
+		 (long long)c->Dv, (long long)c->BS, c->layout, c->interleave, c->own_v, c->misalign, c->swa,
 		 c->slots32, c->outputs, c->out_of_range, c->padding, (double)c->divisor,
 		 (double)c->scale_floor, (double)c->kg, (double)c->vg,
 		 (unsigned long long)c->seed);
+}
+
+/* V's scale strides as a K layout (v_own_layout), for scale_extent. */
+static fp8kv_group_scales v_layout(const fp8kv_group_scales *g)
+{
+	fp8kv_group_scales v = *g;
+	if (g->v_own_layout) {
+		v.stride_block = g->v_stride_block;
+		v.stride_slot = g->v_stride_slot;
+		v.stride_head = g->v_stride_head;
+		v.stride_group = g->v_stride_group;
+		v.interleave = g->v_interleave;
+		v.stride_interleave = g->v_stride_interleave;
+	}
+	return v;
 }
 
 /* The largest element index the scale layout reaches, plus one. */
@@ -234,6 +251,17 @@ static void gcase_build(gcase *c, tb_set *s)
 		c->gs.stride_slot = c->H * (gm + 1) + 2;
 		c->gs.stride_block = c->BS * c->gs.stride_slot + 3;
 	}
+	if (c->own_v) {
+		/* V interleaved by 4 tokens, past a gap per head, whatever K's */
+		c->gs.v_own_layout = 1;
+		c->gs.v_interleave = 4;
+		c->gs.v_stride_interleave = 1;
+		c->gs.v_stride_group = 4;
+		c->gs.v_stride_head = 4 * gm + 4;
+		c->gs.v_stride_slot = c->H * c->gs.v_stride_head;
+		c->gs.v_stride_block = (c->BS + 3) / 4 * c->gs.v_stride_slot + 1;
+	}
+	const fp8kv_group_scales vs = v_layout(&c->gs);
 	const size_t scale_bytes = c->rule == FP8KV_GROUP_F32 ? 4 : 1;
 
 	static const char *const in_names[2] = {"key", "value"};
@@ -254,7 +282,8 @@ static void gcase_build(gcase *c, tb_set *s)
 					       D[i], G, 1, &x);
 		c->icache[i] = tb_add(s, cache_names[i], TB_OUTPUT, (size_t)(c->NB * c->c_sb[i]));
 		c->iscale[i] = tb_add(s, scale_names[i], TB_OUTPUT,
-				      (size_t)scale_extent(c, &c->gs, D[i] / G) * scale_bytes);
+				      (size_t)scale_extent(c, i ? &vs : &c->gs, D[i] / G) *
+					      scale_bytes);
 	}
 	c->iglobal = tb_add(s, "global", TB_INPUT, 8);
 	memcpy(s->b[c->iglobal].host, &c->kg, 4);
@@ -411,6 +440,7 @@ START_TEST(group_matrix)
 				c.seed = 90000 + (uint64_t)n;
 				c.layout = n % 3;
 				c.interleave = n % 5 == 1 && c.layout != GL_GAPS;
+				c.own_v = n % 5 == 3;
 				c.misalign = n % 7 == 3;
 				c.swa = n % 4 == 2;
 				c.slots32 = n % 3 == 1;
@@ -468,6 +498,7 @@ START_TEST(group_long)
 		c.seed = 95000 + i;
 		c.layout = (int)i % 2;
 		c.interleave = c.rule == FP8KV_GROUP_NVFP4;
+		c.own_v = c.rule == FP8KV_GROUP_E8M0_RCEIL;
 		c.padding = 0.05;
 		c.out_of_range = i % 2 ? 3 : 0;
 		c.kg = 0x1.3p-9f;
