@@ -154,3 +154,10 @@ tests_test_amd_hw_fp8_model_SOURCES = tests/test_amd_hw_fp8_model.c hip/amd_hw_f
 tests_test_amd_hw_fp8_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/validate
 tests_test_amd_hw_fp8_model_LDADD = validate/libfp8kv_validate.la lib/libfp8kv.la
 tests_test_amd_hw_fp8_model_LDFLAGS = $(OPENMP_CFLAGS)
+
+# ---- the grouped and MLA writes' choice of kernel (hip/group_policy.h,
+# plain C), every build: K-GROUP-KERNELS ----
+check_PROGRAMS += tests/test_group_policy
+TESTS += tests/test_group_policy
+tests_test_group_policy_SOURCES = tests/test_group_policy.c hip/group_policy.h
+tests_test_group_policy_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip
