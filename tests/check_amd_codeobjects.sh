@@ -16,10 +16,6 @@
 #                 every element it converts (2 sides x VPL vectors x 8 or 4),
 #                 and no v_rcp_f32 outside one (a lone reciprocal is an
 #                 approximate division)
-#   groups        the grouped and MLA writes' kernels (write_group_kernel,
-#                 write_sides_kernel, and group_vec_exact where it is a
-#                 function of its own): divisions by v_div sequences only,
-#                 no lone v_rcp_f32, no multiply-add but the divisions'
 #   contraction   the scale-one specialized kernels, whose source has no fmaf and
 #                 no division, hold no FP multiply-add at all; the scaled
 #                 ones no more than their divisions' own (as many per
@@ -341,36 +337,6 @@ for t in $(cat "$tmp/wanted"); do
 		printf "%s: %d specialized kernels: no multiply-add at scale one, every scaled element correctly divided\n", t, n
 		exit bad > 0
 	}' "$co.fast" || failures=$((failures + 1))
-
-	# the grouped and MLA writes' kernels (write_group_kernel,
-	# write_sides_kernel) and the fast kernel's element-by-element vector
-	# (group_vec_exact): every group divides (amax / D, NVFP4's scale, the
-	# exact path's x / s, though not every kernel: the E8M0 ones call
-	# group_vec_exact for that), and correctly: no lone reciprocal, no unfused
-	# multiply-add, no fused one but the divisions' own (K-GROUP-DIV: the
-	# E8M0 rules' x * 2^-k is a product, exact)
-	grep -E '^_Z[A-Za-z0-9]*(write_group_kernel|write_sides_kernel|group_vec_exact)' "$co.counts" >"$co.groups"
-	[ -s "$co.groups" ] || { fail "$t: no write_group_kernel or write_sides_kernel found"; continue; }
-	awk -v t="$t" -v per_div="$per_div" '
-	{
-		name = $1; fused = $2; mad = $3; scale = $4; fmas = $5; fixup = $6; rcp = $7
-		divisions += fixup
-		if (mad || fmas < fixup || scale < 2 * fixup || rcp > fixup ||
-		    fused > per_div * fixup) {
-			printf "FAIL: %s: %s: %d fused and %d unfused multiply-adds, %d v_div_fixup, %d v_div_fmas, %d v_div_scale, %d v_rcp\n",
-				t, name, fused, mad, fixup, fmas, scale, rcp
-			bad++
-		}
-		n++
-	}
-	END {
-		if (!divisions) {
-			printf "FAIL: %s: the grouped and MLA kernels hold no division at all\n", t
-			bad++
-		}
-		printf "%s: %d grouped and MLA kernels and functions, %d divisions: every one correctly rounded, no other multiply-add\n", t, n, divisions
-		exit bad > 0
-	}' "$co.groups" || failures=$((failures + 1))
 done
 
 if [ $failures -ne 0 ]; then
