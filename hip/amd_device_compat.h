@@ -14,8 +14,8 @@
  *     device pass for any other target stops here (see below).
  *   - defines, from clang's own builtins, the few device-library functions
  *     the 5.2 headers call from what fp8kv uses: the work-item and
- *     work-group indices and sizes, __umulhi, __syncthreads_or and the
- *     memory fences.  Their semantics are those of ROCm's ockl and hip
+ *     work-group indices and sizes, __umulhi, __clz, __syncthreads_or and
+ *     the memory fences.  Their semantics are those of ROCm's ockl and hip
  *     bitcode (same names, same results); anything else the headers would
  *     take from the device library stays undefined and fails the device
  *     link, loudly, rather than doing something else.
@@ -76,6 +76,13 @@ __device__ inline size_t __ockl_get_num_groups(unsigned int dim)
 __device__ inline unsigned int __ockl_mul_hi_u32(unsigned int x, unsigned int y)
 {
 	return (unsigned int)(((unsigned long long)x * y) >> 32);
+}
+
+// __clz (lib/group_convert.h's fp8kv_clz32, E8M0 rceil): leading zeros,
+// 32 for 0, as ockl's
+__device__ inline unsigned int __ockl_clz_u32(unsigned int x)
+{
+	return x ? (unsigned int)__builtin_clz(x) : 32u;
 }
 
 // OR of a over the work-group (__syncthreads_or).  The trailing barrier

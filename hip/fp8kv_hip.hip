@@ -23,6 +23,11 @@
  *   flat_kernels.h    quantize, dequantize, amax, check_slots
  *   context.h         the per-device state
  *   launch_policy.h   which write kernel, with which grid
+ *   group_rows.h      rows of group scales, element by element
+ *   side_kernels.h    the general kernel of plans whose sides differ
+ *   group_fast.h      the fast grouped kernel (MX, NVFP4, int8, MLA_DS)
+ *   group_policy.h    which of those, with which team (plain C)
+ *   group_launch.h    and its launch
  *   this file         the backend's calls, buffers and the module entry
  * The module takes everything it needs from the library through the
  * services its entry receives, never by symbol (lib/backend.h).
@@ -42,6 +47,7 @@
 #include "error_ring.h"
 #include "flat_kernels.h"
 #include "fp8_convert.h"
+#include "group_launch.h"
 #include "hip_compat.h"
 #include "launch_policy.h"
 #include "write_kernels.h"
@@ -254,7 +260,12 @@ static fp8kv_status hip_fill(void *ctx, void *dst, uint8_t byte, size_t bytes)
 
 /* ---- the cache write ---- */
 
-static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_write_plan *plan, void *stream)
+// The kernels of a write: launch_cache_write (section 7) or
+// launch_sides_write (sections 8 and 9, whose sides may differ).
+typedef hipError_t (*write_launcher)(const hip_context *c, write_params &p, hipStream_t stream);
+
+static fp8kv_status hip_write(void *ctx, const fp8kv_write_plan *plan, void *stream,
+			      write_launcher launch, const char *what)
 {
 	hip_context *c = (hip_context *)ctx;
 	device_guard guard(c->device);
@@ -283,20 +294,30 @@ static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_write_plan *pla
 	p.errors.claim = (unsigned long long *)((char *)c->dev + offsetof(dev_state, claim));
 	p.errors.report = c->report_dev;
 
-	const hipError_t e = launch_cache_write(c, p, s);
+	const hipError_t e = launch(c, p, s);
 	if (e != hipSuccess)
-		return runtime_error(FP8KV_EBACKEND, "reshape_and_cache launch", e);
+		return runtime_error(FP8KV_EBACKEND, what, e);
 	return have_earlier ? report_error(&earlier) : FP8KV_OK;
 }
 
-/* Grouped and MLA writes (fp8kv.h sections 8 and 9): the plans reach this
- * backend, whose kernels do not write them yet. */
-static fp8kv_status hip_not_yet(void *ctx, const fp8kv_write_plan *plan, void *stream)
+static fp8kv_status hip_reshape_and_cache(void *ctx, const fp8kv_write_plan *plan, void *stream)
 {
-	(void)ctx;
-	(void)plan;
-	(void)stream;
-	return HOST->set_error(FP8KV_ENOTSUP, "hip: grouped and MLA writes are not yet on this backend");
+	return hip_write(ctx, plan, stream, launch_cache_write, "reshape_and_cache launch");
+}
+
+/* Grouped writes (fp8kv.h section 8): both sides grouped alike. */
+static fp8kv_status hip_reshape_and_cache_grouped(void *ctx, const fp8kv_write_plan *plan,
+						  void *stream)
+{
+	return hip_write(ctx, plan, stream, launch_sides_write,
+			 "reshape_and_cache_grouped launch");
+}
+
+/* MLA writes (section 9): one head, the latent side and the RoPE side of
+ * one record, by one recipe (FP8KV_MLA_PLAIN) or two (FP8KV_MLA_DS). */
+static fp8kv_status hip_concat_and_cache_mla(void *ctx, const fp8kv_write_plan *plan, void *stream)
+{
+	return hip_write(ctx, plan, stream, launch_sides_write, "concat_and_cache_mla launch");
 }
 
 /* ---- flat conversions ---- */
@@ -484,8 +505,8 @@ static const fp8kv_backend_ops hip_backend = {
 	hip_dequantize,
 	hip_amax,
 	hip_check_slots,
-	hip_not_yet, /* reshape_and_cache_grouped */
-	hip_not_yet, /* concat_and_cache_mla */
+	hip_reshape_and_cache_grouped,
+	hip_concat_and_cache_mla,
 };
 
 #if FP8KV_HIP_LINKED

@@ -79,7 +79,8 @@ endif
 # the lists to what the preprocessor finds, and compiles each header alone).
 HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h \
 	hip/error_ring.h hip/write_params.h hip/write_kernels.h hip/write_specialized.h \
-	hip/flat_kernels.h hip/context.h hip/launch_policy.h
+	hip/flat_kernels.h hip/context.h hip/launch_policy.h hip/group_policy.h \
+	hip/group_rows.h hip/side_kernels.h hip/group_fast.h hip/group_launch.h
 HIP_LIB_DEPS = include/fp8kv.h lib/backend.h lib/fp8_convert.h lib/group_convert.h \
 	lib/host_device.h lib/write_plan.h
 EXTRA_DIST += $(HIP_ROOMS)
@@ -153,3 +154,10 @@ tests_test_amd_hw_fp8_model_SOURCES = tests/test_amd_hw_fp8_model.c hip/amd_hw_f
 tests_test_amd_hw_fp8_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/validate
 tests_test_amd_hw_fp8_model_LDADD = validate/libfp8kv_validate.la lib/libfp8kv.la
 tests_test_amd_hw_fp8_model_LDFLAGS = $(OPENMP_CFLAGS)
+
+# ---- the grouped and MLA writes' choice of kernel (hip/group_policy.h,
+# plain C), every build: K-GROUP-KERNELS ----
+check_PROGRAMS += tests/test_group_policy
+TESTS += tests/test_group_policy
+tests_test_group_policy_SOURCES = tests/test_group_policy.c hip/group_policy.h
+tests_test_group_policy_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip

@@ -18,6 +18,7 @@ typedef struct write_params {
 	error_sink errors;
 	int vectorized[2];  // the side's rows are 16-byte aligned: vector path
 	int team_log2;
+	int group_lanes_log2;  // the fast grouped kernel: lanes per group (group_policy.h)
 	// pair / num_heads and slot / block_size by multiply and shift, when
 	// pairs and slots fit in 32 bits (index32 != 0): see magic_for()
 	int index32;

@@ -117,6 +117,12 @@ bench --scale one,,tensor,head,token_head,one
 bench --scale dynamic
 bench --scale one,one
 bench --scale none
+bench --write bogus
+bench --write mha,mha
+bench --write group,
+bench --group mxfp6
+bench --group nvfp4,nvfp4
+bench --input f32 --write mla_ds
 EOF
 check 2 "unknown option '--bogus'" "validate --bogus" $null "$validate" --bogus
 check 2 "--json needs a value" "validate --json at the end" $null "$validate" --json
@@ -125,6 +131,15 @@ check 0 "" "validate --format e5m2 --format all" "$tmp/out" \
 	"$validate" --backend cpu --format e5m2 --format all --scale one --overflow saturate
 [ "$(grep -c '^cpu  *quantize bf16 ' "$tmp/out")" = 4 ] ||
 	{ echo "FAIL: --format all after --format e5m2 did not check the four formats"; status=1; }
+
+# the bench's grouped and MLA writes: a row each, named in the JSON
+check 0 "" "bench --write group,mla_plain,mla_ds" "$tmp/out" \
+	"$bench" --backend cpu --write group,mla_plain,mla_ds --shape 8x2x64 --samples 1 \
+	--json "$tmp/bench.json"
+for w in mxfp8 mxfp4 nvfp4 int8 mla_plain mla_ds; do
+	grep -q "^8 x [12] x [0-9]*/16  *$w " "$tmp/out" && grep -q "\"write\": \"$w\"" "$tmp/bench.json" ||
+		{ echo "FAIL: bench --write group,mla_plain,mla_ds: no row or JSON of $w"; status=1; }
+done
 
 # --format e2m1: the grouped writes of e2m1 only (no FP8 group), named in
 # the JSON with the writes and rules chosen

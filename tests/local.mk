@@ -66,7 +66,8 @@ tests_test_mla_write_CFLAGS = $(TEST_CFLAGS)
 tests_test_mla_write_LDADD = $(TEST_VALIDATE_LIBS)
 
 tests_test_backends_SOURCES = tests/test_backends.c tests/test_backends.h \
-	tests/test_backends_cache.c tests/test_backends_flat.c
+	tests/test_backends_cache.c tests/test_backends_flat.c tests/test_backends_io.c \
+	tests/test_backends_group.c tests/test_backends_mla.c
 tests_test_backends_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_test_backends_CFLAGS = $(TEST_CFLAGS)
 tests_test_backends_LDADD = $(TEST_VALIDATE_LIBS)

@@ -32,9 +32,15 @@
  *                      policies x scales through fp8kv_quantize;
  *   dequantize         all 256 codes x formats x output dtypes x scales;
  *   amax               fp8kv_amax on buffers with NaN/Inf;
- *   check_slots        fp8kv_check_slots on constructed mappings.
- * The cache write groups are in test_backends_cache.c, the others in
- * test_backends_flat.c.
+ *   check_slots        fp8kv_check_slots on constructed mappings;
+ *   group_matrix, group_long  fp8kv_reshape_and_cache_grouped: every rule
+ *                      x format x input, G, e2m1 packing, interleaved
+ *                      scales, special groups (test_backends_group.c);
+ *   mla_matrix, mla_long  fp8kv_concat_and_cache_mla, plain and DS, with
+ *                      NaN/Inf/zero tiles (test_backends_mla.c).
+ * The cache write groups are in test_backends_cache.c, the flat ones in
+ * test_backends_flat.c; test_backends_io.c runs a call over a set of
+ * buffers on both backends for the grouped and MLA groups.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <check.h>
@@ -85,10 +91,16 @@ double calm_value(uint64_t r, double top, float s)
 static Suite *suite(void)
 {
 	Suite *s = suite_create("backends");
-	TCase *tc = tcase_create("vs_cpu");
-	add_cache_write_groups(tc, nbackends);
-	add_flat_groups(tc, nbackends);
-	suite_add_tcase(s, tc);
+	/* one test case per file, so that CK_RUN_CASE=group (cache, flat,
+	 * group, mla) runs one file's groups */
+	static const char *const names[] = {"cache", "flat", "group", "mla"};
+	void (*const adders[])(TCase *, int) = {add_cache_write_groups, add_flat_groups,
+						 add_group_groups, add_mla_groups};
+	for (int i = 0; i < 4; i++) {
+		TCase *tc = tcase_create(names[i]);
+		adders[i](tc, nbackends);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }
 

@@ -2,8 +2,8 @@
 /*
  * bench.h - the parts of fp8kv-bench: options (bench_cli.c), the host as a
  * bench device (bench_host.c), the rounds every measurement is timed in
- * (bench_rounds.c), the cache write's cases (bench_write.c) and the report
- * (bench_report.c).
+ * (bench_rounds.c), the cache write's cases (bench_write.c), the grouped
+ * and MLA writes' (bench_group.c) and the report (bench_report.c).
  */
 #ifndef FP8KV_TOOLS_BENCH_H
 #define FP8KV_TOOLS_BENCH_H
@@ -20,6 +20,15 @@ enum {
 	BENCH_MAX_SAMPLES = 256,
 	BENCH_MAX_COPIES = 16,   /* of the buffers, that calls rotate over */
 	BENCH_NUM_MODES = 4,     /* fp8kv_scale_mode ONE .. TOKEN_HEAD */
+	BENCH_NUM_GROUPS = 4,    /* --group's recipes: mxfp8, mxfp4, nvfp4, int8 */
+};
+
+/* The writes of --write, a bit each. */
+enum {
+	BENCH_WRITE_MHA = 1,       /* fp8kv_reshape_and_cache, by --scale */
+	BENCH_WRITE_GROUP = 2,     /* fp8kv_reshape_and_cache_grouped, by --group */
+	BENCH_WRITE_MLA_PLAIN = 4, /* fp8kv_concat_and_cache_mla, FP8 with a tensor scale */
+	BENCH_WRITE_MLA_DS = 8,    /* the same, DeepSeek's fp8_ds_mla record */
 };
 
 /* each field at most INT_MAX, heads at most BENCH_MAX_HEADS (bench_cli.c) */
@@ -36,6 +45,9 @@ typedef struct bench_options {
 	bench_shape shapes[BENCH_MAX_SHAPES];
 	int num_shapes;
 	int outputs; /* ask for the counters and k_amax/v_amax too */
+	int writes;  /* BENCH_WRITE_* */
+	int groups[BENCH_NUM_GROUPS], num_groups;
+	int shapes_given; /* --shape: every write takes these shapes */
 } bench_options;
 
 /* One measured case: medians over the rounds. */
@@ -47,6 +59,7 @@ typedef struct bench_result {
 	double bytes, ceiling_bytes;
 	double ratio; /* median over the rounds of fused GB/s / ceiling GB/s */
 	int graph;    /* timed as calls replayed from a graph */
+	char what[16]; /* the grouped or MLA write's name; "" for the scale mode's */
 } bench_result;
 
 /* ---- bench_cli.c ---- */
@@ -54,6 +67,8 @@ typedef struct bench_result {
 /* 0, 1 when --help or --version was answered, -1 on a usage error (with
  * its message printed). */
 int bench_parse_args(int argc, char **argv, bench_options *o);
+/* The shapes write (BENCH_WRITE_*) runs in: --shape's, or its defaults. */
+int bench_shapes_of(const bench_options *o, int write, const bench_shape **shapes);
 /* The name of scale mode m in options and reports. */
 const char *bench_mode_name(int m);
 
@@ -94,6 +109,17 @@ int bench_write_case(fp8kv_backend *b, const bench_device *dev, const bench_opti
 /* The bytes bench_write_case allocates for s at most, or 0 when that does
  * not fit in a size_t. */
 size_t bench_write_bytes(const bench_shape *s, size_t in_size);
+
+/* ---- bench_group.c ---- */
+
+/* The name of --group's recipe g, and back (-1: none). */
+const char *bench_group_name(int g);
+int bench_group_from_name(const char *name);
+/* One shape of a grouped write (write BENCH_WRITE_GROUP, recipe group) or
+ * an MLA write (BENCH_WRITE_MLA_*: 512 + 64, one head, the shape's tokens
+ * and block size): 0, or -1 with a message. */
+int bench_special_case(fp8kv_backend *b, const bench_device *dev, const bench_options *o,
+		       const bench_shape *s, int write, int group, bench_result *res);
 
 /* ---- bench_report.c ---- */
 

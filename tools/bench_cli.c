@@ -17,6 +17,26 @@ static const bench_shape default_shapes[] = {
 	{32768, 8, 128, 16}, {32768, 1, 128, 64}, {8192, 32, 128, 16}, {4096, 8, 256, 16},
 };
 
+/* the grouped writes' shapes: decode and a long prefill (#37) */
+static const bench_shape group_shapes[] = {{64, 8, 128, 16}, {32768, 8, 128, 16}};
+/* the MLA writes' token counts, block size 64 (#36) */
+static const bench_shape mla_shapes[] = {
+	{1, 1, 576, 64}, {64, 1, 576, 64}, {256, 1, 576, 64}, {32768, 1, 576, 64}};
+
+int bench_shapes_of(const bench_options *o, int write, const bench_shape **shapes)
+{
+	if (o->shapes_given || write == BENCH_WRITE_MHA) {
+		*shapes = o->shapes;
+		return o->num_shapes;
+	}
+	if (write == BENCH_WRITE_GROUP) {
+		*shapes = group_shapes;
+		return (int)(sizeof group_shapes / sizeof group_shapes[0]);
+	}
+	*shapes = mla_shapes;
+	return (int)(sizeof mla_shapes / sizeof mla_shapes[0]);
+}
+
 const char *bench_mode_name(int m)
 {
 	return fp8kv_scale_mode_name((fp8kv_scale_mode)m);
@@ -32,9 +52,17 @@ static void usage(FILE *f)
 		"  --format FMT       e4m3fn (default), e4m3fnuz, e5m2, e5m2fnuz\n"
 		"  --scale MODES      comma list of one,tensor,head,token_head, or all (default\n"
 		"                     one,tensor)\n"
+		"  --write WRITES     comma list of mha (fp8kv_reshape_and_cache, default), group\n"
+		"                     (reshape_and_cache_grouped), mla_plain, mla_ds\n"
+		"                     (concat_and_cache_mla, 512 + 64, one head), or all\n"
+		"  --group RECIPES    the grouped writes: comma list of mxfp8 (E8M0 floor, e4m3fn,\n"
+		"                     G 32), mxfp4 (E8M0 floor, e2m1, G 32), nvfp4 (e2m1, G 16),\n"
+		"                     int8 (fp32 scale per row), or all (default)\n"
 		"  --outputs          also ask for the overflow and NaN counters and k_amax/v_amax\n"
 		"  --shape TxHxD[/BS] tokens x heads x head dim, block size (default 16); repeatable,\n"
-		"                     up to %d shapes; heads at most %d (default: the standard set)\n"
+		"                     up to %d shapes; heads at most %d (default: the standard set;\n"
+		"                     group: 64x8x128 and 32768x8x128; MLA: 1, 64, 256 and 32768\n"
+		"                     tokens, block size 64, whose heads and head dim are ignored)\n"
 		"  --samples N        rounds of fused, unfused, ceiling (and launch floor); medians\n"
 		"                     taken (default 21, at most %d)\n"
 		"  --json FILE        also write the results as JSON\n"
@@ -76,6 +104,41 @@ static int parse_modes(const char *s, bench_options *o)
 	}
 }
 
+/* A comma list of distinct names, each name's number by from_name (-1:
+ * not a name), into out (at most max): their count, or -1. */
+static int parse_names(const char *s, int (*from_name)(const char *), int *out, int max)
+{
+	int n = 0;
+	for (const char *p = s;; p++) {
+		const char *end = strchr(p, ',');
+		const size_t len = end ? (size_t)(end - p) : strlen(p);
+		char name[24];
+		if (len == 0 || len >= sizeof name || n == max)
+			return -1;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		const int k = from_name(name);
+		if (k < 0)
+			return -1;
+		for (int i = 0; i < n; i++)
+			if (out[i] == k)
+				return -1;
+		out[n++] = k;
+		if (!end)
+			return n;
+		p = end;
+	}
+}
+
+static int write_from_name(const char *name)
+{
+	static const char *const names[] = {"mha", "group", "mla_plain", "mla_ds"};
+	for (int k = 0; k < 4; k++)
+		if (!strcmp(name, names[k]))
+			return k;
+	return -1;
+}
+
 /* "TxHxD" or "TxHxD/BS", each field a decimal number in its range. */
 static int parse_shape(const char *v, bench_shape *s)
 {
@@ -108,8 +171,9 @@ static int parse_shape(const char *v, bench_shape *s)
 
 int bench_parse_args(int argc, char **argv, bench_options *o)
 {
-	static const char *const with_value[] = {"--backend", "--input",   "--format", "--scale",
-						 "--shape",   "--samples", "--json"};
+	static const char *const with_value[] = {"--backend", "--input", "--format",
+						 "--scale",   "--shape", "--samples",
+						 "--json",    "--write", "--group"};
 	const char *shape_text[BENCH_MAX_SHAPES]; /* as given */
 	memset(o, 0, sizeof *o);
 	o->backend = "auto";
@@ -117,6 +181,9 @@ int bench_parse_args(int argc, char **argv, bench_options *o)
 	o->format = FP8KV_E4M3FN;
 	o->samples = 21;
 	parse_modes("one,tensor", o);
+	o->writes = BENCH_WRITE_MHA;
+	for (int g = 0; g < BENCH_NUM_GROUPS; g++)
+		o->groups[o->num_groups++] = g;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		uint64_t n;
@@ -129,7 +196,7 @@ int bench_parse_args(int argc, char **argv, bench_options *o)
 		} else if (!strcmp(a, "--outputs")) {
 			o->outputs = 1;
 			continue; /* a flag: no value to step over */
-		} else if (tool_option_with_value(a, v, with_value, 7)) {
+		} else if (tool_option_with_value(a, v, with_value, 9)) {
 			return -1;
 		} else if (!strcmp(a, "--backend")) {
 			o->backend = v;
@@ -144,6 +211,26 @@ int bench_parse_args(int argc, char **argv, bench_options *o)
 				return tool_bad_value(a, v, "expected all, or one or more of one, tensor, "
 							    "head and token_head, each once, separated by "
 							    "commas");
+		} else if (!strcmp(a, "--write")) {
+			int w[4], n = !strcmp(v, "all") ? 4 : parse_names(v, write_from_name, w, 4);
+			if (n < 0)
+				return tool_bad_value(a, v, "expected all, or one or more of mha, group, "
+							    "mla_plain and mla_ds, each once, separated "
+							    "by commas");
+			o->writes = 0;
+			for (int k = 0; k < n; k++)
+				o->writes |= 1 << (!strcmp(v, "all") ? k : w[k]);
+		} else if (!strcmp(a, "--group")) {
+			if (!strcmp(v, "all")) {
+				o->num_groups = 0;
+				for (int g = 0; g < BENCH_NUM_GROUPS; g++)
+					o->groups[o->num_groups++] = g;
+			} else if ((o->num_groups = parse_names(v, bench_group_from_name, o->groups,
+								BENCH_NUM_GROUPS)) < 0) {
+				return tool_bad_value(a, v, "expected all, or one or more of mxfp8, "
+							    "mxfp4, nvfp4 and int8, each once, separated "
+							    "by commas");
+			}
 		} else if (!strcmp(a, "--shape")) {
 			if (o->num_shapes == BENCH_MAX_SHAPES)
 				return tool_bad_value(a, v, "at most %d shapes", BENCH_MAX_SHAPES);
@@ -165,6 +252,9 @@ int bench_parse_args(int argc, char **argv, bench_options *o)
 		if (!bench_write_bytes(&o->shapes[i], fp8kv_dtype_size(o->input)))
 			return tool_bad_value("--shape", shape_text[i],
 					      "its buffers would exceed the address space");
+	if ((o->writes & BENCH_WRITE_MLA_DS) && o->input == FP8KV_F32)
+		return tool_bad_value("--input", "f32", "mla_ds takes 16-bit inputs (bf16, f16)");
+	o->shapes_given = o->num_shapes > 0;
 	if (!o->num_shapes) {
 		o->num_shapes = (int)(sizeof default_shapes / sizeof default_shapes[0]);
 		memcpy(o->shapes, default_shapes, sizeof default_shapes);

@@ -30,6 +30,10 @@ void bench_print_header(const bench_options *o, fp8kv_backend *b, const bench_de
 	if (dev->launch_floor)
 		printf("floor = an empty kernel through the same launch path, timed in the same rounds\n"
 		       "for the launches replayed from a graph; excess = fused - floor\n");
+	if (o->writes & ~BENCH_WRITE_MHA)
+		printf("grouped and MLA writes: 2 B read per 16-bit element, 1 B (1/2 B e2m1) written,\n"
+		       "4 B or 1 B per group scale; ds_mla: 2 B in and out per RoPE element, 16 B of\n"
+		       "tile scales per token; MLA rows are one head of 512 + 64\n");
 	printf("\n%-22s %-10s %10s %9s %10s %9s %7s %11s %8s %8s %8s\n", "tokens x heads x dim/bs",
 	       "scale", "fused us", "GB/s", "ceiling us", "GB/s", "ratio", "unfused us", "speedup",
 	       "floor us", "excess");
@@ -41,7 +45,8 @@ void bench_print_result(const bench_result *r)
 	bench_shape_label(&r->s, label, sizeof label);
 	const double gbs = r->bytes / r->fused_s * 1e-9;
 	const double cgbs = r->ceiling_bytes / r->ceiling_s * 1e-9;
-	printf("%-22s %-10s %10.2f %9.1f %10.2f %9.1f %6.1f%% ", label, bench_mode_name(r->mode),
+	printf("%-22s %-10s %10.2f %9.1f %10.2f %9.1f %6.1f%% ", label,
+	       r->what[0] ? r->what : bench_mode_name(r->mode),
 	       r->fused_s * 1e6, gbs, r->ceiling_s * 1e6, cgbs, 100.0 * r->ratio);
 	if (r->unfused_s > 0)
 		printf("%11.2f %7.2fx", r->unfused_s * 1e6, r->unfused_s / r->fused_s);
@@ -68,11 +73,13 @@ int bench_write_json(const char *path, const bench_options *o, fp8kv_backend *b,
 	for (int i = 0; i < nres; i++) {
 		const bench_result *r = &results[i];
 		fprintf(f, "%s\n {\"tokens\": %lld, \"heads\": %lld, \"dim\": %lld, "
-			   "\"block_size\": %lld, \"scale\": \"%s\", \"fused_s\": %.9g, "
+			   "\"block_size\": %lld, \"scale\": \"%s\", \"write\": \"%s\", "
+			   "\"fused_s\": %.9g, "
 			   "\"bytes\": %.0f, \"ceiling_s\": %.9g, \"ceiling_bytes\": %.0f, "
 			   "\"unfused_s\": %.9g, \"graph\": %s, \"floor_s\": %.9g, \"ratio\": %.4f}",
 			i ? "," : "", (long long)r->s.tokens, (long long)r->s.heads,
 			(long long)r->s.dim, (long long)r->s.block_size, bench_mode_name(r->mode),
+			r->what[0] ? r->what : "mha",
 			r->fused_s, r->bytes, r->ceiling_s, r->ceiling_bytes, r->unfused_s,
 			r->graph ? "true" : "false", r->floor_s, r->ratio);
 	}

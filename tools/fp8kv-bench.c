@@ -57,19 +57,32 @@ int main(int argc, char **argv)
 	}
 
 	bench_print_header(&o, b, dev);
-	static bench_result results[BENCH_MAX_SHAPES * BENCH_NUM_MODES];
+	static bench_result results[BENCH_MAX_SHAPES * (BENCH_NUM_MODES + BENCH_NUM_GROUPS + 2)];
 	int nres = 0, failed = 0;
-	for (int i = 0; i < o.num_shapes; i++)
-		for (int m = 0; m < o.num_scale_modes; m++) {
-			bench_result *r = &results[nres];
-			memset(r, 0, sizeof *r);
-			if (bench_write_case(b, dev, &o, &o.shapes[i], o.scale_modes[m], r)) {
-				failed = 1;
-				continue;
+	/* each write in turn: mha by scale mode, group by recipe, MLA */
+	for (int w = BENCH_WRITE_MHA; w <= BENCH_WRITE_MLA_DS; w <<= 1) {
+		if (!(o.writes & w))
+			continue;
+		const bench_shape *shapes;
+		const int ns = bench_shapes_of(&o, w, &shapes);
+		const int nk = w == BENCH_WRITE_MHA ? o.num_scale_modes
+			       : w == BENCH_WRITE_GROUP ? o.num_groups
+							: 1;
+		for (int i = 0; i < ns; i++)
+			for (int k = 0; k < nk; k++) {
+				bench_result *r = &results[nres];
+				memset(r, 0, sizeof *r);
+				if (w == BENCH_WRITE_MHA
+					    ? bench_write_case(b, dev, &o, &shapes[i], o.scale_modes[k], r)
+					    : bench_special_case(b, dev, &o, &shapes[i], w, o.groups[k],
+								 r)) {
+					failed = 1;
+					continue;
+				}
+				nres++;
+				bench_print_result(r);
 			}
-			nres++;
-			bench_print_result(r);
-		}
+	}
 
 	double rates[2][3] = {{0}};
 	if (on_host) {

@@ -26,7 +26,8 @@ tools_fp8kv_validate_LDFLAGS = $(OPENMP_CFLAGS)
 # with dlopen (bench_module.c), so that a tools package needs no GPU
 # runtime.
 tools_fp8kv_bench_SOURCES = tools/fp8kv-bench.c tools/bench.h tools/bench_cli.c \
-	tools/bench_host.c tools/bench_rounds.c tools/bench_write.c tools/bench_report.c \
+	tools/bench_host.c tools/bench_rounds.c tools/bench_write.c tools/bench_group.c \
+	tools/bench_report.c \
 	tools/bench_device.h tools/bench_module.c $(TOOL_CLI)
 tools_fp8kv_bench_CPPFLAGS = $(AM_CPPFLAGS) -DFP8KV_BENCH_MODULE_DIR='"$(moduledir)"'
 tools_fp8kv_bench_CFLAGS = $(AM_CFLAGS) $(OPENMP_CFLAGS)
