@@ -224,7 +224,9 @@ int bench_write_case(fp8kv_backend *b, const bench_device *dev, const bench_opti
 	}
 
 	/* unfused: quantize both sides to staging, then scatter the FP8 rows as
-	 * a plain copy (each pair of FP8 bytes viewed as one 16-bit element) */
+	 * a plain copy (each pair of FP8 bytes viewed as one 16-bit element).
+	 * The flat calls take one scale per side, so only scale one and per
+	 * tensor have an unfused path that writes the same bytes (B-UNFUSED). */
 	r.staging = staging;
 	r.k_scale = d->k_scale;
 	r.v_scale = d->v_scale;
@@ -245,7 +247,10 @@ int bench_write_case(fp8kv_backend *b, const bench_device *dev, const bench_opti
 	const int graph = 3.0 * (double)r.elements < 64e6;
 	const bench_timing timing = {
 		.fused = do_fused,
-		.unfused = D % 2 == 0 && o->input != FP8KV_F32 ? do_unfused : NULL,
+		.unfused = D % 2 == 0 && o->input != FP8KV_F32 &&
+				   (mode == FP8KV_SCALE_ONE || mode == FP8KV_SCALE_TENSOR)
+			   ? do_unfused
+			   : NULL,
 		.ceiling = do_ceiling,
 		.arg = &r,
 		.graph = graph,
