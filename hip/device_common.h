@@ -63,13 +63,29 @@ static __device__ __forceinline__ float team_max(float v, int team)
 	return v;
 }
 
-// *p = a if a > *p, as the CPU's "if (a > amax[h]) amax[h] = a" (a >= 0):
-// a NaN or -0 already there stays, a negative value is raised
+// *p raised to a in fp8kv_amax_raises' order (fp32 bits as signed
+// integers: a +NaN or +Inf already there stays, -0 and -NaN give way), in
+// one atomic whose answer nobody waits for: no load of the old value, no
+// compare-and-swap loop (K-AMAX-ATOMIC)
 static __device__ __forceinline__ void raise_float(float *p, float a)
 {
-	// fp8kv_amax_raises' order, in one atomic whose answer nobody waits
-	// for: no load of the old value, no compare-and-swap loop (K-AMAX-ATOMIC)
 	atomicMax((int *)p, (int)fp8kv_f32_bits(a));
+}
+
+// Block 0 raises every head's k_amax (amax0) and v_amax (amax1), where
+// wanted, to +0, as the CPU merges a per-thread amax starting at 0 into
+// each (fp8kv.h section 7: +0 for a head with no finite input).
+static __device__ __forceinline__ void raise_amax_to_zero(float *amax0, float *amax1,
+							  int64_t num_heads)
+{
+	if (blockIdx.x != 0)
+		return;
+	for (int64_t h = threadIdx.x; h < num_heads; h += blockDim.x) {
+		if (amax0)
+			raise_float(amax0 + h, 0.0f);
+		if (amax1)
+			raise_float(amax1 + h, 0.0f);
+	}
 }
 
 static __device__ __forceinline__ uint4 load16(const unsigned char *p)
@@ -123,6 +139,36 @@ static __device__ __forceinline__ unsigned int vec_nans(const uint4 v)
 	return n;
 }
 
+// The largest magnitude's bits among a 16-bit vector's eight values (the
+// sign bits cleared): packed compares where the hardware has them (sm_90).
+static __device__ __forceinline__ uint32_t vec16_max_magnitude_bits(const uint4 v)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // max.u16x2
+	uint32_t a = v.x & 0x7FFF7FFFu, b = v.y & 0x7FFF7FFFu;
+	uint32_t c = v.z & 0x7FFF7FFFu, d = v.w & 0x7FFF7FFFu;
+	asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(b));
+	asm("max.u16x2 %0, %1, %2;" : "=r"(c) : "r"(c), "r"(d));
+	asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(c));
+	return max(a >> 16, a & 0xFFFFu);
+#else
+	const unsigned int w[4] = {v.x, v.y, v.z, v.w};
+	uint32_t m = 0;
+#pragma unroll
+	for (int k = 0; k < 4; k++) {
+		m = max(m, w[k] & 0x7FFFu);
+		m = max(m, (w[k] >> 16) & 0x7FFFu);
+	}
+	return m;
+#endif
+}
+
+// The value of a finite 16-bit magnitude's bits m (bf16 or f16).
+template <int DT>
+static __device__ __forceinline__ float widen16(const uint32_t m)
+{
+	return DT == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32((uint16_t)m) : fp8kv_f16_to_f32((uint16_t)m);
+}
+
 // vec_amax, faster where the hardware compares packed halves (sm_90): the
 // largest magnitude's bits, taken as they are unless one is Inf or NaN,
 // which the exact way then skips
@@ -139,18 +185,40 @@ static __device__ __forceinline__ float vec_amax_finite(const uint4 v)
 	}
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // max.u16x2
 	if (DT != FP8KV_CV_F32) {
-		uint32_t a = v.x & 0x7FFF7FFFu, b = v.y & 0x7FFF7FFFu;
-		uint32_t c = v.z & 0x7FFF7FFFu, d = v.w & 0x7FFF7FFFu;
-		asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(b));
-		asm("max.u16x2 %0, %1, %2;" : "=r"(c) : "r"(c), "r"(d));
-		asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(c));
-		const uint32_t m = max(a >> 16, a & 0xFFFFu);
+		const uint32_t m = vec16_max_magnitude_bits(v);
 		if (m < (DT == FP8KV_CV_BF16 ? 0x7F80u : 0x7C00u))
-			return DT == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32((uint16_t)m)
-						   : fp8kv_f16_to_f32((uint16_t)m);
+			return widen16<DT>(m);
 	}
 #endif
 	return vec_amax<DT>(v);
+}
+
+// A block's overflow and NaN counts, in two steps around what else the
+// block gathers: each thread adds its counts to the block's shared pair
+// (zeroed at the block's start), all wait; then thread 0 adds the pair to
+// the call's counters (NULL: not wanted).
+static __device__ __forceinline__ void gather_block_counts(unsigned long long counts[2],
+							   unsigned int overflows, unsigned int nans,
+							   const uint64_t *overflow_count,
+							   const uint64_t *nan_count)
+{
+	if (overflows && overflow_count)
+		atomicAdd(&counts[0], (unsigned long long)overflows);
+	if (nans && nan_count)
+		atomicAdd(&counts[1], (unsigned long long)nans);
+	__syncthreads();
+}
+
+static __device__ __forceinline__ void publish_block_counts(const unsigned long long counts[2],
+							    uint64_t *overflow_count,
+							    uint64_t *nan_count)
+{
+	if (threadIdx.x == 0) {
+		if (counts[0])
+			atomicAdd((unsigned long long *)overflow_count, counts[0]);
+		if (counts[1])
+			atomicAdd((unsigned long long *)nan_count, counts[1]);
+	}
 }
 
 #endif /* FP8KV_HIP_DEVICE_COMMON_H */

@@ -121,6 +121,29 @@ static __device__ __forceinline__ void count_block(const error_sink &e, bool min
 	fp8kv_atomic_add_if(mine, &e.entry->state, count_share(error), before);
 }
 
+// A pair's slot in the team loops of the specialized and grouped kernels:
+// resolved (swa: a swa_mapping may be read), an out-of-range token recorded
+// once (head 0, lane 0, error set), and in the block's last iteration
+// (last) the block's error gathered and counted, its answer in counted for
+// finish_launch after the stores (K-COUNT-LATE).  Returns the slot's kind.
+static __device__ __forceinline__ int resolve_team_slot(const error_sink &e,
+							 const fp8kv_slot_map &m, int64_t raw,
+							 int64_t t, int64_t h, int lane, bool swa,
+							 bool last, int &error,
+							 unsigned long long &counted, int64_t &slot)
+{
+	const int kind = fp8kv_resolve_slot_as(&m, raw, &slot, swa);
+	if (fp8kv_slot_is_error(kind) && h == 0 && lane == 0) {
+		record_out_of_range(e, t);
+		error = 1;
+	}
+	if (last) {
+		error = __syncthreads_or(error);
+		count_block(e, threadIdx.x == 0, error, counted);
+	}
+	return kind;
+}
+
 // Thread 0 of every block, after count_block: the last block of the launch
 // publishes the smallest out-of-range token, if any.
 static __device__ void finish_launch(const error_sink &e, const fp8kv_slot_map &m, int error,

@@ -58,26 +58,10 @@ template <int DT>
 static __device__ __forceinline__ float group_vec_amax(const uint4 v, bool &finite)
 {
 	const uint32_t inf = DT == FP8KV_CV_BF16 ? 0x7F80u : 0x7C00u;
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900  // max.u16x2
-	uint32_t a = v.x & 0x7FFF7FFFu, b = v.y & 0x7FFF7FFFu;
-	uint32_t c = v.z & 0x7FFF7FFFu, d = v.w & 0x7FFF7FFFu;
-	asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(b));
-	asm("max.u16x2 %0, %1, %2;" : "=r"(c) : "r"(c), "r"(d));
-	asm("max.u16x2 %0, %1, %2;" : "=r"(a) : "r"(a), "r"(c));
-	const uint32_t m = max(a >> 16, a & 0xFFFFu);
-#else
-	const unsigned int w[4] = {v.x, v.y, v.z, v.w};
-	uint32_t m = 0;
-#pragma unroll
-	for (int k = 0; k < 4; k++) {
-		m = max(m, w[k] & 0x7FFFu);
-		m = max(m, (w[k] >> 16) & 0x7FFFu);
-	}
-#endif
+	const uint32_t m = vec16_max_magnitude_bits(v);
 	finite = m < inf;
 	if (finite)  // the largest bits are the largest magnitude
-		return DT == FP8KV_CV_BF16 ? fp8kv_bf16_to_f32((uint16_t)m)
-					   : fp8kv_f16_to_f32((uint16_t)m);
+		return widen16<DT>(m);
 	return vec_amax<DT>(v);  // NaN and Inf skipped
 }
 
@@ -91,6 +75,20 @@ static __device__ __forceinline__ void group_unpack_finite(const uint4 v, float 
 #else
 	unpack<DT>(v, x);
 #endif
+}
+
+// Code c of value k (0-7) of a vector into its packed place: FP8 or int8
+// bytes in lo (values 0-3) and hi (4-7), e2m1 nibbles in lo (A-E2M1).
+template <int ELEM>
+static __device__ __forceinline__ void place_code(uint32_t &lo, uint32_t &hi, const int k,
+						  const uint32_t c)
+{
+	if (ELEM == GROUP_ELEM_E2M1)
+		lo |= c << (4 * k);
+	else if (k < 4)
+		lo |= c << (8 * k);
+	else
+		hi |= c << (8 * (k - 4));
 }
 
 // The codes of eight finite quotients y (x's signs), packed: FP8 or int8
@@ -113,12 +111,7 @@ static __device__ __forceinline__ uint2 group_pack_codes(const float y[8],
 			c = fp8kv_int8_encode_bits(yb, TZ) & 0xFFu;
 		else
 			c = FP8KV_DEVICE_ENCODE(y[k], f, saturate) & 0xFFu;
-		if (ELEM == GROUP_ELEM_E2M1)
-			lo |= c << (4 * k);
-		else if (k < 4)
-			lo |= c << (8 * k);
-		else
-			hi |= c << (8 * (k - 4));
+		place_code<ELEM>(lo, hi, k, c);
 	}
 	return make_uint2(lo, hi);
 }
@@ -149,12 +142,7 @@ static __device__ __noinline__ uint2 group_vec_exact(unsigned char *dst, const u
 	for (int k = 0; k < 8; k++) {
 		const uint32_t c = group_code<ELEM, COUNT>(x[k], group_quotient(x[k], sc.s), sc.zero, f,
 							   saturate, toward_zero, overflows, nans);
-		if (ELEM == GROUP_ELEM_E2M1)
-			lo |= c << (4 * k);
-		else if (k < 4)
-			lo |= c << (8 * k);
-		else
-			hi |= c << (8 * (k - 4));
+		place_code<ELEM>(lo, hi, k, c);
 	}
 	group_store<ELEM>(dst, make_uint2(lo, hi));
 	return make_uint2(overflows, nans);
@@ -298,12 +286,7 @@ write_group_kernel(const write_params p)
 	if (OPTIONS) {
 		if (threadIdx.x == 0)
 			block_counts[0] = block_counts[1] = 0;
-		// the CPU merges a per-thread amax starting at 0 into every head
-		if (blockIdx.x == 0)
-			for (uint32_t h = threadIdx.x; h < (uint32_t)p.plan.num_heads; h += BLOCK)
-				for (int i = 0; i < 2; i++)
-					if (p.plan.side[i].amax)
-						raise_float(p.plan.side[i].amax + h, 0.0f);
+		raise_amax_to_zero(p.plan.side[0].amax, p.plan.side[1].amax, p.plan.num_heads);
 		__syncthreads();
 	}
 
@@ -367,16 +350,9 @@ write_group_kernel(const write_params p)
 				}
 
 		int64_t slot = 0;
-		const int kind = fp8kv_resolve_slot_as(&p.plan.slots, in.raw, &slot,
-						       OPTIONS && p.plan.slots.swa_mapping);
-		if (fp8kv_slot_is_error(kind) && in.h == 0 && lane == 0) {
-			record_out_of_range(p.errors, in.t);
-			error = 1;
-		}
-		if (last) {
-			error = __syncthreads_or(error);
-			count_block(p.errors, threadIdx.x == 0, error, counted);
-		}
+		const int kind = resolve_team_slot(p.errors, p.plan.slots, in.raw, in.t, in.h, lane,
+						   OPTIONS && p.plan.slots.swa_mapping, last, error,
+						   counted, slot);
 		if (kind != FP8KV_SLOT_WRITE)
 			continue;
 		const int64_t block = div_nonneg(slot, p.plan.block_size);
@@ -418,17 +394,9 @@ write_group_kernel(const write_params p)
 		}
 	}
 	if (OPTIONS) {
-		if (overflows && p.plan.overflow_count)
-			atomicAdd(&block_counts[0], (unsigned long long)overflows);
-		if (nans && p.plan.nan_count)
-			atomicAdd(&block_counts[1], (unsigned long long)nans);
-		__syncthreads();
-		if (threadIdx.x == 0) {
-			if (block_counts[0])
-				atomicAdd((unsigned long long *)p.plan.overflow_count, block_counts[0]);
-			if (block_counts[1])
-				atomicAdd((unsigned long long *)p.plan.nan_count, block_counts[1]);
-		}
+		gather_block_counts(block_counts, overflows, nans, p.plan.overflow_count,
+				    p.plan.nan_count);
+		publish_block_counts(block_counts, p.plan.overflow_count, p.plan.nan_count);
 	}
 	if (threadIdx.x == 0)
 		finish_launch(p.errors, p.plan.slots, error, counted);

@@ -69,50 +69,26 @@ static __device__ __forceinline__ void write_side(const write_params &p, const i
 				     fp8kv_format_max(f), overflow_total, nan_total);
 }
 
+// Each side by write_side, with its own recipe.
+template <int DT>
+struct side_rows {
+	const write_params &p;
+	__device__ __forceinline__ void operator()(const int side, const bool write, const int64_t t,
+						   const int64_t h, const int64_t block,
+						   const int64_t offset, const int lane, const int team,
+						   const uint4 v0, unsigned long long &overflows,
+						   unsigned long long &nans) const
+	{
+		write_side<DT>(p, side, write, t, h, block, offset, lane, team, v0, overflows, nans);
+	}
+};
+
 template <int DT>
 static __global__ void __launch_bounds__(BLOCK) write_sides_kernel(const write_params p)
 {
 	__shared__ block_tally tally;
 	block_begin(p, tally);
-
-	const int team = 1 << p.team_log2;
-	const int lane = (int)threadIdx.x & (team - 1);
-	const int64_t teams_per_block = BLOCK >> p.team_log2;
-	const int64_t team_in_block = (int64_t)(threadIdx.x >> p.team_log2);
-	const int64_t pairs = p.plan.num_tokens * p.plan.num_heads;
-	const int64_t stride = (int64_t)gridDim.x * teams_per_block;
-	unsigned long long overflows = 0, nans = 0;
-
-	// block-uniform: every lane runs every iteration (the shuffles)
-	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
-		const int64_t pair = base + team_in_block;
-		int64_t t = 0, h = 0, block = 0, offset = 0;
-		uint4 k0 = make_uint4(0u, 0u, 0u, 0u), v0 = k0;
-		bool write = false;
-		if (pair < pairs) {
-			t = div_nonneg(pair, p.plan.num_heads);
-			h = pair - t * p.plan.num_heads;
-			const int64_t raw = fp8kv_raw_slot(&p.plan.slots, t);
-			k0 = first_vector<DT>(p.plan.side[0], p.vectorized[0], t, h, lane);
-			v0 = first_vector<DT>(p.plan.side[1], p.vectorized[1], t, h, lane);
-			int64_t slot = 0;
-			const int kind = fp8kv_resolve_slot(&p.plan.slots, raw, &slot);
-			if (kind == FP8KV_SLOT_WRITE) {
-				write = true;
-				block = div_nonneg(slot, p.plan.block_size);
-				offset = slot - block * p.plan.block_size;
-			} else if (fp8kv_slot_is_error(kind) && h == 0 && lane == 0) {
-				record_out_of_range(p.errors, t);
-				tally.error = 1;
-			}
-		}
-		write_side<DT>(p, FP8KV_SIDE_KEY, write, t, h, block, offset, lane, team, k0,
-			       overflows, nans);
-		write_side<DT>(p, FP8KV_SIDE_VALUE, write, t, h, block, offset, lane, team, v0,
-			       overflows, nans);
-	}
-
-	block_end<true>(p, tally, overflows, nans);
+	write_pairs<DT, true>(p, tally, side_rows<DT>{p});
 }
 
 #endif /* FP8KV_HIP_SIDE_KERNELS_H */

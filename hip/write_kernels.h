@@ -190,14 +190,7 @@ static __device__ __forceinline__ void block_begin(const write_params &p, block_
 		b.nans = 0;
 		b.error = 0;
 	}
-	// the CPU merges a per-thread amax starting at 0 into every head
-	if (blockIdx.x == 0)
-		for (int64_t h = threadIdx.x; h < p.plan.num_heads; h += BLOCK) {
-			if (p.plan.side[0].amax)
-				raise_float(p.plan.side[0].amax + h, 0.0f);
-			if (p.plan.side[1].amax)
-				raise_float(p.plan.side[1].amax + h, 0.0f);
-		}
+	raise_amax_to_zero(p.plan.side[0].amax, p.plan.side[1].amax, p.plan.num_heads);
 	__syncthreads();
 }
 
@@ -222,25 +215,25 @@ static __device__ __forceinline__ void block_end(const write_params &p, block_ta
 	}
 }
 
-template <int DT, bool FP8>
-static __global__ void __launch_bounds__(BLOCK) write_general_kernel(const write_params p)
+// The loop of the general kernels: teams of 2^team_log2 lanes over the
+// (token, head) pairs, block-uniform (every lane runs every iteration, for
+// the shuffles).  Both sides' first vectors are loaded before either row is
+// written, so that two loads are in flight.  rows(side, write, t, h, block,
+// offset, lane, team, first vector, overflows, nans) writes one side's row:
+// write_row for one recipe (general_rows), write_side for a recipe per side
+// (side_kernels.h).
+template <int DT, bool FP8, class Rows>
+static __device__ __forceinline__ void write_pairs(const write_params &p, block_tally &tally,
+						   const Rows &rows)
 {
-	__shared__ block_tally tally;
-	block_begin(p, tally);
-
 	const int team = 1 << p.team_log2;
 	const int lane = (int)threadIdx.x & (team - 1);
 	const int64_t teams_per_block = BLOCK >> p.team_log2;
 	const int64_t team_in_block = (int64_t)(threadIdx.x >> p.team_log2);
 	const int64_t pairs = p.plan.num_tokens * p.plan.num_heads;
 	const int64_t stride = (int64_t)gridDim.x * teams_per_block;
-	const fp8kv_fp8_format f = fp8kv_format_of(plan_recipe(p.plan).cache_dtype);
-	const float fmax = fp8kv_format_max(f);
 	unsigned long long overflows = 0, nans = 0;
 
-	// Block-uniform loop: every lane runs every iteration.  Both sides'
-	// first vectors are loaded before either row is written, so that two
-	// loads are in flight.
 	for (int64_t base = (int64_t)blockIdx.x * teams_per_block; base < pairs; base += stride) {
 		const int64_t pair = base + team_in_block;
 		int64_t t = 0, h = 0, block = 0, offset = 0;
@@ -263,13 +256,37 @@ static __global__ void __launch_bounds__(BLOCK) write_general_kernel(const write
 				tally.error = 1;
 			}
 		}
-		write_row<DT, FP8>(p, FP8KV_SIDE_KEY, write, t, h, block, offset, lane, team, k0, f,
-				   fmax, overflows, nans);
-		write_row<DT, FP8>(p, FP8KV_SIDE_VALUE, write, t, h, block, offset, lane, team, v0, f,
-				   fmax, overflows, nans);
+		rows(FP8KV_SIDE_KEY, write, t, h, block, offset, lane, team, k0, overflows, nans);
+		rows(FP8KV_SIDE_VALUE, write, t, h, block, offset, lane, team, v0, overflows, nans);
 	}
 
 	block_end<FP8>(p, tally, overflows, nans);
+}
+
+// Both sides by write_row, in the call's one format.
+template <int DT, bool FP8>
+struct general_rows {
+	const write_params &p;
+	const fp8kv_fp8_format f;
+	const float fmax;
+	__device__ __forceinline__ void operator()(const int side, const bool write, const int64_t t,
+						   const int64_t h, const int64_t block,
+						   const int64_t offset, const int lane, const int team,
+						   const uint4 v0, unsigned long long &overflows,
+						   unsigned long long &nans) const
+	{
+		write_row<DT, FP8>(p, side, write, t, h, block, offset, lane, team, v0, f, fmax,
+				   overflows, nans);
+	}
+};
+
+template <int DT, bool FP8>
+static __global__ void __launch_bounds__(BLOCK) write_general_kernel(const write_params p)
+{
+	__shared__ block_tally tally;
+	block_begin(p, tally);
+	const fp8kv_fp8_format f = fp8kv_format_of(plan_recipe(p.plan).cache_dtype);
+	write_pairs<DT, FP8>(p, tally, general_rows<DT, FP8>{p, f, fp8kv_format_max(f)});
 }
 
 #endif /* FP8KV_HIP_WRITE_KERNELS_H */

@@ -196,12 +196,7 @@ write_specialized_kernel(const write_params p)
 			block_counts[0] = block_counts[1] = 0;
 		for (uint32_t k = threadIdx.x; k < 2 * AMAX_HEADS; k += BLOCK)
 			block_amax[k / AMAX_HEADS][k % AMAX_HEADS] = 0;
-		// the CPU merges a per-thread amax starting at 0 into every head
-		if (blockIdx.x == 0)
-			for (uint32_t h = threadIdx.x; h < (uint32_t)p.plan.num_heads; h += BLOCK)
-				for (int i = 0; i < 2; i++)
-					if (p.plan.side[i].amax)
-						raise_float(p.plan.side[i].amax + h, 0.0f);
+		raise_amax_to_zero(p.plan.side[0].amax, p.plan.side[1].amax, p.plan.num_heads);
 		__syncthreads();
 	}
 
@@ -271,16 +266,9 @@ write_specialized_kernel(const write_params p)
 		// a swa_mapping is an option, and never pipelined
 		// (specialized_grid_for): elsewhere the plan has none
 		int64_t slot = 0;
-		const int kind = fp8kv_resolve_slot_as(&p.plan.slots, in.raw, &slot,
-						       OPTIONS && !PIPELINED && p.plan.slots.swa_mapping);
-		if (fp8kv_slot_is_error(kind) && in.h == 0 && lane == 0) {
-			record_out_of_range(p.errors, in.t);
-			error = 1;
-		}
-		if (last) {
-			error = __syncthreads_or(error);
-			count_block(p.errors, threadIdx.x == 0, error, counted);
-		}
+		const int kind = resolve_team_slot(
+			p.errors, p.plan.slots, in.raw, in.t, in.h, lane,
+			OPTIONS && !PIPELINED && p.plan.slots.swa_mapping, last, error, counted, slot);
 		if (kind != FP8KV_SLOT_WRITE)
 			continue;
 		const uint32_t block =
@@ -310,11 +298,8 @@ write_specialized_kernel(const write_params p)
 				nans, recip);
 	}
 	if (OPTIONS) {
-		if (overflows && p.plan.overflow_count)
-			atomicAdd(&block_counts[0], (unsigned long long)overflows);
-		if (nans && p.plan.nan_count)
-			atomicAdd(&block_counts[1], (unsigned long long)nans);
-		__syncthreads();
+		gather_block_counts(block_counts, overflows, nans, p.plan.overflow_count,
+				    p.plan.nan_count);
 		if (amax_in_block)
 			for (uint32_t k = threadIdx.x; k < 2 * (uint32_t)p.plan.num_heads; k += BLOCK) {
 				const uint32_t i = k / (uint32_t)p.plan.num_heads;
@@ -322,12 +307,7 @@ write_specialized_kernel(const write_params p)
 				if (p.plan.side[i].amax && block_amax[i][h])
 					raise_float(p.plan.side[i].amax + h, fp8kv_bits_f32(block_amax[i][h]));
 			}
-		if (threadIdx.x == 0) {
-			if (block_counts[0])
-				atomicAdd((unsigned long long *)p.plan.overflow_count, block_counts[0]);
-			if (block_counts[1])
-				atomicAdd((unsigned long long *)p.plan.nan_count, block_counts[1]);
-		}
+		publish_block_counts(block_counts, p.plan.overflow_count, p.plan.nan_count);
 	}
 	if (threadIdx.x == 0)
 		finish_launch(p.errors, p.plan.slots, error, counted);
