@@ -206,17 +206,20 @@ static void peer_launch(bool ds, torch::Tensor &kv_c, torch::Tensor &k_pe,
   const at::cuda::OptionalCUDAGuard guard(kv_c.device());
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   dim3 grid(num_tokens);
-  auto args = [&](auto kernel, dim3 block) {
-    kernel<<<grid, block, 0, stream>>>(
-        reinterpret_cast<T *>(kv_c.data_ptr()), reinterpret_cast<T *>(k_pe.data_ptr()),
-        reinterpret_cast<C *>(kv_cache.data_ptr()), slot_mapping.data_ptr<int64_t>(),
-        block_stride, entry_stride, kv_c_stride, k_pe_stride, kv_lora_rank, pe_dim,
-        block_size, reinterpret_cast<const float *>(scale.data_ptr()));
-  };
+  const T *c = reinterpret_cast<const T *>(kv_c.data_ptr());
+  const T *p = reinterpret_cast<const T *>(k_pe.data_ptr());
+  C *out = reinterpret_cast<C *>(kv_cache.data_ptr());
+  const int64_t *slots = slot_mapping.data_ptr<int64_t>();
+  const float *s = reinterpret_cast<const float *>(scale.data_ptr());
   if (ds)
-    args(vllm::concat_and_cache_ds_mla_kernel<T, C, D>, dim3(96));
+    vllm::concat_and_cache_ds_mla_kernel<T, C, D><<<grid, dim3(96), 0, stream>>>(
+        c, p, out, slots, block_stride, entry_stride, kv_c_stride, k_pe_stride,
+        kv_lora_rank, pe_dim, block_size, s);
   else
-    args(vllm::concat_and_cache_mla_kernel<T, C, D>, dim3(std::min(kv_lora_rank, 512)));
+    vllm::concat_and_cache_mla_kernel<T, C, D><<<grid, dim3(std::min(kv_lora_rank, 512)), 0,
+                                                 stream>>>(
+        c, p, out, slots, block_stride, entry_stride, kv_c_stride, k_pe_stride,
+        kv_lora_rank, pe_dim, block_size, s);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
