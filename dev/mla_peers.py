@@ -97,13 +97,20 @@ def _matching(text, i, what):
     raise SourceError("%s: unbalanced %r (the file is cut short?)" % (what, open_))
 
 
-def extract_kernel(text, name):
+def extract_kernel(text, name, hint="give vLLM's cache_kernels.cu"):
     """The text of kernel NAME's definition: template header to closing brace."""
-    m = re.search(r"(?:template\s*<[^;{}]*>\s*)?__global__\s+void\s+"
-                  r"(?:__launch_bounds__\s*\([^)]*\)\s*)?%s\s*\(" % re.escape(name), text)
+    return extract_def(text, r"__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?"
+                       + re.escape(name), name,
+                       "no kernel %s (no `__global__ void %s(`): %s" % (name, name, hint))
+
+
+def extract_def(text, head, name, missing):
+    """The text of the function whose declaration matches HEAD (a regular
+    expression up to its name; an optional template header before it is
+    included) from there to its body's closing brace."""
+    m = re.search(r"(?:template\s*<[^;{}]*>\s*)?" + head + r"\s*\(", text)
     if not m:
-        raise SourceError("the file has no kernel %s (no `__global__ void %s(`): "
-                          "give vLLM's cache_kernels.cu" % (name, name))
+        raise SourceError("the file has " + missing)
     params_end = _matching(text, m.end() - 1, name)
     brace = params_end
     while brace < len(text):            # past blanks and comments
