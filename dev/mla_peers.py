@@ -339,10 +339,10 @@ def buffers(torch, tokens, entry, gen):
     blocks = max(64, 4 * tokens // BS)
     out = []
     for _ in range(COPIES):
-        kv_c = torch.randn((tokens, RANK), generator=gen).to(torch.bfloat16).cuda()
-        k_pe = torch.randn((tokens, PE), generator=gen).to(torch.bfloat16).cuda()
+        kv_c = torch.randn((tokens, RANK), generator=gen, device="cuda").to(torch.bfloat16)
+        k_pe = torch.randn((tokens, PE), generator=gen, device="cuda").to(torch.bfloat16)
         cache = torch.zeros((blocks, BS, entry), dtype=torch.uint8, device="cuda")
-        slots = torch.randperm(blocks * BS, generator=gen)[:tokens].cuda()
+        slots = torch.randperm(blocks * BS, generator=gen, device="cuda")[:tokens]
         out.append((kv_c, k_pe, cache, slots))
     return out
 
@@ -372,7 +372,7 @@ def sample(torch, g):
 
 
 def bench(torch, vllm, ours, empty, tokens_list, rounds):
-    gen = torch.Generator().manual_seed(7)
+    gen = torch.Generator(device="cuda").manual_seed(7)
     scale = torch.tensor([0.037], device="cuda")
     rows = []
     print("%-6s %-7s %8s %9s %9s %9s %9s %7s %8s %8s %5s" % (

@@ -258,15 +258,15 @@ def main():
     print("%-14s %8s %9s %9s %9s %9s %7s %9s %9s %8s" % (
         "shape", "floor", "fp8kv", "vllm", "fp8kv-fl", "vllm-fl", "ratio", "fp8kvGB/s",
         "vllmGB/s", "diffB"))
-    gen, rows = torch.Generator().manual_seed(11), []
+    gen, rows = torch.Generator(device="cuda").manual_seed(11), []
     for n in tokens:
         blocks = max(64, 4 * n // BS)
         bufs = []
         for _ in range(P.COPIES):
-            key = torch.randn((n, H, D), generator=gen).to(torch.bfloat16).cuda()
-            value = torch.randn((n, H, D), generator=gen).to(torch.bfloat16).cuda()
+            key = torch.randn((n, H, D), generator=gen, device="cuda").to(torch.bfloat16)
+            value = torch.randn((n, H, D), generator=gen, device="cuda").to(torch.bfloat16)
             pages = torch.zeros((blocks, 2 * side), dtype=torch.uint8, device="cuda")
-            slots = torch.randperm(blocks * BS, generator=gen)[:n].cuda()
+            slots = torch.randperm(blocks * BS, generator=gen, device="cuda")[:n]
             bufs.append((key, value, pages, slots))
         key, value, pages, slots = bufs[0]
         pa, pb = torch.zeros_like(pages), torch.zeros_like(pages)
