@@ -118,6 +118,17 @@ int case_next_row(const cache_case *c, case_row *r);
 /* Allocates the images of a result for c (zeroed); -1 when out of memory. */
 int case_result_alloc(const cache_case *c, cache_result *r);
 
+/* ---- running pieces every case engine shares (cache_case_run.c) ---- */
+
+/* 0 when the buffer call `call` of `bytes` bytes returned FP8KV_OK; else -1,
+ * and the first such failure of the run is kept in setup_error (n bytes). */
+int case_setup_step(char *setup_error, size_t n, fp8kv_status st, const char *call,
+		    size_t bytes);
+
+/* An index array (n entries) converted to its upload type, *bytes long;
+ * NULL when out of memory. */
+void *case_index_array(const int64_t *v, int64_t n, fp8kv_index_type type, size_t *bytes);
+
 /* ---- comparison pieces every case engine shares (cache_case_compare.c) ---- */
 
 /* The next entry of d's report, of kind what and located nowhere (-1s);
