@@ -14,19 +14,13 @@ import ctypes
 
 from . import _capi, _plans
 from ._arrays import describe, f32, float32_bits, integer, same_device, wrong_dtype
-from ._signature import REQUIRED, Param, function, positional_count
-from ._types import (CODES, COUNTER_DTYPES, FP8_FORMATS, INDEX_DTYPES,
-                     INPUT_DTYPES, dtype_name, parse_format)
+from ._signature import (AMAX, COUNTERS, FORMAT, KV, LAYOUT, MAPPINGS, Param, function,
+                         positional_count)
+from ._types import CODES, FP8_FORMATS, dtype_name, parse_format
 from ._write import (amax_args, cache_dims, check_inputs, counter_args, index_mapping, run_with,
                      swa_mapping_arg)
 
-PARAMS = (
-    Param("key", "Tensor", REQUIRED, False, INPUT_DTYPES),
-    Param("value", "Tensor", REQUIRED, False, INPUT_DTYPES),
-    Param("key_cache", "Tensor", REQUIRED, True, None),
-    Param("value_cache", "Tensor", REQUIRED, True, None),
-    Param("slot_mapping", "Tensor", REQUIRED, False, INDEX_DTYPES),
-    Param("swa_mapping", "Tensor", None, False, INDEX_DTYPES),
+PARAMS = KV + MAPPINGS + (
     Param("rule", "str", "f32", False, None),
     Param("group_size", "int", None, False, None),
     Param("k_scales", "Tensor", None, True, None),
@@ -36,14 +30,7 @@ PARAMS = (
     Param("divisor", "float", None, False, None),
     Param("scale_floor", "float", None, False, None),
     Param("rounding", "str", "nearest_even", False, None),
-    Param("overflow", "str", "saturate", False, None),
-    Param("overflow_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("nan_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("k_amax", "Tensor", None, True, ("f32",)),
-    Param("v_amax", "Tensor", None, True, ("f32",)),
-    Param("format", "str", None, False, None),
-    Param("layout", "str", None, False, None),
-)
+) + COUNTERS + AMAX + (FORMAT, LAYOUT)
 POSITIONAL = positional_count(PARAMS)
 OUTPUTS = tuple(p.name for p in PARAMS if p.written)
 

@@ -10,26 +10,20 @@ arguments and packs one fp8kv_mla_write; hot() reuses plans
 
 from . import _capi, _plans
 from ._arrays import describe, f32, float32_bits, same_device, wrong_dtype
-from ._signature import REQUIRED, Param, function, positional_count
-from ._types import (CODES, COUNTER_DTYPES, FP8_FORMATS, INDEX_DTYPES, INPUT_DTYPES,
-                     cache_format, dtype_name)
+from ._signature import COUNTERS, FORMAT, MAPPINGS, REQUIRED, Param, function, positional_count
+from ._types import CODES, FP8_FORMATS, INPUT_DTYPES, cache_format, dtype_name
 from ._write import counter_args, index_mapping, run_with, swa_mapping_arg
 
 PARAMS = (
     Param("kv_c", "Tensor", REQUIRED, False, INPUT_DTYPES),
     Param("k_pe", "Tensor", REQUIRED, False, INPUT_DTYPES),
     Param("kv_cache", "Tensor", REQUIRED, True, None),
-    Param("slot_mapping", "Tensor", REQUIRED, False, INDEX_DTYPES),
-    Param("swa_mapping", "Tensor", None, False, INDEX_DTYPES),
+) + MAPPINGS + (
     Param("kind", "str", "plain", False, None),
     Param("scale", "str", None, False, None),
     Param("k_scale", "Tensor", None, False, ("f32",)),
     Param("divisor", "float", None, False, None),
-    Param("overflow", "str", "saturate", False, None),
-    Param("overflow_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("nan_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("format", "str", None, False, None),
-)
+) + COUNTERS + (FORMAT,)
 POSITIONAL = positional_count(PARAMS)
 OUTPUTS = tuple(p.name for p in PARAMS if p.written)
 
