@@ -16,6 +16,7 @@ from . import _capi, _plans
 from ._arrays import describe, f32, float32_bits, integer, same_device, wrong_dtype
 from ._signature import (AMAX, COUNTERS, FORMAT, KV, LAYOUT, MAPPINGS, Param, function,
                          positional_count)
+from ._signature import REQUIRED  # noqa: F401 (tests read _grouped.REQUIRED)
 from ._types import CODES, FP8_FORMATS, dtype_name, parse_format
 from ._write import (amax_args, cache_dims, check_inputs, counter_args, index_mapping, run_with,
                      swa_mapping_arg)
