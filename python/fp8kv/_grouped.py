@@ -19,7 +19,7 @@ from ._signature import (AMAX, COUNTERS, FORMAT, KV, LAYOUT, MAPPINGS, Param, fu
 from ._signature import REQUIRED  # noqa: F401 (tests read _grouped.REQUIRED)
 from ._types import CODES, FP8_FORMATS, dtype_name, parse_format
 from ._write import (amax_args, cache_dims, check_inputs, counter_args, index_mapping, run_with,
-                     swa_mapping_arg)
+                     swa_mapping_arg, token_count)
 
 PARAMS = KV + MAPPINGS + (
     Param("rule", "str", "f32", False, None),
@@ -128,14 +128,7 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, rule,
     heads, dk, dv = kshape[1], kshape[2], vshape[2]
 
     sp, n_slots, slot_type = index_mapping(slot_mapping, "slot_mapping", dev, keep)
-    if num_tokens is None:
-        num_tokens = n_slots
-    elif n_slots < num_tokens:
-        raise ValueError("slot_mapping: %d entries for %d tokens" % (n_slots, num_tokens))
-    if kshape[0] < num_tokens or vshape[0] < num_tokens:
-        raise ValueError("%s: %d rows for %d tokens (slot_mapping's length)"
-                         % ((("key", kshape[0]) if kshape[0] < num_tokens
-                             else ("value", vshape[0])) + (num_tokens,)))
+    num_tokens = token_count(num_tokens, n_slots, kshape, vshape)
 
     cache = element_format(kckind, format, "key_cache")
     if vckind != kckind:

@@ -74,6 +74,21 @@ def run_with(call, planned):
     del keep
 
 
+def token_count(num_tokens, n_slots, kshape, vshape):
+    """The tokens a key/value write writes: num_tokens, or the slot
+    mapping's length when None; each of key and value must have as many
+    rows."""
+    if num_tokens is None:
+        num_tokens = n_slots
+    elif n_slots < num_tokens:
+        raise ValueError("slot_mapping: %d entries for %d tokens" % (n_slots, num_tokens))
+    if kshape[0] < num_tokens or vshape[0] < num_tokens:
+        raise ValueError("%s: %d rows for %d tokens (slot_mapping's length)"
+                         % ((("key", kshape[0]) if kshape[0] < num_tokens
+                             else ("value", vshape[0])) + (num_tokens,)))
+    return num_tokens
+
+
 def cache_dims(shape, strides, heads, layout, name):
     """(layout, blocks, block_size, stride block, slot, head) of a 4-D cache
     whose logical order is NHD [blocks, block_size, heads, dim] or HND
@@ -211,14 +226,7 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale
     if len(sshape) != 1 or skind not in INDEX_CODES or sd != dev or sstr[0] != 1:
         sp, _, _ = index_mapping(slot_mapping, "slot_mapping", dev, keep)
     n_slots, slot_type = sshape[0], INDEX_CODES[skind]
-    if num_tokens is None:
-        num_tokens = n_slots
-    elif n_slots < num_tokens:
-        raise ValueError("slot_mapping: %d entries for %d tokens" % (n_slots, num_tokens))
-    if kshape[0] < num_tokens or vshape[0] < num_tokens:
-        raise ValueError("%s: %d rows for %d tokens (slot_mapping's length)"
-                         % ((("key", kshape[0]) if kshape[0] < num_tokens
-                             else ("value", vshape[0])) + (num_tokens,)))
+    num_tokens = token_count(num_tokens, n_slots, kshape, vshape)
 
     if kckind not in CACHE_DTYPES:
         cache_format(kckind, None, "key_cache")       # names key_cache's dtype
