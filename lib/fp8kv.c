@@ -237,6 +237,19 @@ static int64_t mul_saturated(int64_t a, int64_t b)
 	return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
+/* The defaults every write descriptor's init gives (fp8kv_cache_write_init,
+ * fp8kv_mla_write_init): bf16 in, e4m3fn out, int64 indices, scale one,
+ * saturating. */
+#define SET_WRITE_DEFAULTS(d)                          \
+	do {                                           \
+		(d)->input_dtype = FP8KV_BF16;         \
+		(d)->cache_dtype = FP8KV_E4M3FN;       \
+		(d)->slot_type = FP8KV_INDEX_INT64;    \
+		(d)->swa_type = FP8KV_INDEX_INT64;     \
+		(d)->scale_mode = FP8KV_SCALE_ONE;     \
+		(d)->overflow = FP8KV_SATURATE;        \
+	} while (0)
+
 FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *d, int64_t num_tokens,
 				      int64_t num_heads, int64_t head_dim_k, int64_t head_dim_v,
 				      int64_t num_blocks, int64_t block_size,
@@ -274,12 +287,7 @@ FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *d, int64_t num_tokens,
 	d->key_cache_stride_block = MUL(MUL(block_size, num_heads), head_dim_k);
 	d->value_cache_stride_block = MUL(MUL(block_size, num_heads), head_dim_v);
 	d->scale_cache_stride_block = MUL(block_size, num_heads);
-	d->input_dtype = FP8KV_BF16;
-	d->cache_dtype = FP8KV_E4M3FN;
-	d->slot_type = FP8KV_INDEX_INT64;
-	d->swa_type = FP8KV_INDEX_INT64;
-	d->scale_mode = FP8KV_SCALE_ONE;
-	d->overflow = FP8KV_SATURATE;
+	SET_WRITE_DEFAULTS(d);
 #undef MUL
 }
 
@@ -380,12 +388,7 @@ FP8KV_API void fp8kv_mla_write_init(fp8kv_mla_write *d, fp8kv_mla_kind kind, int
 							       ? INT64_MAX
 							       : kv_lora_rank + pe_dim);
 	d->stride_block = mul_saturated(block_size, d->stride_slot);
-	d->input_dtype = FP8KV_BF16;
-	d->cache_dtype = FP8KV_E4M3FN;
-	d->slot_type = FP8KV_INDEX_INT64;
-	d->swa_type = FP8KV_INDEX_INT64;
-	d->scale_mode = FP8KV_SCALE_ONE;
-	d->overflow = FP8KV_SATURATE;
+	SET_WRITE_DEFAULTS(d);
 }
 
 FP8KV_API fp8kv_status fp8kv_concat_and_cache_mla(fp8kv_backend *b, const fp8kv_mla_write *desc,

@@ -118,6 +118,12 @@ int case_next_row(const cache_case *c, case_row *r);
 /* Allocates the images of a result for c (zeroed); -1 when out of memory. */
 int case_result_alloc(const cache_case *c, cache_result *r);
 
+/* Garbage (max finite, NaN, Inf, -max finite, in turn; value's shifted
+ * by one) in every element of key and value, which the strided gaps
+ * keep once the rows are written (cache_case_generate.c). */
+void case_fill_garbage(const dtype_bits *b, fp8kv_dtype in, void *key, size_t key_elems,
+		       void *value, size_t value_elems);
+
 /* ---- running pieces every case engine shares (cache_case_run.c) ---- */
 
 /* 0 when the buffer call `call` of `bytes` bytes returned FP8KV_OK; else -1,
