@@ -237,6 +237,19 @@ static int64_t mul_saturated(int64_t a, int64_t b)
 	return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
 }
 
+/* The defaults every write descriptor's init gives (fp8kv_cache_write_init,
+ * fp8kv_mla_write_init): bf16 in, e4m3fn out, int64 indices, scale one,
+ * saturating. */
+#define SET_WRITE_DEFAULTS(d)                          \
+	do {                                           \
+		(d)->input_dtype = FP8KV_BF16;         \
+		(d)->cache_dtype = FP8KV_E4M3FN;       \
+		(d)->slot_type = FP8KV_INDEX_INT64;    \
+		(d)->swa_type = FP8KV_INDEX_INT64;     \
+		(d)->scale_mode = FP8KV_SCALE_ONE;     \
+		(d)->overflow = FP8KV_SATURATE;        \
+	} while (0)
+
 FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *d, int64_t num_tokens,
 				      int64_t num_heads, int64_t head_dim_k, int64_t head_dim_v,
 				      int64_t num_blocks, int64_t block_size,
@@ -274,13 +287,26 @@ FP8KV_API void fp8kv_cache_write_init(fp8kv_cache_write *d, int64_t num_tokens,
 	d->key_cache_stride_block = MUL(MUL(block_size, num_heads), head_dim_k);
 	d->value_cache_stride_block = MUL(MUL(block_size, num_heads), head_dim_v);
 	d->scale_cache_stride_block = MUL(block_size, num_heads);
-	d->input_dtype = FP8KV_BF16;
-	d->cache_dtype = FP8KV_E4M3FN;
-	d->slot_type = FP8KV_INDEX_INT64;
-	d->swa_type = FP8KV_INDEX_INT64;
-	d->scale_mode = FP8KV_SCALE_ONE;
-	d->overflow = FP8KV_SATURATE;
+	SET_WRITE_DEFAULTS(d);
 #undef MUL
+}
+
+/* The tail every write entry point shares once its plan is made: nothing to
+ * do for zero tokens (before asking the backend, so an empty call succeeds
+ * everywhere), and ENOTSUP naming the backend and the write where the
+ * backend lacks the op (only the grouped and MLA ops are optional). */
+typedef fp8kv_status (*write_op)(void *ctx, const fp8kv_write_plan *plan, void *stream);
+
+static fp8kv_status dispatch_write(fp8kv_backend *b, const fp8kv_write_plan *plan, write_op op,
+				   const char *what, void *stream)
+{
+	if (plan->num_tokens == 0)
+		return FP8KV_OK;
+	if (!op)
+		return fp8kv_set_error(FP8KV_ENOTSUP,
+				       "backend %s: %s writes are not yet on this backend",
+				       b->ops->name, what);
+	return op(b->ctx, plan, stream);
 }
 
 FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *b, const fp8kv_cache_write *desc,
@@ -291,9 +317,7 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache(fp8kv_backend *b, const fp8kv_cac
 	CHECK_BACKEND(b);
 	if ((st = fp8kv_plan_cache_write(desc, NULL, &plan)) != FP8KV_OK)
 		return st;
-	if (plan.num_tokens == 0)
-		return FP8KV_OK;
-	return b->ops->reshape_and_cache(b->ctx, &plan, stream);
+	return dispatch_write(b, &plan, b->ops->reshape_and_cache, "cache", stream);
 }
 
 /* ---- group scales (section 8) ---- */
@@ -338,13 +362,7 @@ FP8KV_API fp8kv_status fp8kv_reshape_and_cache_grouped(fp8kv_backend *b,
 	if ((st = fp8kv_read_groups(groups, &g)) != FP8KV_OK ||
 	    (st = fp8kv_plan_cache_write(desc, &g, &plan)) != FP8KV_OK)
 		return st;
-	if (plan.num_tokens == 0)
-		return FP8KV_OK;
-	if (!b->ops->reshape_and_cache_grouped)
-		return fp8kv_set_error(FP8KV_ENOTSUP, "backend %s: grouped writes are not yet on "
-						      "this backend",
-				       b->ops->name);
-	return b->ops->reshape_and_cache_grouped(b->ctx, &plan, stream);
+	return dispatch_write(b, &plan, b->ops->reshape_and_cache_grouped, "grouped", stream);
 }
 
 /* ---- MLA latent writes (section 9) ---- */
@@ -370,12 +388,7 @@ FP8KV_API void fp8kv_mla_write_init(fp8kv_mla_write *d, fp8kv_mla_kind kind, int
 							       ? INT64_MAX
 							       : kv_lora_rank + pe_dim);
 	d->stride_block = mul_saturated(block_size, d->stride_slot);
-	d->input_dtype = FP8KV_BF16;
-	d->cache_dtype = FP8KV_E4M3FN;
-	d->slot_type = FP8KV_INDEX_INT64;
-	d->swa_type = FP8KV_INDEX_INT64;
-	d->scale_mode = FP8KV_SCALE_ONE;
-	d->overflow = FP8KV_SATURATE;
+	SET_WRITE_DEFAULTS(d);
 }
 
 FP8KV_API fp8kv_status fp8kv_concat_and_cache_mla(fp8kv_backend *b, const fp8kv_mla_write *desc,
@@ -386,13 +399,7 @@ FP8KV_API fp8kv_status fp8kv_concat_and_cache_mla(fp8kv_backend *b, const fp8kv_
 	CHECK_BACKEND(b);
 	if ((st = fp8kv_plan_mla_write(desc, &plan)) != FP8KV_OK)
 		return st;
-	if (plan.num_tokens == 0)
-		return FP8KV_OK;
-	if (!b->ops->concat_and_cache_mla)
-		return fp8kv_set_error(FP8KV_ENOTSUP, "backend %s: MLA writes are not yet on this "
-						      "backend",
-				       b->ops->name);
-	return b->ops->concat_and_cache_mla(b->ctx, &plan, stream);
+	return dispatch_write(b, &plan, b->ops->concat_and_cache_mla, "MLA", stream);
 }
 
 /* ---- helpers ---- */

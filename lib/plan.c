@@ -72,20 +72,42 @@ fp8kv_status fp8kv_read_sized(void *ours, size_t ours_size, const void *src, con
 	return FP8KV_OK;
 }
 
+/* ---- the checks every write descriptor shares (D11) ---- */
+
+fp8kv_status fp8kv_check_enums(fp8kv_dtype input_dtype, fp8kv_dtype cache_dtype,
+			       fp8kv_overflow overflow, fp8kv_scale_mode scale_mode)
+{
+	if (!is_known_dtype(input_dtype))
+		FAIL(FP8KV_EINVAL, "input_dtype %d is not an fp8kv_dtype", (int)input_dtype);
+	if (!is_known_dtype(cache_dtype))
+		FAIL(FP8KV_EINVAL, "cache_dtype %d is not an fp8kv_dtype", (int)cache_dtype);
+	if (!is_input_dtype(input_dtype))
+		FAIL(FP8KV_ENOTSUP, "input_dtype %s: inputs must be f32, f16 or bf16",
+		     fp8kv_dtype_name(input_dtype));
+	if ((unsigned)overflow > (unsigned)FP8KV_NONSATURATING)
+		FAIL(FP8KV_EINVAL, "overflow %d is not an fp8kv_overflow", (int)overflow);
+	if ((unsigned)scale_mode > (unsigned)FP8KV_SCALE_GROUP)
+		FAIL(FP8KV_EINVAL, "scale_mode %d is not an fp8kv_scale_mode", (int)scale_mode);
+	return FP8KV_OK;
+}
+
+fp8kv_status fp8kv_check_index_types(fp8kv_index_type slot_type, const void *swa_mapping,
+				     fp8kv_index_type swa_type)
+{
+	if ((unsigned)slot_type > (unsigned)FP8KV_INDEX_INT32)
+		FAIL(FP8KV_EINVAL, "slot_type %d is not an fp8kv_index_type", (int)slot_type);
+	if (swa_mapping && (unsigned)swa_type > (unsigned)FP8KV_INDEX_INT32)
+		FAIL(FP8KV_EINVAL, "swa_type %d is not an fp8kv_index_type", (int)swa_type);
+	return FP8KV_OK;
+}
+
 /* The dtypes, enums and policy of a plain (grouped 0) or grouped write. */
 static fp8kv_status check_dtypes(const fp8kv_cache_write *d, int grouped)
 {
-	if (!is_known_dtype(d->input_dtype))
-		FAIL(FP8KV_EINVAL, "input_dtype %d is not an fp8kv_dtype", (int)d->input_dtype);
-	if (!is_known_dtype(d->cache_dtype))
-		FAIL(FP8KV_EINVAL, "cache_dtype %d is not an fp8kv_dtype", (int)d->cache_dtype);
-	if (!is_input_dtype(d->input_dtype))
-		FAIL(FP8KV_ENOTSUP, "input_dtype %s: inputs must be f32, f16 or bf16",
-		     fp8kv_dtype_name(d->input_dtype));
-	if ((unsigned)d->overflow > (unsigned)FP8KV_NONSATURATING)
-		FAIL(FP8KV_EINVAL, "overflow %d is not an fp8kv_overflow", (int)d->overflow);
-	if ((unsigned)d->scale_mode > (unsigned)FP8KV_SCALE_GROUP)
-		FAIL(FP8KV_EINVAL, "scale_mode %d is not an fp8kv_scale_mode", (int)d->scale_mode);
+	fp8kv_status st = fp8kv_check_enums(d->input_dtype, d->cache_dtype, d->overflow,
+					     d->scale_mode);
+	if (st != FP8KV_OK)
+		return st;
 	if (grouped) {
 		if (d->scale_mode != FP8KV_SCALE_GROUP)
 			FAIL(FP8KV_EINVAL,
@@ -113,11 +135,7 @@ static fp8kv_status check_dtypes(const fp8kv_cache_write *d, int grouped)
 			FAIL(FP8KV_ENOTSUP, "scale_mode %d needs an FP8 cache (cache_dtype is %s)",
 			     (int)d->scale_mode, fp8kv_dtype_name(d->cache_dtype));
 	}
-	if ((unsigned)d->slot_type > (unsigned)FP8KV_INDEX_INT32)
-		FAIL(FP8KV_EINVAL, "slot_type %d is not an fp8kv_index_type", (int)d->slot_type);
-	if (d->swa_mapping && (unsigned)d->swa_type > (unsigned)FP8KV_INDEX_INT32)
-		FAIL(FP8KV_EINVAL, "swa_type %d is not an fp8kv_index_type", (int)d->swa_type);
-	return FP8KV_OK;
+	return fp8kv_check_index_types(d->slot_type, d->swa_mapping, d->swa_type);
 }
 
 static fp8kv_status check_pointers(const fp8kv_cache_write *d)

@@ -97,6 +97,19 @@ typedef struct plan_field {
 fp8kv_status fp8kv_read_sized(void *ours, size_t ours_size, const void *src, const char *what,
 			      const char *init, const plan_field *fields, int nfields);
 
+/* ---- the checks every write descriptor shares (plan.c) ---- */
+
+/* That both dtypes are fp8kv_dtypes, the input one f32, f16 or bf16, and
+ * overflow and scale_mode are in range, in that order (the first failure
+ * names its field). */
+fp8kv_status fp8kv_check_enums(fp8kv_dtype input_dtype, fp8kv_dtype cache_dtype,
+			       fp8kv_overflow overflow, fp8kv_scale_mode scale_mode);
+
+/* That slot_type, and swa_type where swa_mapping is set, are
+ * fp8kv_index_types. */
+fp8kv_status fp8kv_check_index_types(fp8kv_index_type slot_type, const void *swa_mapping,
+				     fp8kv_index_type swa_type);
+
 /* ---- the cache write's checks, shared with the grouped write ---- */
 
 /* The checks of section 7 for desc, as plain (groups NULL) or grouped

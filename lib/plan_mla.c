@@ -63,21 +63,11 @@ static fp8kv_status check_kind(const fp8kv_mla_write *d)
 {
 	if ((unsigned)d->kind > (unsigned)FP8KV_MLA_DS)
 		FAIL(FP8KV_EINVAL, "kind %d is not an fp8kv_mla_kind", (int)d->kind);
-	if (!plan_is_known_dtype(d->input_dtype))
-		FAIL(FP8KV_EINVAL, "input_dtype %d is not an fp8kv_dtype", (int)d->input_dtype);
-	if (!plan_is_known_dtype(d->cache_dtype))
-		FAIL(FP8KV_EINVAL, "cache_dtype %d is not an fp8kv_dtype", (int)d->cache_dtype);
-	if (!plan_is_input_dtype(d->input_dtype))
-		FAIL(FP8KV_ENOTSUP, "input_dtype %s: inputs must be f32, f16 or bf16",
-		     fp8kv_dtype_name(d->input_dtype));
-	if ((unsigned)d->overflow > (unsigned)FP8KV_NONSATURATING)
-		FAIL(FP8KV_EINVAL, "overflow %d is not an fp8kv_overflow", (int)d->overflow);
-	if ((unsigned)d->scale_mode > (unsigned)FP8KV_SCALE_GROUP)
-		FAIL(FP8KV_EINVAL, "scale_mode %d is not an fp8kv_scale_mode", (int)d->scale_mode);
-	if ((unsigned)d->slot_type > (unsigned)FP8KV_INDEX_INT32)
-		FAIL(FP8KV_EINVAL, "slot_type %d is not an fp8kv_index_type", (int)d->slot_type);
-	if (d->swa_mapping && (unsigned)d->swa_type > (unsigned)FP8KV_INDEX_INT32)
-		FAIL(FP8KV_EINVAL, "swa_type %d is not an fp8kv_index_type", (int)d->swa_type);
+	fp8kv_status st = fp8kv_check_enums(d->input_dtype, d->cache_dtype, d->overflow,
+					     d->scale_mode);
+	if (st != FP8KV_OK ||
+	    (st = fp8kv_check_index_types(d->slot_type, d->swa_mapping, d->swa_type)) != FP8KV_OK)
+		return st;
 	if (d->kind == FP8KV_MLA_PLAIN) {
 		if (d->cache_dtype != d->input_dtype && !fp8kv_dtype_is_fp8(d->cache_dtype))
 			FAIL(FP8KV_ENOTSUP,

@@ -34,9 +34,7 @@ static void cache_write_case(group *g, fp8kv_backend *b, fp8kv_backend *cpu, cac
 		if (diff->differences > before && (*printed < 1 || opt.verbose)) {
 			char report[4096];
 			cache_diff_report(c, diff, opt.verbose ? 16 : 5, report, sizeof report);
-			printf("%s%s", report,
-			       report[0] && report[strlen(report) - 1] != '\n' ? "\n" : "");
-			(*printed)++;
+			validate_print_report(report, printed);
 		}
 	}
 	g->cases++;
@@ -100,9 +98,6 @@ void check_cache_write(fp8kv_backend *b, fp8kv_backend *cpu)
 					cache_write_case(g, b, cpu, &c, &diff, &printed);
 					cache_case_free(&c);
 				}
-				g->bytes = diff.bytes_compared;
-				g->differing = diff.bytes_differing ? diff.bytes_differing
-								    : diff.differences;
-				group_end(g);
+				group_end_diff(g, &diff);
 			}
 }

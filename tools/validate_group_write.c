@@ -42,21 +42,12 @@ static void write_case_check(group *g, fp8kv_backend *b, fp8kv_backend *cpu, wri
 		if (diff->differences > before && (*printed < 1 || opt.verbose)) {
 			char report[6000];
 			write_diff_report(c, diff, opt.verbose ? 16 : 5, report, sizeof report);
-			printf("%s%s", report,
-			       report[0] && report[strlen(report) - 1] != '\n' ? "\n" : "");
-			(*printed)++;
+			validate_print_report(report, printed);
 		}
 	}
 	g->cases++;
 	write_result_free(&expect);
 	write_result_free(&got);
-}
-
-static void group_done(group *g, const cache_diff *diff)
-{
-	g->bytes = diff->bytes_compared;
-	g->differing = diff->bytes_differing ? diff->bytes_differing : diff->differences;
-	group_end(g);
 }
 
 /* The structure of case k of a group: input dtype, layout, shape, slots. */
@@ -149,7 +140,7 @@ static void grouped_groups(fp8kv_backend *b, fp8kv_backend *cpu)
 						write_case_check(g, b, cpu, &c, &diff, &printed);
 						write_case_free(&c);
 					}
-					group_done(g, &diff);
+					group_end_diff(g, &diff);
 				}
 }
 
@@ -195,7 +186,7 @@ static void mla_groups(fp8kv_backend *b, fp8kv_backend *cpu)
 					write_case_check(g, b, cpu, &c, &diff, &printed);
 					write_case_free(&c);
 				}
-				group_done(g, &diff);
+				group_end_diff(g, &diff);
 			}
 }
 

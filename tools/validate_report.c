@@ -7,9 +7,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cache_case.h"
 #include "fp8kv.h"
 #include "oracle.h"
 #include "tool_cli.h"
@@ -60,6 +62,19 @@ void group_end(group *g)
 	fflush(stdout);
 	any_difference |= g->differing != 0;
 	any_failure |= g->failed_to_run;
+}
+
+void group_end_diff(group *g, const cache_diff *diff)
+{
+	g->bytes = diff->bytes_compared;
+	g->differing = diff->bytes_differing ? diff->bytes_differing : diff->differences;
+	group_end(g);
+}
+
+void validate_print_report(const char *report, int *printed)
+{
+	printf("%s%s", report, report[0] && report[strlen(report) - 1] != '\n' ? "\n" : "");
+	(*printed)++;
 }
 
 void validate_fail(group *g, const char *fmt, ...)

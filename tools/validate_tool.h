@@ -84,6 +84,14 @@ group *group_begin(const char *backend, const char *operation, const char *forma
 /* Prints the group's line (and its error) and adds its verdict to the
  * program's. */
 void group_end(group *g);
+/* group_end with the group's bytes from diff: those compared, and those
+ * differing (the differences, where none is a byte of an image). */
+struct cache_diff;
+void group_end_diff(group *g, const struct cache_diff *diff);
+/* Prints a case's difference report, ending it with a newline, and counts
+ * it in *printed (the callers print the first of a group, all with
+ * --verbose). */
+void validate_print_report(const char *report, int *printed);
 void validate_fail(group *g, const char *fmt, ...)
 #if defined(__GNUC__)
 	__attribute__((format(printf, 2, 3)))

@@ -18,7 +18,7 @@ void cache_diff_init(cache_diff *d)
 	memset(d, 0, sizeof *d);
 }
 
-static cache_diff_entry *new_entry(cache_diff *d, int max_report, cache_diff_what what)
+cache_diff_entry *cache_diff_new_entry(cache_diff *d, int max_report, cache_diff_what what)
 {
 	if (max_report > CACHE_DIFF_MAX_REPORT)
 		max_report = CACHE_DIFF_MAX_REPORT;
@@ -106,7 +106,7 @@ static uint64_t compare_image(const cache_case *c, cache_diff_what what, int kv,
 		for (size_t k = 0; k < esz; k++)
 			d->bytes_differing += a[k] != b[k];
 		diffs++;
-		cache_diff_entry *e = new_entry(d, max_report, what);
+		cache_diff_entry *e = cache_diff_new_entry(d, max_report, what);
 		if (!e)
 			continue;
 		e->index = (int64_t)i;
@@ -132,38 +132,110 @@ static int names_token(const char *msg, int64_t token)
 	return 0;
 }
 
+static void count_bytes(cache_diff *d, uint64_t a, uint64_t b, int n)
+{
+	for (int k = 0; k < n; k++)
+		d->bytes_differing += ((a >> (8 * k)) & 0xFF) != ((b >> (8 * k)) & 0xFF);
+}
+
+uint64_t cache_diff_outcome(cache_diff *d, int max_report, const char *exp_setup,
+			    const char *got_setup, fp8kv_status exp_status, fp8kv_status got_status,
+			    const char *got_stage, const char *got_message,
+			    int64_t first_out_of_range)
+{
+	uint64_t diffs = 0;
+	cache_diff_entry *e;
+	const char *setup[2] = {exp_setup, got_setup};
+	for (int i = 0; i < 2; i++) {
+		if (setup[i][0]) {
+			diffs++;
+			if ((e = cache_diff_new_entry(d, max_report, CACHE_DIFF_SETUP)))
+				snprintf(e->note, sizeof e->note, "%s: %s", i ? "got" : "expected",
+					 setup[i]);
+		}
+	}
+	if (exp_status != got_status) {
+		diffs++;
+		if ((e = cache_diff_new_entry(d, max_report, CACHE_DIFF_STATUS))) {
+			e->expected = (uint64_t)exp_status;
+			e->got = (uint64_t)got_status;
+			snprintf(e->note, sizeof e->note, "%s%s%s", got_stage, got_stage[0] ? ": " : "",
+				 got_message);
+		}
+	} else if (got_status == FP8KV_ERANGE && first_out_of_range >= 0 &&
+		   !names_token(got_message, first_out_of_range)) {
+		diffs++;
+		if ((e = cache_diff_new_entry(d, max_report, CACHE_DIFF_MESSAGE))) {
+			e->token = first_out_of_range;
+			snprintf(e->note, sizeof e->note, "%s", got_message);
+		}
+	}
+	return diffs;
+}
+
+uint64_t cache_diff_counters(cache_diff *d, int max_report, int want_overflow, int want_nan,
+			     uint64_t exp_overflow, uint64_t got_overflow, uint64_t exp_nan,
+			     uint64_t got_nan)
+{
+	uint64_t diffs = 0;
+	cache_diff_entry *e;
+	const struct {
+		int want;
+		cache_diff_what what;
+		uint64_t a, b;
+	} counters[2] = {
+		{want_overflow, CACHE_DIFF_OVERFLOW_COUNT, exp_overflow, got_overflow},
+		{want_nan, CACHE_DIFF_NAN_COUNT, exp_nan, got_nan},
+	};
+	for (int i = 0; i < 2; i++) {
+		if (!counters[i].want)
+			continue;
+		d->bytes_compared += 8;
+		if (counters[i].a == counters[i].b)
+			continue;
+		diffs++;
+		count_bytes(d, counters[i].a, counters[i].b, 8);
+		if ((e = cache_diff_new_entry(d, max_report, counters[i].what))) {
+			e->expected = counters[i].a;
+			e->got = counters[i].b;
+		}
+	}
+	return diffs;
+}
+
+uint64_t cache_diff_amax(cache_diff *d, int max_report, int64_t num_heads, const float *exp_k,
+			 const float *exp_v, const float *got_k, const float *got_v)
+{
+	uint64_t diffs = 0;
+	cache_diff_entry *e;
+	for (int kv = 0; kv < 2 && exp_k && got_k; kv++) {
+		const float *a = kv ? exp_v : exp_k, *b = kv ? got_v : got_k;
+		for (int64_t h = 0; h < num_heads; h++) {
+			d->bytes_compared += 4;
+			const uint32_t x = bits_of_float(a[h]), y = bits_of_float(b[h]);
+			if (x == y)
+				continue;
+			diffs++;
+			count_bytes(d, x, y, 4);
+			if ((e = cache_diff_new_entry(d, max_report,
+						      kv ? CACHE_DIFF_V_AMAX : CACHE_DIFF_K_AMAX))) {
+				e->index = e->head = h;
+				e->expected = x;
+				e->got = y;
+			}
+		}
+	}
+	return diffs;
+}
+
 uint64_t cache_case_compare(const cache_case *c, const cache_result *exp, const cache_result *got,
 			    cache_diff *d, int max_report)
 {
 	uint64_t diffs = 0;
-	cache_diff_entry *e;
 	d->cases++;
 
-	const cache_result *rs[2] = {exp, got};
-	for (int i = 0; i < 2; i++) {
-		if (rs[i]->setup_error[0]) {
-			diffs++;
-			if ((e = new_entry(d, max_report, CACHE_DIFF_SETUP)))
-				snprintf(e->note, sizeof e->note, "%s: %s", i ? "got" : "expected",
-					 rs[i]->setup_error);
-		}
-	}
-	if (exp->status != got->status) {
-		diffs++;
-		if ((e = new_entry(d, max_report, CACHE_DIFF_STATUS))) {
-			e->expected = (uint64_t)exp->status;
-			e->got = (uint64_t)got->status;
-			snprintf(e->note, sizeof e->note, "%s%s%s", got->stage, got->stage[0] ? ": " : "",
-				 got->message);
-		}
-	} else if (got->status == FP8KV_ERANGE && c->first_out_of_range >= 0 &&
-		   !names_token(got->message, c->first_out_of_range)) {
-		diffs++;
-		if ((e = new_entry(d, max_report, CACHE_DIFF_MESSAGE))) {
-			e->token = c->first_out_of_range;
-			snprintf(e->note, sizeof e->note, "%s", got->message);
-		}
-	}
+	diffs += cache_diff_outcome(d, max_report, exp->setup_error, got->setup_error, exp->status,
+				    got->status, got->stage, got->message, c->first_out_of_range);
 
 	const size_t csz = fp8kv_dtype_size(c->cache_dtype);
 	diffs += compare_image(c, CACHE_DIFF_KEY, 0, 0, exp->kc, got->kc, c->kc_elems, csz, d,
@@ -176,47 +248,12 @@ uint64_t cache_case_compare(const cache_case *c, const cache_result *exp, const 
 		diffs += compare_image(c, CACHE_DIFF_VALUE_SCALE, 1, 1, (const uint8_t *)exp->vsc,
 				       (const uint8_t *)got->vsc, c->sc_elems, 4, d, max_report);
 	}
-	const struct {
-		int want;
-		cache_diff_what what;
-		uint64_t a, b;
-	} counters[2] = {
-		{c->want_overflow_count, CACHE_DIFF_OVERFLOW_COUNT, exp->overflow_count, got->overflow_count},
-		{c->want_nan_count, CACHE_DIFF_NAN_COUNT, exp->nan_count, got->nan_count},
-	};
-	for (int i = 0; i < 2; i++) {
-		if (!counters[i].want)
-			continue;
-		d->bytes_compared += 8;
-		if (counters[i].a == counters[i].b)
-			continue;
-		diffs++;
-		for (int k = 0; k < 8; k++)
-			d->bytes_differing += ((counters[i].a >> (8 * k)) & 0xFF) != ((counters[i].b >> (8 * k)) & 0xFF);
-		if ((e = new_entry(d, max_report, counters[i].what))) {
-			e->expected = counters[i].a;
-			e->got = counters[i].b;
-		}
-	}
-	if (c->want_amax && exp->k_amax && got->k_amax) {
-		for (int kv = 0; kv < 2; kv++) {
-			const float *a = kv ? exp->v_amax : exp->k_amax, *b = kv ? got->v_amax : got->k_amax;
-			for (int64_t h = 0; h < c->num_heads; h++) {
-				d->bytes_compared += 4;
-				uint32_t x = bits_of_float(a[h]), y = bits_of_float(b[h]);
-				if (x == y)
-					continue;
-				diffs++;
-				for (int k = 0; k < 4; k++)
-					d->bytes_differing += ((x >> (8 * k)) & 0xFF) != ((y >> (8 * k)) & 0xFF);
-				if ((e = new_entry(d, max_report, kv ? CACHE_DIFF_V_AMAX : CACHE_DIFF_K_AMAX))) {
-					e->index = e->head = h;
-					e->expected = x;
-					e->got = y;
-				}
-			}
-		}
-	}
+	diffs += cache_diff_counters(d, max_report, c->want_overflow_count, c->want_nan_count,
+				     exp->overflow_count, got->overflow_count, exp->nan_count,
+				     got->nan_count);
+	if (c->want_amax)
+		diffs += cache_diff_amax(d, max_report, c->num_heads, exp->k_amax, exp->v_amax,
+					 got->k_amax, got->v_amax);
 	d->differences += diffs;
 	return diffs;
 }

@@ -261,6 +261,16 @@ static void layout_strides(cache_case *c)
 	c->sc_elems = c->scale_mode == FP8KV_SCALE_TOKEN_HEAD ? (size_t)(nb * c->sc_stride_block) : 0;
 }
 
+void case_fill_garbage(const dtype_bits *b, fp8kv_dtype in, void *key, size_t key_elems,
+		       void *value, size_t value_elems)
+{
+	const uint32_t garbage[4] = {b->max_finite, b->inf | 1u, b->inf, b->sign | b->max_finite};
+	for (size_t i = 0; i < key_elems; i++)
+		cache_case_set_bits(key, in, i, garbage[i % 4]);
+	for (size_t i = 0; i < value_elems; i++)
+		cache_case_set_bits(value, in, i, garbage[(i + 1) % 4]);
+}
+
 int cache_case_generate(cache_case *c)
 {
 	cache_case_free(c);
@@ -329,12 +339,7 @@ int cache_case_generate(cache_case *c)
 	case_dtype_bits(in, &g.in);
 	g.input_dtype = in;
 	fmt_info_get(fp8kv_dtype_is_fp8(c->cache_dtype) ? c->cache_dtype : FP8KV_E4M3FN, &g.f);
-	const uint32_t garbage[4] = {g.in.max_finite, g.in.inf | 1u, g.in.inf,
-				     g.in.sign | g.in.max_finite};
-	for (size_t i = 0; i < c->key_elems; i++)
-		cache_case_set_bits(c->key, in, i, garbage[i % 4]);
-	for (size_t i = 0; i < c->value_elems; i++)
-		cache_case_set_bits(c->value, in, i, garbage[(i + 1) % 4]);
+	case_fill_garbage(&g.in, in, c->key, c->key_elems, c->value, c->value_elems);
 
 	rng rv, rs, rrow;
 	rng_seed(&rv, c->seed, STREAM_VALUES);

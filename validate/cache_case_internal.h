@@ -118,4 +118,49 @@ int case_next_row(const cache_case *c, case_row *r);
 /* Allocates the images of a result for c (zeroed); -1 when out of memory. */
 int case_result_alloc(const cache_case *c, cache_result *r);
 
+/* Garbage (max finite, NaN, Inf, -max finite, in turn; value's shifted
+ * by one) in every element of key and value, which the strided gaps
+ * keep once the rows are written (cache_case_generate.c). */
+void case_fill_garbage(const dtype_bits *b, fp8kv_dtype in, void *key, size_t key_elems,
+		       void *value, size_t value_elems);
+
+/* ---- running pieces every case engine shares (cache_case_run.c) ---- */
+
+/* 0 when the buffer call `call` of `bytes` bytes returned FP8KV_OK; else -1,
+ * and the first such failure of the run is kept in setup_error (n bytes). */
+int case_setup_step(char *setup_error, size_t n, fp8kv_status st, const char *call,
+		    size_t bytes);
+
+/* An index array (n entries) converted to its upload type, *bytes long;
+ * NULL when out of memory. */
+void *case_index_array(const int64_t *v, int64_t n, fp8kv_index_type type, size_t *bytes);
+
+/* ---- comparison pieces every case engine shares (cache_case_compare.c) ---- */
+
+/* The next entry of d's report, of kind what and located nowhere (-1s);
+ * NULL once max_report (at most CACHE_DIFF_MAX_REPORT) are reported. */
+cache_diff_entry *cache_diff_new_entry(cache_diff *d, int max_report, cache_diff_what what);
+
+/* The setup errors of both results, then their statuses, then that an
+ * ERANGE message names first_out_of_range (when >= 0): the differences
+ * found, each reported in d. */
+uint64_t cache_diff_outcome(cache_diff *d, int max_report, const char *exp_setup,
+			    const char *got_setup, fp8kv_status exp_status, fp8kv_status got_status,
+			    const char *got_stage, const char *got_message,
+			    int64_t first_out_of_range);
+
+/* The overflow and NaN counters asked for, 8 bytes each. */
+uint64_t cache_diff_counters(cache_diff *d, int max_report, int want_overflow, int want_nan,
+			     uint64_t exp_overflow, uint64_t got_overflow, uint64_t exp_nan,
+			     uint64_t got_nan);
+
+/* Both sides' amax, num_heads floats each, by bits (nothing when either
+ * result has no k_amax). */
+uint64_t cache_diff_amax(cache_diff *d, int max_report, int64_t num_heads, const float *exp_k,
+			 const float *exp_v, const float *got_k, const float *got_v);
+
+/* The line of a setup, status or ERANGE message entry, into buf; 0 for
+ * another kind, which the caller formats (cache_case_report.c). */
+int cache_diff_format_outcome(const cache_diff_entry *e, char *buf, size_t n);
+
 #endif /* FP8KV_CACHE_CASE_INTERNAL_H */

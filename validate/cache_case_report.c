@@ -17,22 +17,32 @@ static const char *status_name(uint64_t s)
 	return s < sizeof names / sizeof names[0] ? names[s] : "?";
 }
 
+int cache_diff_format_outcome(const cache_diff_entry *e, char *buf, size_t n)
+{
+	switch (e->what) {
+	case CACHE_DIFF_SETUP:
+		snprintf(buf, n, "setup failed: %s", e->note);
+		return 1;
+	case CACHE_DIFF_STATUS:
+		snprintf(buf, n, "status: expected %s, got %s (%s)", status_name(e->expected),
+			 status_name(e->got), e->note);
+		return 1;
+	case CACHE_DIFF_MESSAGE:
+		snprintf(buf, n, "ERANGE message does not name \"token %lld\": \"%s\"",
+			 (long long)e->token, e->note);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 void cache_diff_format(const cache_case *c, const cache_diff_entry *e, char *buf, size_t n)
 {
 	const int hexw = (int)(2 * fp8kv_dtype_size(c->cache_dtype));
 	char where[160], input[160] = "";
+	if (cache_diff_format_outcome(e, buf, n))
+		return;
 	switch (e->what) {
-	case CACHE_DIFF_SETUP:
-		snprintf(buf, n, "setup failed: %s", e->note);
-		return;
-	case CACHE_DIFF_STATUS:
-		snprintf(buf, n, "status: expected %s, got %s (%s)", status_name(e->expected),
-			 status_name(e->got), e->note);
-		return;
-	case CACHE_DIFF_MESSAGE:
-		snprintf(buf, n, "ERANGE message does not name \"token %lld\": \"%s\"",
-			 (long long)e->token, e->note);
-		return;
 	case CACHE_DIFF_OVERFLOW_COUNT:
 	case CACHE_DIFF_NAN_COUNT:
 		snprintf(buf, n, "%s: expected %llu, got %llu (initial %llu)",

@@ -16,16 +16,20 @@ typedef struct dev_bufs {
 	void *ovf, *nan, *kamax, *vamax;
 } dev_bufs;
 
-/* 0 when the buffer call `call` of `bytes` bytes returned FP8KV_OK; else -1,
- * and the first such failure of the run is kept in out->setup_error. */
-static int setup_step(cache_result *out, fp8kv_status st, const char *call, size_t bytes)
+int case_setup_step(char *setup_error, size_t n, fp8kv_status st, const char *call,
+		    size_t bytes)
 {
 	if (st == FP8KV_OK)
 		return 0;
-	if (!out->setup_error[0])
-		snprintf(out->setup_error, sizeof out->setup_error, "%s(%zu bytes): %s: %s", call,
-			 bytes, fp8kv_strerror(st), fp8kv_last_error());
+	if (!setup_error[0])
+		snprintf(setup_error, n, "%s(%zu bytes): %s: %s", call, bytes, fp8kv_strerror(st),
+			 fp8kv_last_error());
 	return -1;
+}
+
+static int setup_step(cache_result *out, fp8kv_status st, const char *call, size_t bytes)
+{
+	return case_setup_step(out->setup_error, sizeof out->setup_error, st, call, bytes);
 }
 
 static int dev_alloc(fp8kv_backend *b, cache_result *out, void **p, size_t bytes)
@@ -51,8 +55,7 @@ static int dev_down(fp8kv_backend *b, cache_result *out, void *dst, const void *
 			  bytes);
 }
 
-/* An index array converted to its upload type. */
-static void *index_array(const int64_t *v, int64_t n, fp8kv_index_type type, size_t *bytes)
+void *case_index_array(const int64_t *v, int64_t n, fp8kv_index_type type, size_t *bytes)
 {
 	if (type == FP8KV_INDEX_INT32) {
 		int32_t *a = case_calloc((size_t)n, sizeof *a);
@@ -173,8 +176,9 @@ int cache_case_run(fp8kv_backend *b, const cache_case *c, cache_result *out)
 				(one && (c->seed & 1));
 	const size_t nsc = one ? H : (size_t)c->num_scales;
 	size_t slot_bytes = 0, swa_bytes = 0;
-	void *hslots = index_array(c->slots, c->num_tokens, c->slot_type, &slot_bytes);
-	void *hswa = c->use_swa ? index_array(c->swa, c->swa_len, c->swa_type, &swa_bytes) : NULL;
+	void *hslots = case_index_array(c->slots, c->num_tokens, c->slot_type, &slot_bytes);
+	void *hswa =
+		c->use_swa ? case_index_array(c->swa, c->swa_len, c->swa_type, &swa_bytes) : NULL;
 	float *ones = one ? case_calloc(H, sizeof *ones) : NULL;
 	if (!hslots || (c->use_swa && !hswa) || (one && !ones)) {
 		free(hslots);

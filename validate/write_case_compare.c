@@ -16,66 +16,15 @@
 #include "oracle.h"
 #include "write_case_internal.h"
 
-static cache_diff_entry *new_entry(cache_diff *d, int max_report, cache_diff_what what)
-{
-	if (max_report > CACHE_DIFF_MAX_REPORT)
-		max_report = CACHE_DIFF_MAX_REPORT;
-	if (d->reported >= max_report)
-		return NULL;
-	cache_diff_entry *e = &d->e[d->reported++];
-	memset(e, 0, sizeof *e);
-	e->what = what;
-	e->index = e->token = e->head = e->element = e->slot = -1;
-	return e;
-}
-
-/* "token N" in msg, N not followed by another digit. */
-static int names_token(const char *msg, int64_t token)
-{
-	char want[40];
-	const int n = snprintf(want, sizeof want, "token %lld", (long long)token);
-	for (const char *p = strstr(msg, want); p; p = strstr(p + 1, want))
-		if (p[n] < '0' || p[n] > '9')
-			return 1;
-	return 0;
-}
-
-static void count_bytes(cache_diff *d, uint64_t a, uint64_t b, int n)
-{
-	for (int k = 0; k < n; k++)
-		d->bytes_differing += ((a >> (8 * k)) & 0xFF) != ((b >> (8 * k)) & 0xFF);
-}
-
 uint64_t write_case_compare(const write_case *c, const write_result *exp, const write_result *got,
 			    cache_diff *d, int max_report)
 {
 	uint64_t diffs = 0;
 	cache_diff_entry *e;
 	d->cases++;
-	const write_result *rs[2] = {exp, got};
-	for (int i = 0; i < 2; i++)
-		if (rs[i]->setup_error[0]) {
-			diffs++;
-			if ((e = new_entry(d, max_report, CACHE_DIFF_SETUP)))
-				snprintf(e->note, sizeof e->note, "%s: %s", i ? "got" : "expected",
-					 rs[i]->setup_error);
-		}
-	if (exp->status != got->status) {
-		diffs++;
-		if ((e = new_entry(d, max_report, CACHE_DIFF_STATUS))) {
-			e->expected = (uint64_t)exp->status;
-			e->got = (uint64_t)got->status;
-			snprintf(e->note, sizeof e->note, "%s%s%s", got->stage,
-				 got->stage[0] ? ": " : "", got->message);
-		}
-	} else if (got->status == FP8KV_ERANGE && c->slots.first_out_of_range >= 0 &&
-		   !names_token(got->message, c->slots.first_out_of_range)) {
-		diffs++;
-		if ((e = new_entry(d, max_report, CACHE_DIFF_MESSAGE))) {
-			e->token = c->slots.first_out_of_range;
-			snprintf(e->note, sizeof e->note, "%s", got->message);
-		}
-	}
+	diffs += cache_diff_outcome(d, max_report, exp->setup_error, got->setup_error, exp->status,
+				    got->status, got->stage, got->message,
+				    c->slots.first_out_of_range);
 
 	if (exp->arena && got->arena) {
 		d->bytes_compared += c->arena_bytes;
@@ -90,7 +39,7 @@ uint64_t write_case_compare(const write_case *c, const write_result *exp, const 
 			const int scale = r >= 0 && c->owner_scale[i];
 			const cache_diff_what what = scale ? (kv ? CACHE_DIFF_VALUE_SCALE : CACHE_DIFF_KEY_SCALE)
 							   : (kv ? CACHE_DIFF_VALUE : CACHE_DIFF_KEY);
-			if (!(e = new_entry(d, max_report, what)))
+			if (!(e = cache_diff_new_entry(d, max_report, what)))
 				continue;
 			e->index = (int64_t)i;
 			e->expected = exp->arena[i];
@@ -103,56 +52,16 @@ uint64_t write_case_compare(const write_case *c, const write_result *exp, const 
 			}
 		}
 	}
-	const struct {
-		int want;
-		cache_diff_what what;
-		uint64_t a, b;
-	} counters[2] = {
-		{c->want_overflow_count, CACHE_DIFF_OVERFLOW_COUNT, exp->overflow_count,
-		 got->overflow_count},
-		{c->want_nan_count, CACHE_DIFF_NAN_COUNT, exp->nan_count, got->nan_count},
-	};
-	for (int i = 0; i < 2; i++) {
-		if (!counters[i].want)
-			continue;
-		d->bytes_compared += 8;
-		if (counters[i].a == counters[i].b)
-			continue;
-		diffs++;
-		count_bytes(d, counters[i].a, counters[i].b, 8);
-		if ((e = new_entry(d, max_report, counters[i].what))) {
-			e->expected = counters[i].a;
-			e->got = counters[i].b;
-		}
-	}
-	for (int kv = 0; kv < 2 && exp->k_amax && got->k_amax; kv++) {
-		const float *a = kv ? exp->v_amax : exp->k_amax, *b = kv ? got->v_amax : got->k_amax;
-		for (int64_t h = 0; h < c->num_heads; h++) {
-			d->bytes_compared += 4;
-			const uint32_t x = bits_of_float(a[h]), y = bits_of_float(b[h]);
-			if (x == y)
-				continue;
-			diffs++;
-			count_bytes(d, x, y, 4);
-			if ((e = new_entry(d, max_report, kv ? CACHE_DIFF_V_AMAX : CACHE_DIFF_K_AMAX))) {
-				e->index = e->head = h;
-				e->expected = x;
-				e->got = y;
-			}
-		}
-	}
+	diffs += cache_diff_counters(d, max_report, c->want_overflow_count, c->want_nan_count,
+				     exp->overflow_count, got->overflow_count, exp->nan_count,
+				     got->nan_count);
+	diffs += cache_diff_amax(d, max_report, c->num_heads, exp->k_amax, exp->v_amax, got->k_amax,
+				 got->v_amax);
 	d->differences += diffs;
 	return diffs;
 }
 
 /* ---------------------------------------------------------------- report */
-
-static const char *status_name(uint64_t s)
-{
-	static const char *names[] = {"FP8KV_OK", "FP8KV_EINVAL", "FP8KV_ENOTSUP", "FP8KV_ERANGE",
-				      "FP8KV_ENODEV", "FP8KV_EBACKEND", "FP8KV_ENOMEM"};
-	return s < sizeof names / sizeof names[0] ? names[s] : "?";
-}
 
 /* What the oracle says of the group holding element pos of row (t, h, kv):
  * its inputs around pos, its scale, the code. */
@@ -204,16 +113,9 @@ static void explain(const write_case *c, const cache_diff_entry *e, int kv, int 
 static void format_entry(const write_case *c, const cache_diff_entry *e, char *buf, size_t n)
 {
 	char more[400];
+	if (cache_diff_format_outcome(e, buf, n))
+		return;
 	switch (e->what) {
-	case CACHE_DIFF_SETUP: snprintf(buf, n, "setup failed: %s", e->note); return;
-	case CACHE_DIFF_STATUS:
-		snprintf(buf, n, "status: expected %s, got %s (%s)", status_name(e->expected),
-			 status_name(e->got), e->note);
-		return;
-	case CACHE_DIFF_MESSAGE:
-		snprintf(buf, n, "ERANGE message does not name \"token %lld\": \"%s\"",
-			 (long long)e->token, e->note);
-		return;
 	case CACHE_DIFF_OVERFLOW_COUNT:
 	case CACHE_DIFF_NAN_COUNT:
 		snprintf(buf, n, "%s: expected %llu, got %llu",

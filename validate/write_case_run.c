@@ -18,12 +18,7 @@ typedef struct bufs {
 
 static int step(write_result *out, fp8kv_status st, const char *call, size_t bytes)
 {
-	if (st == FP8KV_OK)
-		return 0;
-	if (!out->setup_error[0])
-		snprintf(out->setup_error, sizeof out->setup_error, "%s(%zu bytes): %s: %s", call,
-			 bytes, fp8kv_strerror(st), fp8kv_last_error());
-	return -1;
+	return case_setup_step(out->setup_error, sizeof out->setup_error, st, call, bytes);
 }
 
 static int alloc_up(fp8kv_backend *b, write_result *out, void **p, const void *src, size_t bytes)
@@ -36,22 +31,6 @@ static int alloc_up(fp8kv_backend *b, write_result *out, void **p, const void *s
 	if (src && bytes)
 		return step(out, fp8kv_buffer_upload(b, *p, src, bytes), "fp8kv_buffer_upload", bytes);
 	return 0;
-}
-
-static void *index_array(const int64_t *v, int64_t n, fp8kv_index_type type, size_t *bytes)
-{
-	const size_t esz = type == FP8KV_INDEX_INT32 ? 4 : 8;
-	uint8_t *a = calloc(n ? (size_t)n : 1, esz);
-	for (int64_t i = 0; a && i < n; i++) {
-		if (type == FP8KV_INDEX_INT32) {
-			const int32_t x = (int32_t)v[i];
-			memcpy(a + 4 * i, &x, 4);
-		} else {
-			memcpy(a + 8 * i, &v[i], 8);
-		}
-	}
-	*bytes = (size_t)n * esz;
-	return a;
 }
 
 static int same_layout(const oracle_scale_layout *a, const oracle_scale_layout *b)
@@ -171,8 +150,9 @@ int write_case_run(fp8kv_backend *b, const write_case *c, write_result *out)
 		out->v_amax = malloc(H * sizeof(float));
 	}
 	size_t slot_bytes = 0, swa_bytes = 0;
-	void *hslots = index_array(c->slots.slots, c->num_tokens, c->slot_type, &slot_bytes);
-	void *hswa = c->use_swa ? index_array(c->slots.swa, c->slots.swa_len, c->swa_type, &swa_bytes)
+	void *hslots = case_index_array(c->slots.slots, c->num_tokens, c->slot_type, &slot_bytes);
+	void *hswa = c->use_swa ? case_index_array(c->slots.swa, c->slots.swa_len, c->swa_type,
+						   &swa_bytes)
 				: NULL;
 	if (!out->arena || (amax && (!out->k_amax || !out->v_amax)) || !hslots ||
 	    (c->use_swa && !hswa)) {

@@ -264,12 +264,7 @@ int write_case_values(write_case *c)
 	g.hi = in == FP8KV_F16 ? 13 : 30;
 	grid_of(c->cache_dtype, &g.grid);
 
-	const uint32_t garbage[4] = {g.b.max_finite, g.b.inf | 1u, g.b.inf,
-				     g.b.sign | g.b.max_finite};
-	for (size_t i = 0; i < c->key_elems; i++)
-		cache_case_set_bits(c->key, in, i, garbage[i % 4]);
-	for (size_t i = 0; i < c->value_elems; i++)
-		cache_case_set_bits(c->value, in, i, garbage[(i + 1) % 4]);
+	case_fill_garbage(&g.b, in, c->key, c->key_elems, c->value, c->value_elems);
 
 	const int64_t Dmax = c->head_dim_k > c->head_dim_v ? c->head_dim_k : c->head_dim_v;
 	uint32_t *row = calloc((size_t)Dmax, sizeof *row);

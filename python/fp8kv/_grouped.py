@@ -12,20 +12,16 @@ plans (P-PLAN-CACHE)."""
 
 import ctypes
 
-from . import _backends, _capi, _plans
-from ._arrays import counter, describe, f32, float32_bits, integer, same_device, wrong_dtype
-from ._signature import REQUIRED, Param, function, positional_count
-from ._types import (CODES, COUNTER_DTYPES, FP8_FORMATS, INDEX_DTYPES,
-                     INPUT_DTYPES, OVERFLOW_CODES, dtype_name, parse_format)
-from ._write import cache_dims, check_inputs, index_mapping
+from . import _capi, _plans
+from ._arrays import describe, f32, float32_bits, integer, same_device, wrong_dtype
+from ._signature import (AMAX, COUNTERS, FORMAT, KV, LAYOUT, MAPPINGS, Param, function,
+                         positional_count)
+from ._signature import REQUIRED  # noqa: F401 (tests read _grouped.REQUIRED)
+from ._types import CODES, FP8_FORMATS, dtype_name, parse_format
+from ._write import (amax_args, cache_dims, check_inputs, counter_args, index_mapping, run_with,
+                     swa_mapping_arg, token_count)
 
-PARAMS = (
-    Param("key", "Tensor", REQUIRED, False, INPUT_DTYPES),
-    Param("value", "Tensor", REQUIRED, False, INPUT_DTYPES),
-    Param("key_cache", "Tensor", REQUIRED, True, None),
-    Param("value_cache", "Tensor", REQUIRED, True, None),
-    Param("slot_mapping", "Tensor", REQUIRED, False, INDEX_DTYPES),
-    Param("swa_mapping", "Tensor", None, False, INDEX_DTYPES),
+PARAMS = KV + MAPPINGS + (
     Param("rule", "str", "f32", False, None),
     Param("group_size", "int", None, False, None),
     Param("k_scales", "Tensor", None, True, None),
@@ -35,14 +31,7 @@ PARAMS = (
     Param("divisor", "float", None, False, None),
     Param("scale_floor", "float", None, False, None),
     Param("rounding", "str", "nearest_even", False, None),
-    Param("overflow", "str", "saturate", False, None),
-    Param("overflow_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("nan_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("k_amax", "Tensor", None, True, ("f32",)),
-    Param("v_amax", "Tensor", None, True, ("f32",)),
-    Param("format", "str", None, False, None),
-    Param("layout", "str", None, False, None),
-)
+) + COUNTERS + AMAX + (FORMAT, LAYOUT)
 POSITIONAL = positional_count(PARAMS)
 OUTPUTS = tuple(p.name for p in PARAMS if p.written)
 
@@ -139,14 +128,7 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, rule,
     heads, dk, dv = kshape[1], kshape[2], vshape[2]
 
     sp, n_slots, slot_type = index_mapping(slot_mapping, "slot_mapping", dev, keep)
-    if num_tokens is None:
-        num_tokens = n_slots
-    elif n_slots < num_tokens:
-        raise ValueError("slot_mapping: %d entries for %d tokens" % (n_slots, num_tokens))
-    if kshape[0] < num_tokens or vshape[0] < num_tokens:
-        raise ValueError("%s: %d rows for %d tokens (slot_mapping's length)"
-                         % ((("key", kshape[0]) if kshape[0] < num_tokens
-                             else ("value", vshape[0])) + (num_tokens,)))
+    num_tokens = token_count(num_tokens, n_slots, kshape, vshape)
 
     cache = element_format(kckind, format, "key_cache")
     if vckind != kckind:
@@ -173,12 +155,7 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, rule,
             raise ValueError("%s: the last dimension must be contiguous (stride 1), got "
                              "strides %s" % (name, tuple(strides)))
 
-    swa = swa_len = swa_type = 0
-    if swa_mapping is not None:
-        swa, swa_len, swa_type = index_mapping(swa_mapping, "swa_mapping", dev, keep)
-        if swa_len < 1:
-            raise ValueError("swa_mapping: empty; a mapping must have at least 1 entry "
-                             "(A-ZERO-SIZE)")
+    swa, swa_len, swa_type = swa_mapping_arg(swa_mapping, dev, keep)
 
     rule_code = RULES.get(rule) if isinstance(rule, str) else None
     if rule_code is None:
@@ -226,13 +203,8 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, rule,
     if rnd and cache != "int8":
         raise ValueError("rounding: %r applies to int8 caches; key_cache holds %s"
                          % (rounding, cache))
-    ov = OVERFLOW_CODES.get(overflow) if isinstance(overflow, str) else None
-    if ov is None:
-        raise ValueError("overflow: must be 'saturate' or 'nonsaturating', not %r" % (overflow,))
-    oc = 0 if overflow_count is None else counter(overflow_count, "overflow_count", dev)
-    nc = 0 if nan_count is None else counter(nan_count, "nan_count", dev)
-    ka = 0 if k_amax is None else f32(k_amax, "k_amax", dev, heads, keep, True)
-    va = 0 if v_amax is None else f32(v_amax, "v_amax", dev, heads, keep, True)
+    ov, oc, nc = counter_args(overflow, overflow_count, nan_count, dev)
+    ka, va = amax_args(k_amax, v_amax, dev, heads, keep)
 
     desc = _capi.GROUPED_WRITE_PACKER.pack(
         kp, vp, CODES[kkind], num_tokens, heads, dk, dv, kstr[0], kstr[1], vstr[0], vstr[1],
@@ -255,9 +227,7 @@ def call(handle, desc, stream):
 
 def run(planned):
     """The call of a plan() result on the device's backend and stream."""
-    dev, desc, keep = planned
-    _capi.raise_for(call(_backends.handle(dev), desc, _backends.stream(dev)))
-    del keep
+    run_with(call, planned)
 
 
 write = function("write", """plan(), then run(): the whole grouped write, by keyword.""",

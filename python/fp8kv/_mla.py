@@ -8,28 +8,22 @@ PARAMS is the write's one table (P-ONE-SIGNATURE); plan() checks the
 arguments and packs one fp8kv_mla_write; hot() reuses plans
 (P-PLAN-CACHE)."""
 
-from . import _backends, _capi, _plans
-from ._arrays import counter, describe, f32, float32_bits, same_device, wrong_dtype
-from ._signature import REQUIRED, Param, function, positional_count
-from ._types import (CODES, COUNTER_DTYPES, FP8_FORMATS, INDEX_DTYPES, INPUT_DTYPES,
-                     OVERFLOW_CODES, cache_format, dtype_name)
-from ._write import index_mapping
+from . import _capi, _plans
+from ._arrays import describe, f32, float32_bits, same_device, wrong_dtype
+from ._signature import COUNTERS, FORMAT, MAPPINGS, REQUIRED, Param, function, positional_count
+from ._types import CODES, FP8_FORMATS, INPUT_DTYPES, cache_format, dtype_name
+from ._write import counter_args, index_mapping, run_with, swa_mapping_arg
 
 PARAMS = (
     Param("kv_c", "Tensor", REQUIRED, False, INPUT_DTYPES),
     Param("k_pe", "Tensor", REQUIRED, False, INPUT_DTYPES),
     Param("kv_cache", "Tensor", REQUIRED, True, None),
-    Param("slot_mapping", "Tensor", REQUIRED, False, INDEX_DTYPES),
-    Param("swa_mapping", "Tensor", None, False, INDEX_DTYPES),
+) + MAPPINGS + (
     Param("kind", "str", "plain", False, None),
     Param("scale", "str", None, False, None),
     Param("k_scale", "Tensor", None, False, ("f32",)),
     Param("divisor", "float", None, False, None),
-    Param("overflow", "str", "saturate", False, None),
-    Param("overflow_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("nan_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("format", "str", None, False, None),
-)
+) + COUNTERS + (FORMAT,)
 POSITIONAL = positional_count(PARAMS)
 OUTPUTS = tuple(p.name for p in PARAMS if p.written)
 
@@ -117,12 +111,7 @@ def plan(*, kv_c, k_pe, kv_cache, slot_mapping, swa_mapping, kind, scale, k_scal
             raise ValueError("kv_cache: entries of %d elements; kv_c's %d and k_pe's %d make %d"
                              % (entry, rank, pe, rank + pe))
 
-    swa = swa_len = swa_type = 0
-    if swa_mapping is not None:
-        swa, swa_len, swa_type = index_mapping(swa_mapping, "swa_mapping", dev, keep)
-        if swa_len < 1:
-            raise ValueError("swa_mapping: empty; a mapping must have at least 1 entry "
-                             "(A-ZERO-SIZE)")
+    swa, swa_len, swa_type = swa_mapping_arg(swa_mapping, dev, keep)
 
     if scale is None:
         scale = "tensor" if k_scale is not None else "one"
@@ -147,11 +136,7 @@ def plan(*, kv_c, k_pe, kv_cache, slot_mapping, swa_mapping, kind, scale, k_scal
         float32_bits(divisor, "divisor")
         div = float(divisor)
 
-    ov = OVERFLOW_CODES.get(overflow) if isinstance(overflow, str) else None
-    if ov is None:
-        raise ValueError("overflow: must be 'saturate' or 'nonsaturating', not %r" % (overflow,))
-    oc = 0 if overflow_count is None else counter(overflow_count, "overflow_count", dev)
-    nc = 0 if nan_count is None else counter(nan_count, "nan_count", dev)
+    ov, oc, nc = counter_args(overflow, overflow_count, nan_count, dev)
 
     desc = _capi.MLA_WRITE_PACKER.pack(
         _MLA_WRITE_SIZE, mla, cp, pp, CODES[ckind], num_tokens, rank, pe, cstr[0], pstr[0],
@@ -170,9 +155,7 @@ def call(handle, desc, stream):
 
 def run(planned):
     """The call of a plan() result on the device's backend and stream."""
-    dev, desc, keep = planned
-    _capi.raise_for(call(_backends.handle(dev), desc, _backends.stream(dev)))
-    del keep
+    run_with(call, planned)
 
 
 write = function("write", """plan(), then run(): the whole MLA write, by keyword.""",

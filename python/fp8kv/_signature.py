@@ -22,26 +22,37 @@ REQUIRED = object()
 
 Param = collections.namedtuple("Param", "name type default written dtypes")
 
-PARAMS = (
+# Row groups the grouped and MLA writes' tables share (_grouped.PARAMS,
+# _mla.PARAMS): one spelling of each parameter every write has.
+KV = (
     Param("key", "Tensor", REQUIRED, False, INPUT_DTYPES),
     Param("value", "Tensor", REQUIRED, False, INPUT_DTYPES),
     Param("key_cache", "Tensor", REQUIRED, True, None),
     Param("value_cache", "Tensor", REQUIRED, True, None),
+)
+MAPPINGS = (
     Param("slot_mapping", "Tensor", REQUIRED, False, INDEX_DTYPES),
     Param("swa_mapping", "Tensor", None, False, INDEX_DTYPES),
+)
+COUNTERS = (
+    Param("overflow", "str", "saturate", False, None),
+    Param("overflow_count", "Tensor", None, True, COUNTER_DTYPES),
+    Param("nan_count", "Tensor", None, True, COUNTER_DTYPES),
+)
+AMAX = (
+    Param("k_amax", "Tensor", None, True, ("f32",)),
+    Param("v_amax", "Tensor", None, True, ("f32",)),
+)
+FORMAT = Param("format", "str", None, False, None)
+LAYOUT = Param("layout", "str", None, False, None)
+
+PARAMS = KV + MAPPINGS + (
     Param("scale", "str", None, False, None),
     Param("k_scale", "Tensor", None, False, ("f32",)),
     Param("v_scale", "Tensor", None, False, ("f32",)),
     Param("k_scale_cache", "Tensor", None, True, ("f32",)),
     Param("v_scale_cache", "Tensor", None, True, ("f32",)),
-    Param("overflow", "str", "saturate", False, None),
-    Param("overflow_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("nan_count", "Tensor", None, True, COUNTER_DTYPES),
-    Param("k_amax", "Tensor", None, True, ("f32",)),
-    Param("v_amax", "Tensor", None, True, ("f32",)),
-    Param("format", "str", None, False, None),
-    Param("layout", "str", None, False, None),
-)
+) + COUNTERS + AMAX + (FORMAT, LAYOUT)
 
 BY_NAME = {p.name: p for p in PARAMS}
 OUTPUTS = tuple(p.name for p in PARAMS if p.written)

@@ -36,6 +36,59 @@ def index_mapping(x, name, dev, keep):
     return ptr, shape[0], INDEX_CODES[kind]
 
 
+def swa_mapping_arg(swa_mapping, dev, keep):
+    """The optional swa_mapping as (pointer, length, index type), zeros when
+    None; an empty one is an error (A-ZERO-SIZE)."""
+    if swa_mapping is None:
+        return 0, 0, 0
+    swa, swa_len, swa_type = index_mapping(swa_mapping, "swa_mapping", dev, keep)
+    if swa_len < 1:
+        raise ValueError("swa_mapping: empty; a mapping must have at least 1 entry "
+                         "(A-ZERO-SIZE)")
+    return swa, swa_len, swa_type
+
+
+def counter_args(overflow, overflow_count, nan_count, dev):
+    """The overflow policy's code and the optional counters' pointers (0 when
+    None), as every write packs them."""
+    ov = OVERFLOW_CODES.get(overflow) if isinstance(overflow, str) else None
+    if ov is None:
+        raise ValueError("overflow: must be 'saturate' or 'nonsaturating', not %r" % (overflow,))
+    oc = 0 if overflow_count is None else counter(overflow_count, "overflow_count", dev)
+    nc = 0 if nan_count is None else counter(nan_count, "nan_count", dev)
+    return ov, oc, nc
+
+
+def amax_args(k_amax, v_amax, dev, heads, keep):
+    """The optional per-head amax outputs' pointers (0 when None)."""
+    ka = 0 if k_amax is None else f32(k_amax, "k_amax", dev, heads, keep, True)
+    va = 0 if v_amax is None else f32(v_amax, "v_amax", dev, heads, keep, True)
+    return ka, va
+
+
+def run_with(call, planned):
+    """call (a library write on handle, descriptor, stream) on a plan()
+    result, on the device's backend and stream; raises its error."""
+    dev, desc, keep = planned
+    _capi.raise_for(call(_backends.handle(dev), desc, _backends.stream(dev)))
+    del keep
+
+
+def token_count(num_tokens, n_slots, kshape, vshape):
+    """The tokens a key/value write writes: num_tokens, or the slot
+    mapping's length when None; each of key and value must have as many
+    rows."""
+    if num_tokens is None:
+        num_tokens = n_slots
+    elif n_slots < num_tokens:
+        raise ValueError("slot_mapping: %d entries for %d tokens" % (n_slots, num_tokens))
+    if kshape[0] < num_tokens or vshape[0] < num_tokens:
+        raise ValueError("%s: %d rows for %d tokens (slot_mapping's length)"
+                         % ((("key", kshape[0]) if kshape[0] < num_tokens
+                             else ("value", vshape[0])) + (num_tokens,)))
+    return num_tokens
+
+
 def cache_dims(shape, strides, heads, layout, name):
     """(layout, blocks, block_size, stride block, slot, head) of a 4-D cache
     whose logical order is NHD [blocks, block_size, heads, dim] or HND
@@ -173,14 +226,7 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale
     if len(sshape) != 1 or skind not in INDEX_CODES or sd != dev or sstr[0] != 1:
         sp, _, _ = index_mapping(slot_mapping, "slot_mapping", dev, keep)
     n_slots, slot_type = sshape[0], INDEX_CODES[skind]
-    if num_tokens is None:
-        num_tokens = n_slots
-    elif n_slots < num_tokens:
-        raise ValueError("slot_mapping: %d entries for %d tokens" % (n_slots, num_tokens))
-    if kshape[0] < num_tokens or vshape[0] < num_tokens:
-        raise ValueError("%s: %d rows for %d tokens (slot_mapping's length)"
-                         % ((("key", kshape[0]) if kshape[0] < num_tokens
-                             else ("value", vshape[0])) + (num_tokens,)))
+    num_tokens = token_count(num_tokens, n_slots, kshape, vshape)
 
     if kckind not in CACHE_DTYPES:
         cache_format(kckind, None, "key_cache")       # names key_cache's dtype
@@ -202,12 +248,7 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale
         _check_caches(blocks, block_size, vblocks, vblock_size, kcshape, kcstr, kshape,
                       vcshape, vcstr, vshape)
 
-    swa = swa_len = swa_type = 0
-    if swa_mapping is not None:
-        swa, swa_len, swa_type = index_mapping(swa_mapping, "swa_mapping", dev, keep)
-        if swa_len < 1:
-            raise ValueError("swa_mapping: empty; a mapping must have at least 1 entry "
-                             "(A-ZERO-SIZE)")
+    swa, swa_len, swa_type = swa_mapping_arg(swa_mapping, dev, keep)
 
     if scale is None:
         scale = _implied_scale(k_scale, v_scale, k_scale_cache, v_scale_cache)
@@ -239,13 +280,8 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale
         raise ValueError("%s: given with scale=%r" % ("k_scale" if k_scale is not None
                                                        else "v_scale", scale))
 
-    ov = OVERFLOW_CODES.get(overflow) if isinstance(overflow, str) else None
-    if ov is None:
-        raise ValueError("overflow: must be 'saturate' or 'nonsaturating', not %r" % (overflow,))
-    oc = 0 if overflow_count is None else counter(overflow_count, "overflow_count", dev)
-    nc = 0 if nan_count is None else counter(nan_count, "nan_count", dev)
-    ka = 0 if k_amax is None else f32(k_amax, "k_amax", dev, heads, keep, True)
-    va = 0 if v_amax is None else f32(v_amax, "v_amax", dev, heads, keep, True)
+    ov, oc, nc = counter_args(overflow, overflow_count, nan_count, dev)
+    ka, va = amax_args(k_amax, v_amax, dev, heads, keep)
 
     desc = _capi.CACHE_WRITE_PACKER.pack(
         kp, vp, CODES[kkind], num_tokens, heads, kshape[2], vshape[2],
@@ -258,10 +294,7 @@ def plan(*, key, value, key_cache, value_cache, slot_mapping, swa_mapping, scale
 
 def run(planned):
     """The call of a plan() result on the device's backend and stream."""
-    dev, desc, keep = planned
-    _capi.raise_for(_capi.fn.reshape_and_cache(_backends.handle(dev), desc,
-                                               _backends.stream(dev)))
-    del keep
+    run_with(_capi.fn.reshape_and_cache, planned)
 
 
 write = function("write", """plan(), then run(): the whole write, every argument by keyword.""",
