@@ -113,9 +113,9 @@ def _e2m1_rne(u, ties_away=False):
     return sign | best
 
 
-def _mx8(model):
+def _mx8(model, elem="e4m3fn"):
     def fn(bits, g):
-        codes, b = model(bits, "f32", "e4m3fn")
+        codes, b = model(bits, "f32", elem)
         return codes, _u8(b)
     return fn
 
@@ -226,6 +226,10 @@ ZOO = {
     "even_mxfp4": ("mxfp4", writer(_mx_even("e2m1")), "e8m0_even"),
     "even_mxfp8": ("mxfp8", writer(_mx_even("e4m3fn")), "e8m0_even"),
     "torchao_mxfp8": ("mxfp8", writer(_mx8(RR.mx_floor_ocp)), "e8m0_floor_torchao"),
+    "torchao_rceil_mxfp8": ("mxfp8", writer(_mx8(RR.mx_rceil_torchao)), "e8m0_rceil_torchao"),
+    "torchao_mxfp4": ("mxfp4", writer(_mx8(RR.mx_floor_ocp, "e2m1")), "e8m0_floor_torchao"),
+    "torchao_rceil_mxfp4": ("mxfp4", writer(_mx8(RR.mx_rceil_torchao, "e2m1")),
+                            "e8m0_rceil_torchao"),
     "trtllm_mxfp8": ("mxfp8", writer(_mx8(RR.mx_rceil_nvidia)), "e8m0_rceil_nvidia"),
     "flashinfer_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_flashinfer)), "nvfp4_flashinfer"),
     "trtllm_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_trtllm)), "nvfp4_trtllm"),
