@@ -248,6 +248,10 @@ ZOO = {
                            "nvfp4_fp8kv + scale_nonsaturating"),
     "ties_away_int8": ("int8", writer(_int8_ties_away), "int8_rne + ties_away"),
     "scale_plus3_mxfp8": ("mxfp8", writer(_off_by_one_scale), "none"),
+    # torchao FLOOR as run on an x86 CPU: x * NaN keeps the quiet NaN
+    # 0x7FC00000, which torchao's e2m1 bit trick makes code 3, not the GPU's 4
+    "torchao_cpu_nan_mxfp4": ("mxfp4", writer(_mx8(lambda b, d, e: RR.mx_floor_ocp(
+        b, d, e, nan_bits=X.QNAN), "e2m1")), "none"),
     "stray_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn"),
                                     slot_of=lambda s: s if s < 0 else s + 1),
                     "stray_writes"),
