@@ -331,7 +331,7 @@ def _torchao_e2m1(y):
 
 def _mx_torchao(rule):
     """torchao to_mx (torchao/prototype/mx_formats/mx_tensor.py), eager, as
-    run with torch 2.11 (docs/decisions.md V-CONFORM-RECIPES):
+    run with torch 2.11 (docs/decisions.md V-CONFORM-TORCHAO):
     amax = torch.amax(|x|), NaN propagating and Inf counting.
     FLOOR: the exponent field of amax minus emax, byte 255 for a NaN or Inf
     amax.  RCEIL (_to_mx_rceil): descale = RN(amax * fp32(1 / max)), byte
@@ -340,7 +340,8 @@ def _mx_torchao(rule):
     Elements x times the E8M0 value's reciprocal (_e8m0_scale_to_reciprocal
     _fp32: NaN for byte 255, 2^-127 for byte 254); a NaN product is the
     GPU's positive NaN 0x7FFFFFFF.  e4m3: FLOOR clamps to +-max before
-    torch's cast (torch < 2.13); RCEIL does not clamp, and torch's cast is
+    torch's cast (torch < 2.13; from 2.13 the cast saturates: the same
+    bytes); RCEIL does not clamp, and torch's cast is
     non-saturating before 2.13, saturating from 2.13: RCEIL's products stay
     below 448 (1 + 2^-22), short of the first value that tells the two
     apart, so the model holds for either.  e2m1: _torchao_e2m1, packed by
