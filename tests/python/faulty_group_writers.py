@@ -113,9 +113,9 @@ def _e2m1_rne(u, ties_away=False):
     return sign | best
 
 
-def _mx8(model):
+def _mx8(model, elem="e4m3fn"):
     def fn(bits, g):
-        codes, b = model(bits, "f32", "e4m3fn")
+        codes, b = model(bits, "f32", elem)
         return codes, _u8(b)
     return fn
 
@@ -226,6 +226,10 @@ ZOO = {
     "even_mxfp4": ("mxfp4", writer(_mx_even("e2m1")), "e8m0_even"),
     "even_mxfp8": ("mxfp8", writer(_mx_even("e4m3fn")), "e8m0_even"),
     "torchao_mxfp8": ("mxfp8", writer(_mx8(RR.mx_floor_ocp)), "e8m0_floor_torchao"),
+    "torchao_rceil_mxfp8": ("mxfp8", writer(_mx8(RR.mx_rceil_torchao)), "e8m0_rceil_torchao"),
+    "torchao_mxfp4": ("mxfp4", writer(_mx8(RR.mx_floor_ocp, "e2m1")), "e8m0_floor_torchao"),
+    "torchao_rceil_mxfp4": ("mxfp4", writer(_mx8(RR.mx_rceil_torchao, "e2m1")),
+                            "e8m0_rceil_torchao"),
     "trtllm_mxfp8": ("mxfp8", writer(_mx8(RR.mx_rceil_nvidia)), "e8m0_rceil_nvidia"),
     "flashinfer_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_flashinfer)), "nvfp4_flashinfer"),
     "trtllm_nvfp4": ("nvfp4", writer(_nv(RR.nvfp4_trtllm)), "nvfp4_trtllm"),
@@ -244,6 +248,10 @@ ZOO = {
                            "nvfp4_fp8kv + scale_nonsaturating"),
     "ties_away_int8": ("int8", writer(_int8_ties_away), "int8_rne + ties_away"),
     "scale_plus3_mxfp8": ("mxfp8", writer(_off_by_one_scale), "none"),
+    # torchao FLOOR as run on an x86 CPU: x * NaN keeps the quiet NaN
+    # 0x7FC00000, which torchao's e2m1 bit trick makes code 3, not the GPU's 4
+    "torchao_cpu_nan_mxfp4": ("mxfp4", writer(_mx8(lambda b, d, e: RR.mx_floor_ocp(
+        b, d, e, nan_bits=X.QNAN), "e2m1")), "none"),
     "stray_mxfp8": ("mxfp8", writer(_contract("e8m0_rceil", "e4m3fn"),
                                     slot_of=lambda s: s if s < 0 else s + 1),
                     "stray_writes"),

@@ -100,3 +100,57 @@ def test_fp8kv_itself_is_clean(family):
     import fp8kv
     rep = groups.run(fp8kv.reshape_and_cache_grouped, family, calls=2)
     assert rep.verdict == CLEAN, rep.verdict_line()
+
+
+def _torchao_edge_groups():
+    """Groups where torchao's recipes turn: amax at max * 2^j and one ulp
+    either side (RCEIL's RN(amax * fp32(1/max)) against the exact ceil),
+    descales around 2^-127 (byte 0 or 1), NaN, +-Inf, -0, e2m1 midpoints."""
+    import numpy as np
+    F32 = np.float32
+    rng = np.random.default_rng(37)
+    rows = []
+    for i in range(240):
+        x = (rng.standard_normal(32) * F32(2.0) ** rng.integers(-140, 110)).astype(F32)
+        k, j = i % 6, i // 6
+        if k == 0:
+            m = F32((448.0, 6.0)[j % 2] * 2.0 ** int(rng.integers(-135, 100)))
+            x[0] = np.nextafter(m, F32((np.inf, 0)[j // 2 % 2]), dtype=F32) if j % 3 else m
+            x[1:] = np.clip(x[1:], -abs(x[0]), abs(x[0]))
+        elif k == 1:
+            x[int(rng.integers(32))] = (np.nan, -np.inf, np.inf)[j % 3]
+        elif k == 2:
+            x = (rng.integers(-24, 25, 32) * F32(0.25)).astype(F32)
+            x[5] = -0.0
+        elif k == 3:
+            x = (rng.standard_normal(32) * F32(2.0 ** (-118, -122, -126)[j % 3])).astype(F32)
+        elif k == 4:    # amax between max * 2^-127 and max * 2^-126: byte 1
+            x = (x / np.abs(x).max() * F32((448.0, 6.0)[j % 2] * 2.0 ** -126.5)).astype(F32)
+        rows.append(x)
+    # one ulp above max * 2^-127: torchao's RCEIL byte 0 (descale rounds to
+    # 2^-127), the exact ceil's 1; elements max (1 + 2^-23)
+    for mx in (448.0, 6.0):
+        x = np.full(32, F32(mx * 2.0 ** -128), F32)
+        x[7] = -np.nextafter(F32(mx * 2.0 ** -127), F32(1), dtype=F32)
+        rows.append(x)
+    return np.array(rows, F32)
+
+
+@pytest.mark.parametrize("fmt", ["e4m3fn", "e2m1"])
+def test_torchao_models_agree(fmt):
+    """conform's models of torchao's to_mx (FLOOR, RCEIL) give the bytes of
+    the tests' exact models (recipes_ref.py) on groups where they turn."""
+    import numpy as np
+    import recipes_ref as RR
+    from fp8kv.conform import recipes as R
+    xs = _torchao_edge_groups()
+    for mine, theirs in ((R.mx_floor_torchao, RR.mx_floor_ocp),
+                         (R.mx_rceil_torchao, RR.mx_rceil_torchao)):
+        codes, b = mine(xs, fmt)
+        packed = groups._pack(codes, fmt)
+        for i, x in enumerate(xs):
+            tc, tb = theirs([int(u) for u in x.view(np.uint32)], "f32", fmt)
+            assert (tb, list(np.asarray(tc, np.uint8))) == (b[i], list(packed[i])), (fmt, x)
+    # the groups reach the cases that tell torchao from the OCP rules
+    _, b = R.mx_rceil_torchao(xs, fmt)
+    assert (b == 255).sum() >= 30 and (b == 0).any() and (b == 1).any()

@@ -27,6 +27,9 @@ FAMILIES = collections.OrderedDict([
                        Recipe("e8m0_floor_torchao", "E8M0 floor as torchao to_mx: a NaN or "
                               "Inf in the group makes the scale byte 255, NaN codes 0x7F",
                               None, 0),
+                       Recipe("e8m0_rceil_torchao", "E8M0 rceil as torchao to_mx RCEIL: "
+                              "amax * fp32(1/448) rounded up, a NaN or Inf group's byte "
+                              "255, NaN codes 0x7F", None, 0),
                        Recipe("e8m0_rceil_nvidia", "E8M0 rceil as TensorRT-LLM's MXFP8 "
                               "(cvt.rp.satfinite: an Inf group's byte 254 and its finite "
                               "codes +-0; rcp.approx.ftz, NaN 0x7F)", None, 2)))),
@@ -38,7 +41,13 @@ FAMILIES = collections.OrderedDict([
                               "TRT-LLM; aiter's default; torchao RCEIL)",
                               dict(rule="e8m0_rceil"), 0),
                        Recipe("e8m0_even", "E8M0 even (aiter Even and Triton MXFP4, Quark)",
-                              None, 0)))),
+                              None, 0),
+                       Recipe("e8m0_floor_torchao", "E8M0 floor as torchao to_mx: a NaN or "
+                              "Inf group's byte 255 and every code 0x4 (the GPU's NaN "
+                              "through torchao's e2m1 bit trick)", None, 0),
+                       Recipe("e8m0_rceil_torchao", "E8M0 rceil as torchao to_mx RCEIL: "
+                              "amax * fp32(1/6) rounded up, a NaN or Inf group's byte 255 "
+                              "and every code 0x4", None, 0)))),
     ("nvfp4", dict(format="e2m1", group_size=16, scale="e4m3", rule="nvfp4",
                    recipes=(
                        Recipe("nvfp4_fp8kv", "NVFP4, decode-direction global scale, "

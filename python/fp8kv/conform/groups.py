@@ -166,8 +166,9 @@ def _model(call, recipe, variation=None, delta=()):
     if variation == "scale_nonsaturating":
         kw["sat"] = False
     name = recipe.name
-    if name in ("e8m0_floor_torchao", "e8m0_rceil_nvidia"):
+    if name in ("e8m0_floor_torchao", "e8m0_rceil_torchao", "e8m0_rceil_nvidia"):
         base = getattr(R, {"e8m0_floor_torchao": "mx_floor_torchao",
+                           "e8m0_rceil_torchao": "mx_rceil_torchao",
                            "e8m0_rceil_nvidia": "mx_rceil_nvidia"}[name])
         return lambda x: base(x, fmt, **kw)
     if name.startswith("e8m0_"):

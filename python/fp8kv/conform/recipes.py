@@ -307,21 +307,71 @@ def _fp8_gpu(y, fmt, overflow):
     return fp8(y, fmt, overflow, nan=0x7F)
 
 
-def mx_floor_torchao(x, fmt, **_):
-    """torchao to_mx(FLOOR) (mx_tensor.py): amax = torch.amax(|x|), NaN
-    propagating and Inf counting, byte 255 for either; elements x times the
-    E8M0 value's reciprocal (NaN for 255), clamped to +-max, then torch's
-    cast; a NaN product is the GPU's positive NaN."""
-    a = np.abs(x)
-    amax = np.where(np.isnan(x).any(axis=1), F32(np.nan), a.max(axis=1)).astype(F32)
-    b = np.where(np.isfinite(amax), e8m0_floor(np.where(np.isfinite(amax), amax, F32(0)), fmt),
-                 255).astype(np.int64)
-    rb = (254 - b) & 0xFF
-    inv = np.where(rb == 255, F32(np.nan), e8m0_value(np.where(rb == 255, 0, rb)))
-    y = _mul(x, inv.astype(F32)[:, None])
-    mx = F32(MAXV[fmt])
-    y = np.where(np.isfinite(y) & (np.abs(y) > mx), np.copysign(mx, y), y).astype(F32)
-    return _fp8_gpu(y, fmt, "nonsaturating"), b.astype(np.uint8)
+def _torchao_e2m1(y):
+    """torchao's f32_to_f4_unpacked (custom_fp_utils.py
+    _f32_to_floatx_unpacked, ebits 2, mbits 1) restated in numpy: the sign
+    bit set aside; |y| >= 6 (Inf too) gives 7; |y| < 1 is rounded by an fp32
+    add of 2^22 (ties to even); else the fp32 bits are rebiased and rounded
+    to one mantissa bit by an integer add.  A NaN fails both range tests and
+    takes the integer path: the GPU's NaN 0x7FFFFFFF gives code 4 (the value
+    2), which is what torchao writes for a group holding a NaN or an Inf."""
+    u = bits(y).astype(np.int64)
+    sign = u & 0x80000000
+    a = u ^ sign
+    af = from_bits(a.astype(np.uint32))
+    with np.errstate(invalid="ignore"):
+        sat = af >= F32(6)
+        den = ~sat & (af < F32(1))
+    with np.errstate(all="ignore"):
+        dx = bits((af + F32(2.0 ** 22)).astype(F32)).astype(np.int64) - (149 << 23)
+    nx = (a + ((1 - 127) << 23) + (1 << 21) - 1 + ((a >> 22) & 1)) & 0xFFFFFFFF
+    code = np.where(sat, 7, np.where(den, dx & 0xFF, (nx >> 22) & 0xFF))
+    return ((code | (sign >> 28)) & 0xFF).astype(np.uint8)
+
+
+def _mx_torchao(rule):
+    """torchao to_mx (torchao/prototype/mx_formats/mx_tensor.py), eager, as
+    run with torch 2.11 (docs/decisions.md V-CONFORM-TORCHAO):
+    amax = torch.amax(|x|), NaN propagating and Inf counting.
+    FLOOR: the exponent field of amax minus emax, byte 255 for a NaN or Inf
+    amax.  RCEIL (_to_mx_rceil): descale = RN(amax * fp32(1 / max)), byte
+    by _f32_to_e8m0_rceil (cvt.rp.ue8m0 without satfinite: NaN and Inf 255,
+    a subnormal rounds up only above 2^-127).
+    Elements x times the E8M0 value's reciprocal (_e8m0_scale_to_reciprocal
+    _fp32: NaN for byte 255, 2^-127 for byte 254); a NaN product is the
+    GPU's positive NaN 0x7FFFFFFF.  e4m3: FLOOR clamps to +-max before
+    torch's cast (torch < 2.13; from 2.13 the cast saturates: the same
+    bytes); RCEIL does not clamp, and torch's cast is
+    non-saturating before 2.13, saturating from 2.13: RCEIL's products stay
+    below 448 (1 + 2^-22), short of the first value that tells the two
+    apart, so the model holds for either.  e2m1: _torchao_e2m1, packed by
+    pack_uint4 (element 2i in the low nibble: fp8kv's order)."""
+    def model(x, fmt, **_):
+        x = np.asarray(x, F32)
+        a = np.abs(x)
+        amax = np.where(np.isnan(x).any(axis=1), F32(np.nan), a.max(axis=1)).astype(F32)
+        fin = np.isfinite(amax)
+        if rule == "floor":
+            b = np.where(fin, e8m0_floor(np.where(fin, amax, F32(0)), fmt), 255)
+        else:
+            descale = _mul(amax, F32(1.0 / MAXV[fmt]))
+            b = _e8m0_rp(descale, satfinite=False)
+        b = b.astype(np.int64)
+        rb = (254 - b) & 0xFF
+        inv = np.where(rb == 255, F32(np.nan), e8m0_value(np.where(rb == 255, 0, rb)))
+        y = _mul(x, inv.astype(F32)[:, None])
+        y = np.where(np.isnan(y), from_bits(np.uint32(0x7FFFFFFF)), y).astype(F32)
+        if fmt == "e2m1":
+            return _torchao_e2m1(y), b.astype(np.uint8)
+        if rule == "floor":
+            mx = F32(MAXV[fmt])
+            y = np.where(np.isfinite(y) & (np.abs(y) > mx), np.copysign(mx, y), y).astype(F32)
+        return _fp8_gpu(y, fmt, "nonsaturating"), b.astype(np.uint8)
+    return model
+
+
+mx_floor_torchao = _mx_torchao("floor")
+mx_rceil_torchao = _mx_torchao("rceil")
 
 
 def _e8m0_rp(u, satfinite=True):
