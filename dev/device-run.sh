@@ -8,25 +8,9 @@
 # full validation (fp8kv-validate --shard): run K = 1..N in calls of their
 # own, and every part must pass.
 set -u
-out=${OUT:-/tmp}
-carry=${CARRY:-$(pwd)/.carry}
-export LD_LIBRARY_PATH=$carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export FP8KV_MODULE_PATH=$carry/modules
-bin=$carry/bin
+STEP_LIMIT=${STEP_LIMIT:-400}
+. "$(dirname "$0")/device-common.sh"
 steps=${*:-check sanitize bench}
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
-rc=0
-
-step() { # name command...
-	local name=$1
-	shift
-	local t0=$(date +%s.%N)
-	timeout "${STEP_LIMIT:-400}" "$@" >"$out/$name.log" 2>&1
-	local st=$?
-	printf '== %-22s exit %3d  %7.1f s\n' "$name" "$st" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
-	[ "$st" -eq 0 ] || rc=1
-	return $st
-}
 
 for s in $steps; do
 	case $s in
