@@ -77,7 +77,7 @@ endif
 # including what it uses, and the library's headers they include: the
 # module's object depends on exactly these (tests/check_headers.sh holds
 # the lists to what the preprocessor finds, and compiles each header alone).
-HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h \
+HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h hip/amd_hw_mx.h \
 	hip/error_ring.h hip/write_params.h hip/write_kernels.h hip/write_specialized.h \
 	hip/flat_kernels.h hip/context.h hip/launch_policy.h hip/group_policy.h \
 	hip/group_rows.h hip/side_kernels.h hip/group_fast.h hip/group_launch.h
