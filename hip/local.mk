@@ -155,6 +155,14 @@ tests_test_amd_hw_fp8_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(to
 tests_test_amd_hw_fp8_model_LDADD = validate/libfp8kv_validate.la lib/libfp8kv.la
 tests_test_amd_hw_fp8_model_LDFLAGS = $(OPENMP_CFLAGS)
 
+# hip/amd_hw_mx.h's plan (gfx950's scaled conversions) against the oracle
+check_PROGRAMS += tests/test_amd_hw_mx_model
+TESTS += tests/test_amd_hw_mx_model
+tests_test_amd_hw_mx_model_SOURCES = tests/test_amd_hw_mx_model.c hip/amd_hw_mx.h hip/amd_hw_fp8.h
+tests_test_amd_hw_mx_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/validate
+tests_test_amd_hw_mx_model_LDADD = validate/libfp8kv_validate.la lib/libfp8kv.la -lm
+tests_test_amd_hw_mx_model_LDFLAGS = $(OPENMP_CFLAGS)
+
 # ---- the grouped and MLA writes' choice of kernel (hip/group_policy.h,
 # plain C), every build: K-GROUP-KERNELS ----
 check_PROGRAMS += tests/test_group_policy
