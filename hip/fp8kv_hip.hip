@@ -16,6 +16,7 @@
  *   device_common.h   launch constants, index arithmetic, team reductions
  *   device_convert.h  the conversion and division on the device
  *   amd_hw_fp8.h      gfx942/gfx950 FP8 instructions, off by default
+ *   amd_hw_mx.h       gfx950's scaled (MX) conversions, same switch
  *   error_ring.h      out-of-range tokens reported without a round trip
  *   write_params.h    what a cache write kernel receives
  *   write_kernels.h   the cache write's general kernel

@@ -26,12 +26,17 @@
  * or, for e4m3fn and e5m2 on sm_89 and later, the hardware's codes
  * (device_convert.h, K-HWCVT: cvt.rn.satfinite is the saturating
  * contract, so a saturating call takes it for any finite quotient).
+ * On gfx950 with --enable-amd-hw-fp8, an E8M0 group of e4m3fn, e5m2 or
+ * e2m1 elements whose quotients stay in range takes the scaled
+ * conversions (amd_hw_mx.h, K-AMD-HW-MX): |x| and the scale's byte in,
+ * x's signs put back.
  */
 #ifndef FP8KV_HIP_GROUP_FAST_H
 #define FP8KV_HIP_GROUP_FAST_H
 
 #include <stdint.h>
 
+#include "amd_hw_mx.h"
 #include "device_common.h"
 #include "device_convert.h"
 #include "error_ring.h"
@@ -182,6 +187,7 @@ typedef struct group_divisor {
 	fp8kv_group_scale sc;
 	float rs;    // 1 / s: exact (E8M0) or RN (the others)
 	bool recip;  // divide_recip gives the IEEE quotients of the group
+	bool mx;     // gfx950's scaled conversions give the group's codes
 } group_divisor;
 
 template <int DT, int RULE>
@@ -191,9 +197,13 @@ static __device__ __forceinline__ group_divisor group_divisor_of(int format, flo
 {
 	group_divisor d;
 	d.sc = fp8kv_group_scale_of(RULE, format, divisor, scale_floor, g, amax);
+	d.mx = false;
 	if (RULE == FP8KV_CV_GROUP_E8M0_FLOOR || RULE == FP8KV_CV_GROUP_E8M0_RCEIL) {
 		d.rs = fp8kv_e8m0_value(254u - d.sc.stored);  // 2^(127 - b) = 1 / 2^(b - 127)
 		d.recip = false;
+#if FP8KV_AMD_HAVE_HW_MX
+		d.mx = fp8kv_amd_mx_usable(d.sc.stored, amax, fp8kv_amd_mx_limit(format));
+#endif
 	} else {
 		d.rs = 1.0f / d.sc.s;
 #ifdef HAVE_HW_FP8
@@ -222,6 +232,15 @@ static __device__ __forceinline__ void group_vec(unsigned char *dst, const uint4
 	}
 	float x[8], y[8];
 	group_unpack_finite<DT>(v, x);
+#if FP8KV_AMD_HAVE_HW_MX
+	if ((RULE == FP8KV_CV_GROUP_E8M0_FLOOR || RULE == FP8KV_CV_GROUP_E8M0_RCEIL) &&
+	    ELEM != GROUP_ELEM_INT8 && d.mx) {
+		// the scaled conversions: |x| and the byte in, x's signs back
+		group_store<ELEM>(dst, fp8kv_amd_mx_codes<ELEM == GROUP_ELEM_E2M1>(
+					       x, d.sc.stored, f.mant_bits == 2));
+		return;
+	}
+#endif
 	group_quotients<RULE>(x, d.sc.s, d.rs, d.recip, y);
 #ifdef HAVE_HW_FP8
 	if (ELEM == GROUP_ELEM_FP8 && !f.fnuz) {

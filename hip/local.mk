@@ -77,7 +77,7 @@ endif
 # including what it uses, and the library's headers they include: the
 # module's object depends on exactly these (tests/check_headers.sh holds
 # the lists to what the preprocessor finds, and compiles each header alone).
-HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h \
+HIP_ROOMS = hip/hip_compat.h hip/device_common.h hip/device_convert.h hip/amd_hw_fp8.h hip/amd_hw_mx.h \
 	hip/error_ring.h hip/write_params.h hip/write_kernels.h hip/write_specialized.h \
 	hip/flat_kernels.h hip/context.h hip/launch_policy.h hip/group_policy.h \
 	hip/group_rows.h hip/side_kernels.h hip/group_fast.h hip/group_launch.h
@@ -154,6 +154,14 @@ tests_test_amd_hw_fp8_model_SOURCES = tests/test_amd_hw_fp8_model.c hip/amd_hw_f
 tests_test_amd_hw_fp8_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/validate
 tests_test_amd_hw_fp8_model_LDADD = validate/libfp8kv_validate.la lib/libfp8kv.la
 tests_test_amd_hw_fp8_model_LDFLAGS = $(OPENMP_CFLAGS)
+
+# hip/amd_hw_mx.h's plan (gfx950's scaled conversions) against the oracle
+check_PROGRAMS += tests/test_amd_hw_mx_model
+TESTS += tests/test_amd_hw_mx_model
+tests_test_amd_hw_mx_model_SOURCES = tests/test_amd_hw_mx_model.c hip/amd_hw_mx.h hip/amd_hw_fp8.h
+tests_test_amd_hw_mx_model_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/hip -I$(top_srcdir)/validate
+tests_test_amd_hw_mx_model_LDADD = validate/libfp8kv_validate.la lib/libfp8kv.la -lm
+tests_test_amd_hw_mx_model_LDFLAGS = $(OPENMP_CFLAGS)
 
 # ---- the grouped and MLA writes' choice of kernel (hip/group_policy.h,
 # plain C), every build: K-GROUP-KERNELS ----

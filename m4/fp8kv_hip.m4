@@ -10,7 +10,8 @@
 #   --with-hip-compiler=PROG  the compiler (HIPCC=PROG): for AMD, hipcc or a
 #                             clang++ with HIP support (m4/fp8kv_hip_amd.m4)
 #   --with-hip-arch=LIST      AMD targets to try (--offload-arch)
-#   --enable-amd-hw-fp8       AMD: hardware FP8 conversions (hip/amd_hw_fp8.h)
+#   --enable-amd-hw-fp8       AMD: hardware FP8 conversions (hip/amd_hw_fp8.h,
+#                             hip/amd_hw_mx.h)
 #   --with-cuda=DIR           CUDA toolkit for the nvidia platform
 #   --with-cuda-arch=LIST     NVIDIA targets to try (sm_NN)
 #   --disable-hip-module      link the backend into libfp8kv instead
@@ -61,8 +62,10 @@ AC_ARG_WITH([hip-arch],
 AC_ARG_ENABLE([amd-hw-fp8],
   [AS_HELP_STRING([--enable-amd-hw-fp8],
     [AMD: convert through the hardware FP8 instructions of gfx942 and gfx950
-     where hip/amd_hw_fp8.h holds them to the contract (default: no; unproven
-     until fp8kv-validate --backend hip passes on such a GPU)])],
+     where hip/amd_hw_fp8.h holds them to the contract, and on gfx950 MX
+     groups through its scaled conversions where hip/amd_hw_mx.h does
+     (default: no; unproven until fp8kv-validate --backend hip passes on
+     such a GPU)])],
   [AS_CASE([$enableval], [yes | no], [],
      [AC_MSG_ERROR([--enable-amd-hw-fp8 takes yes or no, not '$enableval'])])],
   [enable_amd_hw_fp8=no])

@@ -34,7 +34,9 @@
 #
 # The probe built with -DFP8KV_AMD_HW_FP8 must use the hardware conversion
 # on gfx942 and gfx950 (and nowhere else) and keep all three properties;
-# the module holds hardware conversions only with --enable-amd-hw-fp8.
+# the module holds hardware conversions only with --enable-amd-hw-fp8, and
+# gfx950's scaled conversions (v_cvt_scalef32_pk_*) only then, only on
+# gfx950 and only in the grouped kernel.
 #
 # Each code object is disassembled by an llvm-objdump that knows its
 # target (LLVM 22 no longer knows gfx940, LLVM 15 not yet gfx942).  Skips
@@ -288,6 +290,17 @@ for t in $(cat "$tmp/wanted"); do
 	*) [ "$hw" -eq 0 ] || fail "$t: $hw hardware conversions, not configured" ;;
 	esac
 	echo "$t: $hw hardware FP8 conversion instructions"
+	# gfx950's scaled (MX) conversions in the grouped kernel: only there,
+	# and only when configured (hip/amd_hw_mx.h, K-AMD-HW-MX)
+	mx=$(grep -c 'v_cvt_scalef32_pk_\(fp8\|bf8\|fp4\)_f32' "$co.s")
+	mx_group=$(awk '/^[0-9a-f]+ <.*>:$/ { k = $2 } /v_cvt_scalef32_pk_/ && k !~ /write_group_kernel/ { n++ }
+		END { print n + 0 }' "$co.s")
+	case $AMD_HW_FP8-$t in
+	yes-gfx950) [ "$mx" -gt 0 ] || fail "$t: --enable-amd-hw-fp8, but no scaled conversion" ;;
+	*) [ "$mx" -eq 0 ] || fail "$t: $mx scaled conversions, not configured" ;;
+	esac
+	[ "$mx_group" -eq 0 ] || fail "$t: $mx_group scaled conversions outside write_group_kernel"
+	echo "$t: $mx scaled (MX) conversion instructions, all in write_group_kernel"
 
 	# denormals: this script's reading, then the disassembler's
 	awk '$2 != 3 { print "  " $1 ": float_denorm_mode_32 " $2 }' "$co.modes" >"$tmp/bad"

@@ -106,7 +106,7 @@ static long mismatches(fp8kv_dtype format, int saturate, int ocp_hw, enum fault 
 			if ((u & 0x7FFFFFFFu) > p.limit || (fault != NONE && fault != SIGNED4_FNUZ_ZERO))
 				continue;
 			/* groups of four in-limit inputs, signs and zeros mixed */
-			four[filled++] = u ^ ((uint32_t)rand() & 0x80000000u);
+			four[filled++] = u ^ ((uint32_t)rand() & 1u) << 31; /* RAND_MAX may be 2^31 - 1 */
 			if (filled == 4) {
 				filled = 0;
 				if (four_differ(four, format, saturate, ocp_hw, fault) && bad++ == 0)
