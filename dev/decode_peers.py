@@ -21,7 +21,6 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -38,7 +37,10 @@ import triton.language as tl  # noqa: E402
 
 import fp8kv  # noqa: E402
 
-CALLS, COPIES, H, D, BS = 64, 16, 8, 128, 16
+sys.path.insert(0, HERE)
+import mla_peers as P  # noqa: E402  (graphs over rotating copies, B-ROUNDS)
+
+COPIES, H, D, BS = P.COPIES, 8, 128, 16
 
 
 @triton.jit
@@ -64,30 +66,6 @@ def buffers(tokens, gen):
         slots = torch.randperm(blocks * BS, generator=gen)[:tokens].cuda()
         out.append((key, value, kc, vc, slots))
     return out
-
-
-def graph_of(call, bufs):
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for b in bufs:
-            call(*b)
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for i in range(CALLS):
-            call(*bufs[i % COPIES])
-    return g
-
-
-def sample(g):
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    g.replay()
-    start.record()
-    g.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1e3 / CALLS     # us per call
 
 
 def main():
@@ -123,13 +101,8 @@ def main():
             def empty(key, value, kc, vc, slots):
                 _empty[(1,)](key)
 
-            graphs = {n: graph_of(f, bufs) for n, f in
-                      (("floor", empty), ("fp8kv", ours), ("sglang", theirs))}
-            times = {n: [] for n in graphs}
-            for _ in range(a.rounds):
-                for n, g in graphs.items():
-                    times[n].append(sample(g))
-            m = {n: statistics.median(v) for n, v in times.items()}
+            m = P.medians(torch, (("floor", empty), ("fp8kv", ours), ("sglang", theirs)), bufs,
+                          a.rounds)
             row = dict(tokens=tokens, heads=H, dim=D, block_size=BS, scale=mode, **m)
             rows.append(row)
             print("%-12s %-7s %9.2f %9.2f %9.2f %10.2f %10.2f %7.2fx" % (

@@ -371,6 +371,30 @@ def sample(torch, g):
     return start.elapsed_time(end) * 1e3 / CALLS     # us per call
 
 
+def medians(torch, calls, bufs, rounds):
+    """Each call's median time (us) over rounds of its graph over bufs, the
+    graphs replayed in turns, so that all see the same machine state."""
+    graphs = {n: graph_of(torch, f, bufs) for n, f in calls}
+    times = {n: [] for n in graphs}
+    for _ in range(rounds):
+        for n, g in graphs.items():
+            times[n].append(sample(torch, g))
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
+def tokens_and_rounds(ap, a):
+    """--tokens and --rounds, checked (ap.error on a bad value)."""
+    try:
+        tokens = [int(t) for t in a.tokens.split(",")]
+        if not tokens or min(tokens) < 1:
+            raise ValueError
+    except ValueError:
+        ap.error("--tokens: positive integers separated by commas, not %r" % a.tokens)
+    if a.rounds < 1:
+        ap.error("--rounds: at least 1")
+    return tokens
+
+
 def bench(torch, vllm, ours, empty, tokens_list, rounds):
     gen = torch.Generator(device="cuda").manual_seed(7)
     scale = torch.tensor([0.037], device="cuda")
@@ -399,13 +423,8 @@ def bench(torch, vllm, ours, empty, tokens_list, rounds):
             torch.cuda.synchronize()
             diff = int((a != b).sum().item())
             del a, b
-            graphs = {n: graph_of(torch, f, bufs) for n, f in
-                      (("floor", floor), ("fp8kv", mine), ("vllm", theirs))}
-            times = {n: [] for n in graphs}
-            for _ in range(rounds):
-                for n, g in graphs.items():
-                    times[n].append(sample(torch, g))
-            m = {n: statistics.median(v) for n, v in times.items()}
+            m = medians(torch, (("floor", floor), ("fp8kv", mine), ("vllm", theirs)), bufs,
+                        rounds)
             moved = tokens * ((RANK + PE) * 2 + entry + 8)     # bytes per call
             row = dict(tokens=tokens, kind=kind, rank=RANK, pe=PE, block_size=BS,
                        bytes=moved, differing_bytes=diff, **m)
@@ -414,12 +433,14 @@ def bench(torch, vllm, ours, empty, tokens_list, rounds):
                 tokens, kind, m["floor"], m["fp8kv"], m["vllm"], m["fp8kv"] - m["floor"],
                 m["vllm"] - m["floor"], m["vllm"] / m["fp8kv"], moved / m["fp8kv"] / 1e3,
                 moved / m["vllm"] / 1e3, "yes" if diff == 0 else "%dB" % diff))
-            del graphs, bufs
+            del bufs
             torch.cuda.empty_cache()
     return rows
 
 
-def fp8kv_writer(torch):
+def fp8kv_module():
+    """This tree's package, with the staged library (.carry/, unless
+    FP8KV_LIBRARY and FP8KV_MODULE_PATH say otherwise) and its torch ops."""
     carry = os.path.join(HERE, "..", ".carry")
     sys.path.insert(0, os.path.join(HERE, "..", "python"))
     os.environ.setdefault("FP8KV_LIBRARY",
@@ -427,6 +448,11 @@ def fp8kv_writer(torch):
     os.environ.setdefault("FP8KV_MODULE_PATH", os.path.abspath(os.path.join(carry, "modules")))
     import fp8kv
     fp8kv.register_torch_ops()
+    return fp8kv
+
+
+def fp8kv_writer(torch):
+    fp8kv = fp8kv_module()
     op = torch.ops.fp8kv.concat_and_cache_mla
 
     def ours(kind, kv_c, k_pe, cache, slots, scale):
@@ -453,14 +479,7 @@ def main():
                     help="print the CUDA source to compile and exit (no torch needed)")
     ap.add_argument("--verbose", action="store_true", help="show the compiler's commands")
     a = ap.parse_args()
-    try:
-        tokens = [int(t) for t in a.tokens.split(",")]
-        if not tokens or min(tokens) < 1:
-            raise ValueError
-    except ValueError:
-        ap.error("--tokens: positive integers separated by commas, not %r" % a.tokens)
-    if a.rounds < 1:
-        ap.error("--rounds: at least 1")
+    tokens = tokens_and_rounds(ap, a)
     try:
         if a.print_source:
             src, note = cuda_source(a.vllm)

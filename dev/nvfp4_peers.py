@@ -39,7 +39,6 @@ import hashlib
 import json
 import os
 import re
-import statistics
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -211,14 +210,7 @@ def main():
                     help="print the CUDA source to compile and exit (no torch needed)")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
-    try:
-        tokens = [int(t) for t in a.tokens.split(",")]
-        if not tokens or min(tokens) < 1:
-            raise ValueError
-    except ValueError:
-        ap.error("--tokens: positive integers separated by commas, not %r" % a.tokens)
-    if a.rounds < 1:
-        ap.error("--rounds: at least 1")
+    tokens = P.tokens_and_rounds(ap, a)
     try:
         if a.print_source:
             sys.stdout.write(cuda_source(a.kernels, a.utils))
@@ -230,13 +222,7 @@ def main():
     except P.SourceError as e:
         sys.stderr.write("nvfp4_peers: error: %s\n" % e)
         return 2
-    carry = os.path.join(HERE, "..", ".carry")
-    sys.path.insert(0, os.path.join(HERE, "..", "python"))
-    os.environ.setdefault("FP8KV_LIBRARY",
-                          os.path.abspath(os.path.join(carry, "lib", "libfp8kv.so.1")))
-    os.environ.setdefault("FP8KV_MODULE_PATH", os.path.abspath(os.path.join(carry, "modules")))
-    import fp8kv
-    fp8kv.register_torch_ops()
+    fp8kv = P.fp8kv_module()
     op = torch.ops.fp8kv.reshape_and_cache_grouped
     g = torch.tensor([0.002], device="cuda")     # decode-direction global scale
     side = H * BS * (D // 2 + D // 16)
@@ -275,13 +261,8 @@ def main():
         torch.cuda.synchronize()
         diff = int((pa != pb).sum().item())
         del pa, pb
-        graphs = {k: P.graph_of(torch, f, bufs) for k, f in
-                  (("floor", floor), ("fp8kv", ours), ("vllm", theirs))}
-        times = {k: [] for k in graphs}
-        for _ in range(a.rounds):
-            for k, gr in graphs.items():
-                times[k].append(P.sample(torch, gr))
-        m = {k: statistics.median(v) for k, v in times.items()}
+        m = P.medians(torch, (("floor", floor), ("fp8kv", ours), ("vllm", theirs)), bufs,
+                      a.rounds)
         moved = n * (2 * H * D * 2 + 2 * H * (D // 2 + D // 16) + 8)
         rows.append(dict(tokens=n, heads=H, dim=D, block_size=BS, bytes=moved,
                          differing_bytes=diff, **m))
@@ -289,7 +270,7 @@ def main():
             "%dx%dx%d" % (n, H, D), m["floor"], m["fp8kv"], m["vllm"], m["fp8kv"] - m["floor"],
             m["vllm"] - m["floor"], m["vllm"] / m["fp8kv"], moved / m["fp8kv"] / 1e3,
             moved / m["vllm"] / 1e3, diff))
-        del graphs, bufs
+        del bufs
         torch.cuda.empty_cache()
     if a.json:
         with open(a.json, "w") as f:
